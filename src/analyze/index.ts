@@ -1,0 +1,21 @@
+// Read-only inspection of streams (JSON dump, section table) and value-level rewriting.
+export { analyzeStream, formatAnalysis } from './analyze.js';
+export type { AnalyzeOptions } from './analyze.js';
+export { decodeStream, RAM_IDSTR } from './decode-stream.js';
+export type { DecodedStreamHandler } from './decode-stream.js';
+export { decodeStruct } from './decode-device.js';
+export { encodeStruct } from './encode-device.js';
+export { applyEdit, parseEdit } from './edit.js';
+export type { FieldEdit } from './edit.js';
+export { openStreamFile, readVmdescFromFile, requireVmdesc } from './file.js';
+export type { FoundVmdesc, StreamFile } from './file.js';
+export { pyDumps } from './python-json.js';
+export type { PyJson } from './python-json.js';
+export { hexBytes, renderStruct } from './render-state.js';
+export { rewriteStream } from './rewrite.js';
+export type { ByteSink, RewriteResult } from './rewrite.js';
+export { formatSectionTable, listSections } from './section-table.js';
+export type { SectionRow } from './section-table.js';
+export type { FieldEntry, FieldValue, StructValue, SubsectionEntry } from './values.js';
+export { parseVmdesc } from './vmdesc.js';
+export type { Vmdesc, VmdescDevice, VmdescField, VmdescStruct } from './vmdesc.js';

@@ -1,0 +1,95 @@
+/**
+ * The VMDESCRIPTION trailer: JSON that QEMU writes after EOF describing every FULL section's fields
+ * (migration/vmstate.c vmstate_save_state_v, QEMU 7.2). Device bodies are not self-describing, so this is
+ * what lets a tool decode them. It is untrusted input: its shape is checked before anything relies on it.
+ */
+import { StreamFormatError } from '../errors.js';
+
+/** One field object (one element, or element 0 of a compressed array). */
+export interface VmdescField {
+  readonly name: string;
+  readonly type: string;
+  readonly size: number;
+  readonly array_len?: number;
+  readonly index?: number;
+  readonly struct?: VmdescStruct;
+}
+
+/** A nested description: a struct field's `struct`, or a subsection. */
+export interface VmdescStruct {
+  readonly vmsd_name?: string;
+  readonly version?: number;
+  readonly fields: readonly VmdescField[];
+  readonly subsections?: readonly VmdescStruct[];
+}
+
+/** A device entry: one FULL section. */
+export interface VmdescDevice extends VmdescStruct {
+  readonly name: string;
+  readonly instance_id: number;
+}
+
+/** The whole trailer. */
+export interface Vmdesc {
+  readonly page_size: number;
+  readonly devices: readonly VmdescDevice[];
+}
+
+/** Deepest nesting of structs and subsections accepted. */
+const MAX_DEPTH = 64;
+/** Largest array_len accepted (a 1 GiB buffer of bytes described element by element would be absurd). */
+const MAX_ARRAY_LEN = 1 << 24;
+
+/** Parses and checks the trailer's JSON bytes. `offset` is where the JSON starts in the stream. */
+export function parseVmdesc(json: Uint8Array, offset: number): Vmdesc {
+  let value: unknown;
+  try {
+    value = JSON.parse(new TextDecoder().decode(json));
+  } catch (e) {
+    throw new StreamFormatError(`VMDESCRIPTION is not valid JSON: ${(e as Error).message}`, { offset, path: 'vmdesc' });
+  }
+  const bad = (what: string) => new StreamFormatError(`VMDESCRIPTION ${what}`, { offset, path: 'vmdesc' });
+  if (!isObject(value)) throw bad('is not a JSON object');
+  if (!isCount(value.page_size)) throw bad('has no integer page_size');
+  if (!Array.isArray(value.devices)) throw bad('has no devices list');
+  value.devices.forEach((d: unknown, i: number) => {
+    const where = `devices[${i}]`;
+    if (!isObject(d) || typeof d.name !== 'string' || !isCount(d.instance_id)) throw bad(`${where} needs a name and an instance_id`);
+    checkStruct(d, `${where} (${d.name})`, 0, bad);
+  });
+  return value as unknown as Vmdesc;
+}
+
+function checkStruct(s: Record<string, unknown>, where: string, depth: number, bad: (w: string) => Error): void {
+  if (depth > MAX_DEPTH) throw bad(`${where} nests deeper than ${MAX_DEPTH}`);
+  if (!Array.isArray(s.fields)) throw bad(`${where} has no fields list`);
+  s.fields.forEach((f: unknown, i: number) => {
+    const fw = `${where}.fields[${i}]`;
+    if (!isObject(f) || typeof f.name !== 'string' || typeof f.type !== 'string' || !isCount(f.size)) {
+      throw bad(`${fw} needs name, type and a non-negative integer size`);
+    }
+    if (f.array_len !== undefined && (!isCount(f.array_len) || f.array_len > MAX_ARRAY_LEN)) {
+      throw bad(`${fw} (${f.name}) has array_len ${String(f.array_len)}, not an integer up to ${MAX_ARRAY_LEN}`);
+    }
+    if (f.index !== undefined && !isCount(f.index)) throw bad(`${fw} (${f.name}) has a bad index`);
+    if (f.type === 'struct') {
+      if (!isObject(f.struct)) throw bad(`${fw} (${f.name}) is a struct without a "struct" description`);
+      checkStruct(f.struct, `${fw} (${f.name})`, depth + 1, bad);
+    }
+  });
+  if (s.subsections !== undefined) {
+    if (!Array.isArray(s.subsections)) throw bad(`${where} has a subsections value that is not a list`);
+    s.subsections.forEach((sub: unknown, i: number) => {
+      if (!isObject(sub)) throw bad(`${where}.subsections[${i}] is not an object`);
+      checkStruct(sub, `${where}.subsections[${i}]`, depth + 1, bad);
+    });
+  }
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function isCount(v: unknown): v is number {
+  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+}

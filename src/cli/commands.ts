@@ -1,0 +1,176 @@
+/** The commands behind `vmstate …`, written against small output callbacks so tests can run them in process. */
+import fs from 'node:fs';
+import path from 'node:path';
+import {
+  analyzeStream,
+  formatAnalysis,
+  formatSectionTable,
+  listSections,
+  openStreamFile,
+  parseEdit,
+  pyDumps,
+  readVmdescFromFile,
+  requireVmdesc,
+  rewriteStream,
+  type PyJson,
+} from '../analyze/index.js';
+import { IoError, UsageError } from '../errors.js';
+import { ramDirSink } from './ram-dir.js';
+
+/** Where a command prints. */
+export interface Output {
+  stdout(s: string): void;
+  stderr(s: string): void;
+}
+
+const USAGE = `usage: vmstate <command> [options]
+
+commands:
+  analyze FILE                 print the stream's device state as JSON (as QEMU's analyze-migration.py -f)
+    --desc                     print the VMDESCRIPTION instead (as analyze-migration.py -d desc)
+    --ram-dir DIR              also write each RAM block's contents to its own file under DIR
+  sections FILE                one line per section: offset, type, id, idstr, instance, version, size
+    --json                     the same as a JSON array
+  rewrite IN OUT               decode every section and encode it again into OUT
+    --set 'IDSTR[#N]:FIELD.PATH=VALUE'   change one value on the way (repeatable)
+  help                         this text
+`;
+
+interface ParsedArgs {
+  readonly positional: string[];
+  readonly flags: Set<string>;
+  readonly options: Map<string, string[]>;
+}
+
+/** Splits argv into positionals, boolean flags and (repeatable) valued options. */
+function parseArgs(argv: readonly string[], booleans: readonly string[], valued: readonly string[]): ParsedArgs {
+  const positional: string[] = [];
+  const flags = new Set<string>();
+  const options = new Map<string, string[]>();
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--') {
+      positional.push(...argv.slice(i + 1));
+      break;
+    }
+    if (a.startsWith('--')) {
+      const eq = a.indexOf('=');
+      const name = eq >= 0 ? a.slice(2, eq) : a.slice(2);
+      if (booleans.includes(name) && eq < 0) {
+        flags.add(name);
+      } else if (valued.includes(name)) {
+        const value = eq >= 0 ? a.slice(eq + 1) : argv[++i];
+        if (value === undefined) throw new UsageError(`option --${name} needs a value`);
+        options.set(name, [...(options.get(name) ?? []), value]);
+      } else {
+        throw new UsageError(`unknown option ${a}`);
+      }
+    } else {
+      positional.push(a);
+    }
+  }
+  return { positional, flags, options };
+}
+
+function expectPositionals(args: ParsedArgs, names: readonly string[], command: string): string[] {
+  if (args.positional.length !== names.length) {
+    throw new UsageError(`${command} takes ${names.join(' ')} (see vmstate help)`);
+  }
+  return args.positional;
+}
+
+/** Runs one command line; resolves to the exit code. */
+export async function runCommand(argv: readonly string[], out: Output): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case 'analyze':
+      return analyzeCommand(rest, out);
+    case 'sections':
+      return sectionsCommand(rest, out);
+    case 'rewrite':
+      return rewriteCommand(rest, out);
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h':
+      out.stdout(USAGE);
+      return command === undefined ? 2 : 0;
+    default:
+      throw new UsageError(`unknown command "${command}" (see vmstate help)`);
+  }
+}
+
+async function analyzeCommand(argv: readonly string[], out: Output): Promise<number> {
+  const args = parseArgs(argv, ['desc'], ['ram-dir']);
+  const [file] = expectPositionals(args, ['FILE'], 'analyze');
+  const stream = openStreamFile(file);
+  try {
+    const { vmdesc } = requireVmdesc(stream);
+    if (args.flags.has('desc')) {
+      out.stdout(pyDumps(vmdesc as unknown as PyJson) + '\n');
+      return 0;
+    }
+    const ramDir = args.options.get('ram-dir')?.at(-1);
+    const sink = ramDir === undefined ? undefined : ramDirSink(ramDir, vmdesc.page_size);
+    try {
+      const tree = await analyzeStream(stream.source(), vmdesc, { ram: sink });
+      out.stdout(formatAnalysis(tree));
+    } finally {
+      sink?.close();
+    }
+    return 0;
+  } finally {
+    stream.close();
+  }
+}
+
+async function sectionsCommand(argv: readonly string[], out: Output): Promise<number> {
+  const args = parseArgs(argv, ['json'], []);
+  const [file] = expectPositionals(args, ['FILE'], 'sections');
+  const stream = openStreamFile(file);
+  try {
+    const found = readVmdescFromFile(stream);
+    const rows = await listSections(stream.source(), found?.vmdesc ?? null);
+    out.stdout(args.flags.has('json') ? JSON.stringify(rows, null, 2) + '\n' : formatSectionTable(rows));
+    return 0;
+  } finally {
+    stream.close();
+  }
+}
+
+async function rewriteCommand(argv: readonly string[], out: Output): Promise<number> {
+  const args = parseArgs(argv, [], ['set']);
+  const [input, output] = expectPositionals(args, ['IN', 'OUT'], 'rewrite');
+  const edits = (args.options.get('set') ?? []).map(parseEdit);
+  const stream = openStreamFile(input);
+  // Write beside the target and rename at the end, so a failure never leaves half a stream behind.
+  const tmp = path.join(path.dirname(path.resolve(output)), `.${path.basename(output)}.${process.pid}.tmp`);
+  let fd: number;
+  try {
+    fd = fs.openSync(tmp, 'w');
+  } catch (e) {
+    stream.close();
+    throw new IoError(`${output}: cannot write (${(e as Error).message})`, { path: output }, e);
+  }
+  try {
+    const { vmdesc } = requireVmdesc(stream);
+    const result = await rewriteStream(stream.source(), vmdesc, (chunk) => {
+      let done = 0;
+      while (done < chunk.length) done += fs.writeSync(fd, chunk, done, chunk.length - done);
+    }, edits);
+    fs.closeSync(fd);
+    fs.renameSync(tmp, output);
+    if (edits.length > 0) out.stderr(`vmstate: wrote ${output} (${result.bytesWritten} bytes, ${result.editsApplied} edit(s))\n`);
+    return 0;
+  } catch (e) {
+    try {
+      fs.closeSync(fd);
+    } catch {
+      // already closed
+    }
+    fs.rmSync(tmp, { force: true });
+    throw e;
+  } finally {
+    stream.close();
+  }
+}

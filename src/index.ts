@@ -1,0 +1,19 @@
+// vmstate's public API.
+
+// Errors
+export { IoError, StreamFormatError, StreamTruncatedError, UsageError, VmstateError } from './errors.js';
+export type { StreamPosition } from './errors.js';
+
+// Bytes
+export { ByteReader, ByteWriter, ChunkedSource, pullFromIterable } from './stream/index.js';
+export type { ChunkedSourceOptions, PullSource } from './stream/index.js';
+
+// Stream framing
+export * from './savevm/index.js';
+
+// RAM records
+export { RamDecoder, RamEncoder, RamFlag } from './ram/index.js';
+export type { RamBlockInfo, RamLayout, RamSink } from './ram/index.js';
+
+// Analysis and rewriting
+export * from './analyze/index.js';

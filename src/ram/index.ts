@@ -1,0 +1,3 @@
+// Guest RAM on the wire: the records of the iterative "ram" section.
+export { MAX_RAM_BLOCKS, RamDecoder, RamEncoder, RamFlag } from './records.js';
+export type { RamBlockInfo, RamLayout, RamSink } from './records.js';

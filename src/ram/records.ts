@@ -1,0 +1,181 @@
+/**
+ * The body of QEMU's "ram" section (migration/ram.c, QEMU 7.2, section version 4): a sequence of records,
+ * each a be64 word whose low bits (below the target page size) are flags and whose high bits are an
+ * offset inside a RAM block, ended by an EOS word.
+ *
+ *   record    := word payload
+ *   MEM_SIZE  := (total | 0x04)  (str8 block  be64 used_length  [be64 guest_addr if x-ignore-shared])*
+ *                until the lengths add up to total
+ *   ZERO      := (offset | 0x02 [| 0x20])  [str8 block unless CONTINUE]  u8 fill
+ *   PAGE      := (offset | 0x08 [| 0x20])  [str8 block unless CONTINUE]  page[page_size]
+ *   EOS       := 0x10
+ *
+ * CONTINUE (0x20) means "same block as the previous page record", remembered across sections.
+ */
+import { StreamFormatError } from '../errors.js';
+import type { ByteReader, ByteWriter } from '../stream/index.js';
+
+/** RAM_SAVE_FLAG_* values. */
+export const RamFlag = {
+  FULL: 0x01,
+  ZERO: 0x02,
+  MEM_SIZE: 0x04,
+  PAGE: 0x08,
+  EOS: 0x10,
+  CONTINUE: 0x20,
+  XBZRLE: 0x40,
+  HOOK: 0x80,
+  COMPRESS_PAGE: 0x100,
+} as const;
+
+/** Most RAM blocks one block list may name; QEMU machines have a few dozen. */
+export const MAX_RAM_BLOCKS = 4096;
+
+/** One RAM block as announced in the MEM_SIZE record. */
+export interface RamBlockInfo {
+  readonly name: string;
+  readonly usedLength: number;
+  /** Present only when the x-ignore-shared capability is on. */
+  readonly guestAddress?: number;
+}
+
+/** Receives RAM records in stream order. Page bytes are valid only during the call. */
+export interface RamSink {
+  blockList?(total: number, blocks: readonly RamBlockInfo[]): void;
+  zeroPage?(block: string, offset: number, fill: number, named: boolean): void;
+  page?(block: string, offset: number, data: Uint8Array, named: boolean): void;
+  eos?(): void;
+}
+
+/** Options that change the record layout, known from the configuration record. */
+export interface RamLayout {
+  /** TARGET_PAGE_SIZE of the source. */
+  readonly pageSize: number;
+  /** The x-ignore-shared capability adds each block's guest address to the block list. */
+  readonly ignoreShared?: boolean;
+}
+
+const FLAG_NAMES: ReadonlyArray<[number, string]> = [
+  [RamFlag.FULL, 'FULL'],
+  [RamFlag.XBZRLE, 'XBZRLE'],
+  [RamFlag.HOOK, 'HOOK'],
+  [RamFlag.COMPRESS_PAGE, 'COMPRESS_PAGE'],
+];
+
+/**
+ * Decodes RAM records section after section. One instance per stream: it remembers the last block named
+ * so CONTINUE records resolve across PART sections.
+ */
+export class RamDecoder {
+  private lastBlock: string | null = null;
+  private readonly flagMask: number;
+
+  constructor(
+    private readonly layout: RamLayout,
+    private readonly sink: RamSink,
+  ) {
+    const ps = layout.pageSize;
+    if (!Number.isInteger(ps) || ps < 512 || ps > 1 << 16 || (ps & (ps - 1)) !== 0) {
+      throw new RangeError(`RAM page size ${ps} is not a power of two between 512 and 65536`);
+    }
+    this.flagMask = ps - 1;
+  }
+
+  /** Parses records until EOS (returns true) or until the window runs out (throws, after committing). */
+  step(r: ByteReader): boolean {
+    for (;;) {
+      const start = r.offset;
+      const word = r.getBe64Number();
+      const flags = word % (this.flagMask + 1);
+      const addr = word - flags;
+      const kind = flags & ~RamFlag.CONTINUE;
+      if (kind === RamFlag.EOS && flags === RamFlag.EOS) {
+        this.sink.eos?.();
+        r.commit();
+        return true;
+      }
+      if (kind === RamFlag.MEM_SIZE && flags === RamFlag.MEM_SIZE) {
+        this.readBlockList(r, addr, start);
+      } else if (kind === RamFlag.ZERO || kind === RamFlag.PAGE) {
+        const named = (flags & RamFlag.CONTINUE) === 0;
+        let block: string;
+        if (named) {
+          block = r.getCountedString();
+        } else if (this.lastBlock === null) {
+          throw new StreamFormatError(`RAM page at 0x${addr.toString(16)} continues a block but no block was named yet`, { offset: start, path: '' });
+        } else {
+          block = this.lastBlock;
+        }
+        if (kind === RamFlag.ZERO) {
+          const fill = r.getByte();
+          this.lastBlock = block;
+          this.sink.zeroPage?.(block, addr, fill, named);
+        } else {
+          const data = r.getBuffer(this.layout.pageSize);
+          this.lastBlock = block;
+          this.sink.page?.(block, addr, data, named);
+        }
+      } else {
+        throw new StreamFormatError(`unsupported RAM record flags 0x${flags.toString(16)}${describeFlags(flags)}`, { offset: start, path: '' });
+      }
+      r.commit();
+    }
+  }
+
+  private readBlockList(r: ByteReader, total: number, start: number): void {
+    const blocks: RamBlockInfo[] = [];
+    let sum = 0;
+    while (sum < total) {
+      if (blocks.length >= MAX_RAM_BLOCKS) {
+        throw new StreamFormatError(`RAM block list names more than ${MAX_RAM_BLOCKS} blocks`, { offset: start, path: '' });
+      }
+      const name = r.getCountedString();
+      const usedLength = r.getBe64Number();
+      const guestAddress = this.layout.ignoreShared ? r.getBe64Number() : undefined;
+      blocks.push(guestAddress === undefined ? { name, usedLength } : { name, usedLength, guestAddress });
+      sum += usedLength;
+    }
+    if (sum !== total) {
+      throw new StreamFormatError(`RAM block lengths add up to ${sum}, but the block list announced ${total}`, { offset: start, path: '' });
+    }
+    this.sink.blockList?.(total, blocks);
+  }
+}
+
+function describeFlags(flags: number): string {
+  const names = FLAG_NAMES.filter(([bit]) => flags & bit).map(([, n]) => n);
+  return names.length ? ` (${names.join(', ')} records are not supported)` : '';
+}
+
+/** Writes RAM records; the mirror of RamDecoder. */
+export class RamEncoder {
+  constructor(
+    private readonly layout: RamLayout,
+    private readonly w: ByteWriter,
+  ) {}
+
+  blockList(total: number, blocks: readonly RamBlockInfo[]): void {
+    this.w.putBe64Number(total + RamFlag.MEM_SIZE);
+    for (const b of blocks) {
+      this.w.putCountedString(b.name);
+      this.w.putBe64Number(b.usedLength);
+      if (this.layout.ignoreShared) this.w.putBe64Number(b.guestAddress ?? 0);
+    }
+  }
+
+  zeroPage(block: string, offset: number, fill: number, named: boolean): void {
+    this.w.putBe64Number(offset + RamFlag.ZERO + (named ? 0 : RamFlag.CONTINUE));
+    if (named) this.w.putCountedString(block);
+    this.w.putByte(fill);
+  }
+
+  page(block: string, offset: number, data: Uint8Array, named: boolean): void {
+    this.w.putBe64Number(offset + RamFlag.PAGE + (named ? 0 : RamFlag.CONTINUE));
+    if (named) this.w.putCountedString(block);
+    this.w.putBuffer(data);
+  }
+
+  eos(): void {
+    this.w.putBe64Number(RamFlag.EOS);
+  }
+}

@@ -1,0 +1,281 @@
+/**
+ * The framing records of a QEMU v3 migration stream (migration/savevm.c, QEMU 7.2):
+ *
+ *   stream     := header configuration? record* EOF vmdesc?
+ *   header     := be32 0x5145564d ("QEVM")  be32 3
+ *   config     := u8 0x07  be32 len  name[len]  (u8 0x05 str8 name be32 version body)*
+ *   record     := command | section footer?
+ *   command    := u8 0x08  be16 cmd  be16 len  payload[len]
+ *   section    := u8 0x01|0x04  be32 id  str8 idstr  be32 instance  be32 version  body     (START, FULL)
+ *               | u8 0x02|0x03  be32 id  body                                               (PART, END)
+ *   footer     := u8 0x7e  be32 id
+ *   EOF        := u8 0x00
+ *   vmdesc     := u8 0x06  be32 len  json[len]
+ *
+ * Section bodies are not framed here: their length is known only to whoever understands them.
+ */
+import { StreamFormatError } from '../errors.js';
+import type { ByteReader, ByteWriter } from '../stream/index.js';
+import {
+  COMMAND_LENGTHS,
+  CONFIG_SUBSECTION,
+  FILE_MAGIC,
+  FILE_VERSION,
+  RecordType,
+  SECTION_KIND_BY_TYPE,
+  SECTION_TYPE_BY_KIND,
+  type SectionKind,
+} from './constants.js';
+
+/** Largest VMDESCRIPTION JSON accepted (QEMU's are well under 1 MiB even for big machines). */
+export const MAX_VMDESC_BYTES = 256 << 20;
+
+/** One subsection of the configuration record, decoded. */
+export type ConfigSubsection =
+  | { readonly name: typeof CONFIG_SUBSECTION.targetPageBits; readonly version: number; targetPageBits: number }
+  | { readonly name: typeof CONFIG_SUBSECTION.capabilities; readonly version: number; capabilities: string[] }
+  | { readonly name: typeof CONFIG_SUBSECTION.uuid; readonly version: number; uuid: Uint8Array };
+
+/** The configuration record: the machine type name and the subsections that were sent. */
+export interface ConfigurationRecord {
+  machineName: string;
+  subsections: ConfigSubsection[];
+}
+
+/** START or FULL header: announces a section id with its idstr, instance and version. */
+export interface FullSectionHeader {
+  readonly kind: 'start' | 'full';
+  readonly offset: number;
+  readonly sectionId: number;
+  readonly idstr: string;
+  readonly instanceId: number;
+  readonly version: number;
+}
+
+/** PART or END header: refers to a section id announced by an earlier START. */
+export interface ShortSectionHeader {
+  readonly kind: 'part' | 'end';
+  readonly offset: number;
+  readonly sectionId: number;
+}
+
+export type SectionHeader = FullSectionHeader | ShortSectionHeader;
+
+/** A COMMAND record (MIG_CMD_*), payload kept as bytes. */
+export interface CommandRecord {
+  readonly command: number;
+  readonly payload: Uint8Array;
+}
+
+/** What one top-level read returned. */
+export type TopRecord =
+  | { readonly type: 'section'; readonly header: SectionHeader }
+  | { readonly type: 'command'; readonly offset: number; readonly command: CommandRecord }
+  | { readonly type: 'configuration'; readonly offset: number; readonly configuration: ConfigurationRecord }
+  | { readonly type: 'eof'; readonly offset: number };
+
+const at = (r: ByteReader, offset = r.offset) => ({ offset, path: '' });
+
+/** Reads and checks the 8-byte file header. */
+export function readHeader(r: ByteReader): void {
+  const magic = r.getBe32();
+  if (magic !== FILE_MAGIC) {
+    throw new StreamFormatError(`bad magic 0x${hex32(magic)}, expected 0x${hex32(FILE_MAGIC)} ("QEVM")`, at(r, r.offset - 4));
+  }
+  const version = r.getBe32();
+  if (version !== FILE_VERSION) {
+    throw new StreamFormatError(`stream version ${version} is not supported, expected ${FILE_VERSION}`, at(r, r.offset - 4));
+  }
+}
+
+export function writeHeader(w: ByteWriter): void {
+  w.putBe32(FILE_MAGIC);
+  w.putBe32(FILE_VERSION);
+}
+
+/** Reads one top-level record head: a section header, command, configuration or EOF. */
+export function readTopRecord(r: ByteReader): TopRecord {
+  const offset = r.offset;
+  const type = r.getByte();
+  switch (type) {
+    case RecordType.SECTION_START:
+    case RecordType.SECTION_FULL: {
+      const sectionId = r.getBe32();
+      const idstr = r.getCountedString();
+      const instanceId = r.getBe32();
+      const version = r.getBe32();
+      const kind = SECTION_KIND_BY_TYPE[type] as 'start' | 'full';
+      return { type: 'section', header: { kind, offset, sectionId, idstr, instanceId, version } };
+    }
+    case RecordType.SECTION_PART:
+    case RecordType.SECTION_END: {
+      const sectionId = r.getBe32();
+      const kind = SECTION_KIND_BY_TYPE[type] as 'part' | 'end';
+      return { type: 'section', header: { kind, offset, sectionId } };
+    }
+    case RecordType.COMMAND:
+      return { type: 'command', offset, command: readCommandBody(r, offset) };
+    case RecordType.CONFIGURATION:
+      return { type: 'configuration', offset, configuration: readConfigurationBody(r) };
+    case RecordType.EOF:
+      return { type: 'eof', offset };
+    default:
+      throw new StreamFormatError(`unknown record type 0x${type.toString(16).padStart(2, '0')}`, at(r, offset));
+  }
+}
+
+export function writeSectionHeader(w: ByteWriter, h: SectionHeader): void {
+  w.putByte(SECTION_TYPE_BY_KIND[h.kind]);
+  w.putBe32(h.sectionId);
+  if (h.kind === 'start' || h.kind === 'full') {
+    w.putCountedString(h.idstr);
+    w.putBe32(h.instanceId);
+    w.putBe32(h.version);
+  }
+}
+
+/** True if the next byte is a section footer. */
+export function footerFollows(r: ByteReader): boolean {
+  return r.peekByte() === RecordType.SECTION_FOOTER;
+}
+
+/** Reads a footer and checks it closes `sectionId`. */
+export function readFooter(r: ByteReader, sectionId: number): void {
+  const offset = r.offset;
+  const type = r.getByte();
+  if (type !== RecordType.SECTION_FOOTER) {
+    throw new StreamFormatError(`expected section footer 0x7e, found 0x${type.toString(16).padStart(2, '0')}`, at(r, offset));
+  }
+  const id = r.getBe32();
+  if (id !== sectionId) {
+    throw new StreamFormatError(`section footer closes section ${id}, expected ${sectionId}`, at(r, offset));
+  }
+}
+
+export function writeFooter(w: ByteWriter, sectionId: number): void {
+  w.putByte(RecordType.SECTION_FOOTER);
+  w.putBe32(sectionId);
+}
+
+export function writeEof(w: ByteWriter): void {
+  w.putByte(RecordType.EOF);
+}
+
+function readCommandBody(r: ByteReader, offset: number): CommandRecord {
+  const command = r.getBe16();
+  const length = r.getBe16();
+  const known = COMMAND_LENGTHS[command];
+  if (!known) throw new StreamFormatError(`unknown command ${command}`, at(r, offset));
+  if (known.length >= 0 && known.length !== length) {
+    throw new StreamFormatError(`command ${known.name} has length ${length}, expected ${known.length}`, at(r, offset));
+  }
+  return { command, payload: r.getBuffer(length).slice() };
+}
+
+export function writeCommand(w: ByteWriter, c: CommandRecord): void {
+  w.putByte(RecordType.COMMAND);
+  w.putBe16(c.command);
+  w.putBe16(c.payload.length);
+  w.putBuffer(c.payload);
+}
+
+function readConfigurationBody(r: ByteReader): ConfigurationRecord {
+  const nameLen = r.getBe32();
+  if (nameLen > 255) throw new StreamFormatError(`configuration: machine name length ${nameLen} exceeds 255`, at(r, r.offset - 4));
+  const machineName = r.getString(nameLen);
+  const subsections: ConfigSubsection[] = [];
+  // Subsections follow while the next byte is the subsection marker and the name is the configuration's.
+  while (r.peekByte() === RecordType.SUBSECTION && r.remaining >= 2) {
+    const offset = r.offset;
+    r.getByte();
+    const name = r.getCountedString();
+    const version = r.getBe32();
+    const path = name;
+    switch (name) {
+      case CONFIG_SUBSECTION.targetPageBits:
+        subsections.push({ name, version, targetPageBits: r.getBe32() });
+        break;
+      case CONFIG_SUBSECTION.capabilities: {
+        const count = r.getBe32();
+        if (count > 64) throw new StreamFormatError(`capability count ${count} exceeds 64`, { offset: r.offset - 4, path });
+        const capabilities: string[] = [];
+        for (let i = 0; i < count; i++) capabilities.push(r.getCountedString());
+        subsections.push({ name, version, capabilities });
+        break;
+      }
+      case CONFIG_SUBSECTION.uuid:
+        subsections.push({ name, version, uuid: r.getBuffer(16).slice() });
+        break;
+      default:
+        throw new StreamFormatError(`unknown configuration subsection "${name}"`, { offset, path: 'configuration' });
+    }
+  }
+  return { machineName, subsections };
+}
+
+export function writeConfiguration(w: ByteWriter, c: ConfigurationRecord): void {
+  w.putByte(RecordType.CONFIGURATION);
+  const name = new TextEncoder().encode(c.machineName);
+  w.putBe32(name.length);
+  w.putBuffer(name);
+  for (const s of c.subsections) {
+    w.putByte(RecordType.SUBSECTION);
+    w.putCountedString(s.name);
+    w.putBe32(s.version);
+    switch (s.name) {
+      case CONFIG_SUBSECTION.targetPageBits:
+        w.putBe32(s.targetPageBits);
+        break;
+      case CONFIG_SUBSECTION.capabilities:
+        w.putBe32(s.capabilities.length);
+        for (const cap of s.capabilities) w.putCountedString(cap);
+        break;
+      case CONFIG_SUBSECTION.uuid:
+        w.putBuffer(s.uuid);
+        break;
+    }
+  }
+}
+
+/** Reads the VMDESCRIPTION trailer (after EOF); returns the JSON bytes. */
+export function readVmdesc(r: ByteReader): Uint8Array {
+  const offset = r.offset;
+  const type = r.getByte();
+  if (type !== RecordType.VMDESCRIPTION) {
+    throw new StreamFormatError(`expected VMDESCRIPTION 0x06 after EOF, found 0x${type.toString(16).padStart(2, '0')}`, at(r, offset));
+  }
+  const length = r.getBe32();
+  if (length > MAX_VMDESC_BYTES) {
+    throw new StreamFormatError(`VMDESCRIPTION length ${length} exceeds ${MAX_VMDESC_BYTES}`, at(r, offset + 1));
+  }
+  return r.getBuffer(length);
+}
+
+export function writeVmdesc(w: ByteWriter, json: Uint8Array): void {
+  w.putByte(RecordType.VMDESCRIPTION);
+  w.putBe32(json.length);
+  w.putBuffer(json);
+}
+
+/**
+ * Finds the VMDESCRIPTION trailer in the last bytes of a stream: an offset p with byte 0x06, a be32 length
+ * that ends exactly at the end of the stream, '{' after it and the EOF byte before it. Safer than
+ * analyze-migration.py's "last NUL, then first brace", which a length byte of 0x7b fools.
+ * `tail` holds the stream's last bytes, `tailOffset` the offset of tail[0]. Returns the offset of the
+ * 0x06 byte, or -1.
+ */
+export function findVmdescTrailer(tail: Uint8Array, tailOffset: number, streamLength: number): number {
+  const view = new DataView(tail.buffer, tail.byteOffset, tail.byteLength);
+  for (let i = tail.length - 6; i >= 1; i--) {
+    if (tail[i] !== RecordType.VMDESCRIPTION || tail[i - 1] !== RecordType.EOF || tail[i + 5] !== 0x7b) continue;
+    const p = tailOffset + i;
+    if (p + 5 + view.getUint32(i + 1) === streamLength) return p;
+  }
+  return -1;
+}
+
+function hex32(v: number): string {
+  return v.toString(16).padStart(8, '0');
+}
+
+export type { SectionKind };

@@ -1,0 +1,28 @@
+// The stream's framing (header, configuration, sections, footers, EOF, trailer) and a walker over it.
+export * from './constants.js';
+export {
+  MAX_VMDESC_BYTES,
+  findVmdescTrailer,
+  readFooter,
+  readHeader,
+  readTopRecord,
+  readVmdesc,
+  writeCommand,
+  writeConfiguration,
+  writeEof,
+  writeFooter,
+  writeHeader,
+  writeSectionHeader,
+  writeVmdesc,
+} from './framing.js';
+export type {
+  CommandRecord,
+  ConfigSubsection,
+  ConfigurationRecord,
+  FullSectionHeader,
+  SectionHeader,
+  ShortSectionHeader,
+  TopRecord,
+} from './framing.js';
+export { walkStream } from './walker.js';
+export type { SectionBodyDecoder, SectionContext, StreamVisitor } from './walker.js';

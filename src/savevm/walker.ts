@@ -1,0 +1,123 @@
+/**
+ * Walks a migration stream record by record, in stream order, handing each section body to a decoder the
+ * caller supplies. Framing is checked here (magic, version, section ids, footers, EOF, trailer); what a
+ * body means is the caller's business. Works over any ChunkedSource, so memory stays bounded.
+ */
+import { StreamFormatError, prefixStreamError } from '../errors.js';
+import type { ByteReader, ChunkedSource } from '../stream/index.js';
+import {
+  footerFollows,
+  readFooter,
+  readHeader,
+  readTopRecord,
+  readVmdesc,
+  type CommandRecord,
+  type ConfigurationRecord,
+  type SectionHeader,
+} from './framing.js';
+
+/**
+ * Decodes one section body. `step` parses as much as the reader holds; it returns true when the body is
+ * complete. It may call `r.commit()` after each finished unit (a RAM record): if it runs out of bytes
+ * later, it is called again with the bytes from its last commit onward.
+ */
+export interface SectionBodyDecoder {
+  step(r: ByteReader): boolean;
+}
+
+/** What the walker knows about the section a body belongs to. */
+export interface SectionContext {
+  readonly header: SectionHeader;
+  readonly sectionId: number;
+  readonly idstr: string;
+  readonly instanceId: number;
+  /** The version announced by the section's START or FULL header. */
+  readonly version: number;
+  /** `idstr (section id)`, the name errors and analyze output use. */
+  readonly label: string;
+}
+
+/** Callbacks for each record; only `section` is required. */
+export interface StreamVisitor {
+  configuration?(c: ConfigurationRecord, offset: number): void;
+  command?(c: CommandRecord, offset: number): void;
+  section(ctx: SectionContext): SectionBodyDecoder;
+  /** Called after a section's body and footer. `end` is the offset just past them. */
+  sectionDone?(ctx: SectionContext, end: number, footer: boolean): void;
+  eof?(offset: number): void;
+  vmdesc?(json: Uint8Array, offset: number): void;
+}
+
+/** Walks a whole stream. Throws typed stream errors naming the offset and section. */
+export async function walkStream(src: ChunkedSource, visitor: StreamVisitor): Promise<void> {
+  await src.step(readHeader);
+  const started = new Map<number, SectionContext>();
+  let footers: boolean | undefined;
+  for (;;) {
+    const rec = await src.step(readTopRecord);
+    if (rec.type === 'eof') {
+      visitor.eof?.(rec.offset);
+      break;
+    }
+    if (rec.type === 'configuration') {
+      visitor.configuration?.(rec.configuration, rec.offset);
+      continue;
+    }
+    if (rec.type === 'command') {
+      visitor.command?.(rec.command, rec.offset);
+      continue;
+    }
+    const h = rec.header;
+    let ctx: SectionContext;
+    if (h.kind === 'start' || h.kind === 'full') {
+      ctx = { header: h, sectionId: h.sectionId, idstr: h.idstr, instanceId: h.instanceId, version: h.version, label: `${h.idstr} (${h.sectionId})` };
+      started.set(h.sectionId, ctx);
+    } else {
+      const first = started.get(h.sectionId);
+      if (!first || first.header.kind !== 'start') {
+        throw new StreamFormatError(`section ${h.kind.toUpperCase()} for section id ${h.sectionId}, which no START announced`, {
+          offset: h.offset,
+          path: '',
+        });
+      }
+      ctx = { ...first, header: h };
+    }
+    const decoder = visitor.section(ctx);
+    let done = false;
+    while (!done) {
+      done = await src.step((r) => {
+        try {
+          return decoder.step(r);
+        } catch (e) {
+          throw prefixStreamError(e, ctx.label);
+        }
+      });
+    }
+    const hasFooter = await src.step((r) => {
+      r.need(1); // something always follows a section, at least EOF
+      const present = footerFollows(r);
+      if (footers === undefined) footers = present;
+      if (present) {
+        try {
+          readFooter(r, ctx.sectionId);
+        } catch (e) {
+          throw prefixStreamError(e, ctx.label);
+        }
+      }
+      return present;
+    });
+    if (footers && !hasFooter) {
+      throw new StreamFormatError(`missing section footer`, { offset: src.offset, path: ctx.label });
+    }
+    visitor.sectionDone?.(ctx, src.offset, hasFooter);
+  }
+  // Optional trailer, then nothing more.
+  if (!(await src.isAtEnd())) {
+    const offset = src.offset;
+    const json = await src.step((r) => readVmdesc(r).slice());
+    visitor.vmdesc?.(json, offset);
+    if (!(await src.isAtEnd())) {
+      throw new StreamFormatError(`unexpected bytes after the VMDESCRIPTION trailer`, { offset: src.offset, path: '' });
+    }
+  }
+}

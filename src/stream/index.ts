@@ -1,0 +1,5 @@
+// Bytes in, bytes out: no node:* imports here, so this runs in a browser too.
+export { ByteReader } from './reader.js';
+export { ByteWriter } from './writer.js';
+export { ChunkedSource, pullFromIterable } from './chunked-source.js';
+export type { PullSource, ChunkedSourceOptions } from './chunked-source.js';
