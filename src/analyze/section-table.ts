@@ -16,9 +16,11 @@ export interface SectionRow {
   readonly size: number;
 }
 
-/** Lists every section in stream order. */
-export async function listSections(src: ChunkedSource, vmdesc: Vmdesc | null): Promise<SectionRow[]> {
-  const rows: SectionRow[] = [];
+/**
+ * Lists every section in stream order. Rows go into `rows` as they are read, so a caller that catches an
+ * error can still show the sections before it.
+ */
+export async function listSections(src: ChunkedSource, vmdesc: Vmdesc | null, rows: SectionRow[] = []): Promise<SectionRow[]> {
   await decodeStream(src, vmdesc, {
     sectionDone(ctx, end) {
       const h = ctx.header;

@@ -9,10 +9,14 @@ import {
   openStreamFile,
   parseEdit,
   pyDumps,
+  parseVmdesc,
   readVmdescFromFile,
   requireVmdesc,
   rewriteStream,
   type PyJson,
+  type SectionRow,
+  type StreamFile,
+  type Vmdesc,
 } from '../analyze/index.js';
 import { IoError, UsageError } from '../errors.js';
 import { ramDirSink } from './ram-dir.js';
@@ -29,6 +33,8 @@ commands:
   analyze FILE                 print the stream's device state as JSON (as QEMU's analyze-migration.py -f)
     --desc                     print the VMDESCRIPTION instead (as analyze-migration.py -d desc)
     --ram-dir DIR              also write each RAM block's contents to its own file under DIR
+    --vmdesc FILE              describe devices with this VMDESCRIPTION (a stream, or --desc JSON),
+                               e.g. to read a stream that was cut short (also for sections, rewrite)
   sections FILE                one line per section: offset, type, id, idstr, instance, version, size
     --json                     the same as a JSON array
   rewrite IN OUT               decode every section and encode it again into OUT
@@ -79,6 +85,30 @@ function expectPositionals(args: ParsedArgs, names: readonly string[], command: 
   return args.positional;
 }
 
+/**
+ * The description to decode devices with: --vmdesc FILE if given (a stream whose trailer to use, or JSON
+ * as `analyze --desc` prints it), else the stream's own trailer; null if neither exists and !required.
+ */
+function chooseVmdesc(stream: StreamFile, args: ParsedArgs, required: boolean): Vmdesc | null {
+  const from = args.options.get('vmdesc')?.at(-1);
+  if (from === undefined) return required ? requireVmdesc(stream).vmdesc : (readVmdescFromFile(stream)?.vmdesc ?? null);
+  let head: Buffer;
+  try {
+    head = fs.readFileSync(from);
+  } catch (e) {
+    throw new IoError(`${from}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`, { path: from }, e);
+  }
+  if (head.length >= 4 && head.readUInt32BE(0) === 0x5145564d) {
+    const other = openStreamFile(from);
+    try {
+      return requireVmdesc(other).vmdesc;
+    } finally {
+      other.close();
+    }
+  }
+  return parseVmdesc(head, 0);
+}
+
 /** Runs one command line; resolves to the exit code. */
 export async function runCommand(argv: readonly string[], out: Output): Promise<number> {
   const [command, ...rest] = argv;
@@ -101,11 +131,11 @@ export async function runCommand(argv: readonly string[], out: Output): Promise<
 }
 
 async function analyzeCommand(argv: readonly string[], out: Output): Promise<number> {
-  const args = parseArgs(argv, ['desc'], ['ram-dir']);
+  const args = parseArgs(argv, ['desc'], ['ram-dir', 'vmdesc']);
   const [file] = expectPositionals(args, ['FILE'], 'analyze');
   const stream = openStreamFile(file);
   try {
-    const { vmdesc } = requireVmdesc(stream);
+    const vmdesc = chooseVmdesc(stream, args, true) as Vmdesc;
     if (args.flags.has('desc')) {
       out.stdout(pyDumps(vmdesc as unknown as PyJson) + '\n');
       return 0;
@@ -125,13 +155,19 @@ async function analyzeCommand(argv: readonly string[], out: Output): Promise<num
 }
 
 async function sectionsCommand(argv: readonly string[], out: Output): Promise<number> {
-  const args = parseArgs(argv, ['json'], []);
+  const args = parseArgs(argv, ['json'], ['vmdesc']);
   const [file] = expectPositionals(args, ['FILE'], 'sections');
   const stream = openStreamFile(file);
   try {
-    const found = readVmdescFromFile(stream);
-    const rows = await listSections(stream.source(), found?.vmdesc ?? null);
-    out.stdout(args.flags.has('json') ? JSON.stringify(rows, null, 2) + '\n' : formatSectionTable(rows));
+    const rows: SectionRow[] = [];
+    const print = () => out.stdout(args.flags.has('json') ? JSON.stringify(rows, null, 2) + '\n' : formatSectionTable(rows));
+    try {
+      await listSections(stream.source(), chooseVmdesc(stream, args, false), rows);
+    } catch (e) {
+      print(); // the sections before the failure are worth seeing
+      throw e;
+    }
+    print();
     return 0;
   } finally {
     stream.close();
@@ -139,7 +175,7 @@ async function sectionsCommand(argv: readonly string[], out: Output): Promise<nu
 }
 
 async function rewriteCommand(argv: readonly string[], out: Output): Promise<number> {
-  const args = parseArgs(argv, [], ['set']);
+  const args = parseArgs(argv, [], ['set', 'vmdesc']);
   const [input, output] = expectPositionals(args, ['IN', 'OUT'], 'rewrite');
   const edits = (args.options.get('set') ?? []).map(parseEdit);
   const stream = openStreamFile(input);
@@ -153,7 +189,7 @@ async function rewriteCommand(argv: readonly string[], out: Output): Promise<num
     throw new IoError(`${output}: cannot write (${(e as Error).message})`, { path: output }, e);
   }
   try {
-    const { vmdesc } = requireVmdesc(stream);
+    const vmdesc = chooseVmdesc(stream, args, true) as Vmdesc;
     const result = await rewriteStream(stream.source(), vmdesc, (chunk) => {
       let done = 0;
       while (done < chunk.length) done += fs.writeSync(fd, chunk, done, chunk.length - done);
