@@ -1,0 +1,96 @@
+// RAM section records: byte vectors, round trips, and the errors for records QEMU 7.2 would refuse.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { ByteReader, ByteWriter, RamDecoder, RamEncoder, StreamFormatError, type RamSink } from '../../src/index.js';
+
+const bytes = (...b: number[]) => new Uint8Array(b);
+const be64 = (hi: number, lo: number) => [hi >>> 24, (hi >>> 16) & 255, (hi >>> 8) & 255, hi & 255, lo >>> 24, (lo >>> 16) & 255, (lo >>> 8) & 255, lo & 255];
+const str8 = (s: string) => [s.length, ...Buffer.from(s)];
+
+function record(): { sink: RamSink; log: string[] } {
+  const log: string[] = [];
+  return {
+    log,
+    sink: {
+      blockList: (total, blocks) => log.push(`blocks ${total} ${blocks.map((b) => `${b.name}=${b.usedLength}${b.guestAddress !== undefined ? '@' + b.guestAddress : ''}`).join(',')}`),
+      zeroPage: (b, o, fill, named) => log.push(`zero ${b} 0x${o.toString(16)} ${fill} ${named ? 'named' : 'cont'}`),
+      page: (b, o, d, named) => log.push(`page ${b} 0x${o.toString(16)} ${d[0]}..${d[d.length - 1]} ${named ? 'named' : 'cont'}`),
+      eos: () => log.push('eos'),
+    },
+  };
+}
+
+const pageOf = (v: number) => Array.from({ length: 4096 }, (_, i) => (i === 0 || i === 4095 ? v : 0));
+
+const VECTOR = [
+  ...be64(0, 0x3000 | 0x04), //      MEM_SIZE, total 0x3000
+  ...str8('pc.ram'), ...be64(0, 0x2000), // block pc.ram, 8 KiB
+  ...str8('pc.bios'), ...be64(0, 0x1000), // block pc.bios, 4 KiB
+  ...be64(0, 0x0000 | 0x02), //      ZERO at 0, named
+  ...str8('pc.ram'), 0x00, //        block name, fill byte
+  ...be64(0, 0x1000 | 0x08 | 0x20), // PAGE at 0x1000, CONTINUE
+  ...pageOf(7), //                    4096 bytes
+  ...be64(0, 0x0000 | 0x08), //      PAGE at 0 of another block, named
+  ...str8('pc.bios'),
+  ...pageOf(9),
+  ...be64(0, 0x10), //               EOS
+];
+
+test('RAM records decode in order, CONTINUE resolving to the last named block', () => {
+  const { sink, log } = record();
+  const done = new RamDecoder({ pageSize: 4096 }, sink).step(new ByteReader(new Uint8Array(VECTOR)));
+  assert.equal(done, true);
+  assert.deepEqual(log, [
+    'blocks 12288 pc.ram=8192,pc.bios=4096',
+    'zero pc.ram 0x0 0 named',
+    'page pc.ram 0x1000 7..7 cont',
+    'page pc.bios 0x0 9..9 named',
+    'eos',
+  ]);
+});
+
+test('RAM records re-encode byte for byte', () => {
+  const w = new ByteWriter();
+  const enc = new RamEncoder({ pageSize: 4096 }, w);
+  new RamDecoder({ pageSize: 4096 }, enc).step(new ByteReader(new Uint8Array(VECTOR)));
+  assert.deepEqual([...w.peek()], VECTOR);
+});
+
+test('x-ignore-shared adds each block guest address to the block list', () => {
+  const { sink, log } = record();
+  const v = [...be64(0, 0x1000 | 0x04), ...str8('a'), ...be64(0, 0x1000), ...be64(1, 0), ...be64(0, 0x10)];
+  new RamDecoder({ pageSize: 4096, ignoreShared: true }, sink).step(new ByteReader(new Uint8Array(v)));
+  assert.deepEqual(log, [`blocks 4096 a=4096@${2 ** 32}`, 'eos']);
+});
+
+test('a CONTINUE page before any named block is refused', () => {
+  const v = bytes(...be64(0, 0x22), 0);
+  assert.throws(
+    () => new RamDecoder({ pageSize: 4096 }, {}).step(new ByteReader(v, 100)),
+    (e: unknown) => e instanceof StreamFormatError && e.message === 'RAM page at 0x0 continues a block but no block was named yet (at byte offset 100)',
+  );
+});
+
+test('XBZRLE, HOOK and unknown flags are clear errors', () => {
+  for (const [flags, text] of [
+    [0x40, 'unsupported RAM record flags 0x40 (XBZRLE records are not supported) (at byte offset 0)'],
+    [0x80, 'unsupported RAM record flags 0x80 (HOOK records are not supported) (at byte offset 0)'],
+    [0x200, 'unsupported RAM record flags 0x200 (at byte offset 0)'],
+    [0x12, 'unsupported RAM record flags 0x12 (at byte offset 0)'],
+  ] as const) {
+    assert.throws(
+      () => new RamDecoder({ pageSize: 4096 }, {}).step(new ByteReader(bytes(...be64(0, flags)))),
+      (e: unknown) => e instanceof StreamFormatError && e.message === text,
+    );
+  }
+});
+
+test('a block list whose lengths overshoot the announced total is refused', () => {
+  const v = bytes(...be64(0, 0x1000 | 0x04), ...str8('a'), ...be64(0, 0x2000));
+  assert.throws(() => new RamDecoder({ pageSize: 4096 }, {}).step(new ByteReader(v)), /add up to 8192, but the block list announced 4096/);
+});
+
+test('a block list claiming terabytes allocates nothing and ends as truncation', () => {
+  const v = bytes(...be64(0x100, 0x04), ...str8('a'));
+  assert.throws(() => new RamDecoder({ pageSize: 4096 }, {}).step(new ByteReader(v)), /stream ends after 0 of 8 bytes/);
+});
