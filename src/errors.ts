@@ -100,3 +100,55 @@ export class IoError extends VmstateError {
     super(message, data, { cause });
   }
 }
+
+/** A section could not be loaded: unknown or missing, a version out of range, a value that must match, a hook that failed. */
+export class LoadError extends VmstateError {
+  readonly code = 'LOAD' as const;
+  /** The section (idstr, or `idstr (section id)`) and field path it concerns. */
+  readonly path: string;
+
+  constructor(message: string, path: string, data: Record<string, unknown> = {}, cause?: unknown) {
+    super(path ? `${path}: ${message}` : message, { ...data, path, reason: message }, { cause });
+    this.path = path;
+  }
+}
+
+/** Saving failed: a pre-save hook refused, or the state does not fit its description. */
+export class SaveError extends VmstateError {
+  readonly code = 'SAVE' as const;
+  readonly path: string;
+
+  constructor(message: string, path: string, data: Record<string, unknown> = {}, cause?: unknown) {
+    super(path ? `${path}: ${message}` : message, { ...data, path, reason: message }, { cause });
+    this.path = path;
+  }
+}
+
+/** A device read another device's state before that state was loaded. */
+export class LoadOrderError extends VmstateError {
+  readonly code = 'LOAD_ORDER' as const;
+
+  constructor(
+    readonly reader: string,
+    readonly target: string,
+    readonly readerPosition: number,
+    readonly targetPosition: number | null,
+  ) {
+    const where = targetPosition === null ? 'is not in the stream before it' : `comes later, at position ${targetPosition}`;
+    super(`${reader} (loaded at position ${readerPosition}) read the state of ${target}, which ${where}`, {
+      reader,
+      target,
+      readerPosition,
+      targetPosition,
+    });
+  }
+}
+
+/** The save order cannot be planned: a dependency cycle, or an edge that contradicts the priorities. */
+export class PlanError extends VmstateError {
+  readonly code = 'PLAN' as const;
+
+  constructor(message: string, data: Record<string, unknown> = {}) {
+    super(message, data);
+  }
+}

@@ -1,12 +1,25 @@
 // vmstate's public API.
 
 // Errors
-export { IoError, StreamFormatError, StreamTruncatedError, UsageError, VmstateError } from './errors.js';
+export {
+  IoError,
+  LoadError,
+  LoadOrderError,
+  PlanError,
+  SaveError,
+  StreamFormatError,
+  StreamTruncatedError,
+  UsageError,
+  VmstateError,
+} from './errors.js';
 export type { StreamPosition } from './errors.js';
 
 // Bytes
 export { ByteReader, ByteWriter, ChunkedSource, pullFromIterable } from './stream/index.js';
 export type { ChunkedSourceOptions, PullSource } from './stream/index.js';
+
+// Declaring device state
+export * from './vmstate/index.js';
 
 // Stream framing
 export * from './savevm/index.js';

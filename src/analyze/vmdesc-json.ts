@@ -5,6 +5,7 @@
  * as uppercase \uXXXX escapes.
  */
 import { StreamFormatError } from '../errors.js';
+import { qemuJsonString as qemuString } from '../vmstate/index.js';
 
 export type JsonNode =
   | { readonly t: 'obj'; readonly members: [string, JsonNode][] }
@@ -153,11 +154,4 @@ export function formatQemuJson(node: JsonNode): string {
   };
   write(node);
   return out.join('');
-}
-
-const QEMU_ESCAPES: Record<string, string> = { '"': '\\"', '\\': '\\\\', '\b': '\\b', '\f': '\\f', '\n': '\\n', '\r': '\\r', '\t': '\\t' };
-
-function qemuString(s: string): string {
-  // eslint-disable-next-line no-control-regex
-  return `"${s.replace(/["\\\u0000-\u001f\u007f-\uffff]/g, (c) => QEMU_ESCAPES[c] ?? `\\u${c.charCodeAt(0).toString(16).toUpperCase().padStart(4, '0')}`)}"`;
 }

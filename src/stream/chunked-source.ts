@@ -100,7 +100,7 @@ export class ChunkedSource {
     let want = Math.min(this.chunkSize, 64 * 1024);
     for (;;) {
       if (this.end - this.start < want && !this.ended) await this.fill(want);
-      const r = new ByteReader(this.buf.subarray(this.start, this.end), this.base + this.start);
+      const r = new ByteReader(this.buf.subarray(this.start, this.end), this.base + this.start, 0, this.ended);
       try {
         const value = parse(r);
         this.start += r.pos;

@@ -21,7 +21,14 @@ export class ByteReader {
   committed = 0;
   private readonly view: DataView;
 
-  constructor(bytes: Uint8Array, base = 0, pos = 0) {
+  /**
+   * True when the window ends where the stream ends; false when a chunked source may have more. Peeks
+   * that look past the end (QEMU's subsection probe) need to know which.
+   */
+  readonly final: boolean;
+
+  constructor(bytes: Uint8Array, base = 0, pos = 0, final = true) {
+    this.final = final;
     this.bytes = bytes;
     this.base = base;
     this.pos = pos;
