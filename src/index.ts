@@ -25,8 +25,8 @@ export * from './vmstate/index.js';
 export * from './savevm/index.js';
 
 // RAM records
-export { RamDecoder, RamEncoder, RamFlag } from './ram/index.js';
-export type { RamBlockInfo, RamLayout, RamSink } from './ram/index.js';
+export { isZeroPage, RamDecoder, RamEncoder, RamFlag, RamHandler } from './ram/index.js';
+export type { RamBlock, RamBlockInfo, RamHandlerOptions, RamLayout, RamSink } from './ram/index.js';
 
 // Analysis and rewriting
 export * from './analyze/index.js';

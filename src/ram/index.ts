@@ -1,3 +1,5 @@
 // Guest RAM on the wire: the records of the iterative "ram" section.
 export { MAX_RAM_BLOCKS, RamDecoder, RamEncoder, RamFlag } from './records.js';
 export type { RamBlockInfo, RamLayout, RamSink } from './records.js';
+export { isZeroPage, RamHandler } from './ram-handler.js';
+export type { RamBlock, RamHandlerOptions } from './ram-handler.js';

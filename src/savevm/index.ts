@@ -26,3 +26,9 @@ export type {
 } from './framing.js';
 export { walkStream } from './walker.js';
 export type { SectionBodyDecoder, SectionContext, StreamVisitor } from './walker.js';
+export { planOrder } from './plan.js';
+export type { PlanEdge, PlanNode, PlanOptions, PlanResult } from './plan.js';
+export { SaveRegistry } from './registry.js';
+export type { EntryInfo, EntrySelector, IterativeHandler, RegisterOptions, SaveEntry, SavePlan } from './registry.js';
+export { loadSnapshot, saveSnapshot } from './snapshot.js';
+export type { LoadResult, LoadSnapshotOptions, SaveSnapshotOptions, SnapshotSink } from './snapshot.js';

@@ -241,11 +241,12 @@ export function priorityName(p: number): string {
 
 /** A device state description with state type S. */
 export interface Vmsd<S> extends AnyVmsd {
-  readonly needed?: (state: S) => boolean;
-  readonly preSave?: (state: S) => void;
-  readonly postSave?: (state: S) => void;
-  readonly preLoad?: (state: S, ctx: LoadContext) => void;
-  readonly postLoad?: (state: S, ctx: LoadContext) => void;
+  // Method syntax: a Vmsd<S> is usable where a less specific one is expected (hooks are bivariant).
+  needed?(state: S): boolean;
+  preSave?(state: S): void;
+  postSave?(state: S): void;
+  preLoad?(state: S, ctx: LoadContext): void;
+  postLoad?(state: S, ctx: LoadContext): void;
   /** Phantom: the state type. */
   readonly _state?: [S];
 }

@@ -1,0 +1,189 @@
+/**
+ * Whole snapshots: save a registry to a QEMU v3 stream, and load one back in stream order.
+ *
+ * Saving (QEMU's qemu_savevm_state, precopy without a live phase):
+ *   1. header, then the configuration record when a machine name is given;
+ *   2. a START section per iterative handler, in plan order (setup);
+ *   3. PART sections, round after round, until every handler has nothing left;
+ *   4. an END section per iterative handler (completion);
+ *   5. a FULL section per described entry whose `needed` holds, in plan order, each with its footer;
+ *   6. EOF, then the VMDESCRIPTION trailer describing the FULL sections.
+ *
+ * Loading follows the stream, not the local plan: each section is matched by idstr and instance id and
+ * its post-load runs at once, so a device that reads another's state in post-load depends on the
+ * sender's order. The load-order guard turns such a read of a not-yet-loaded entry into LoadOrderError.
+ */
+import { LoadError, LoadOrderError } from '../errors.js';
+import { ByteWriter, type ChunkedSource } from '../stream/index.js';
+import { loadState, QemuJsonWriter, saveState, type EntryRef, type LoadContext } from '../vmstate/index.js';
+import { writeConfiguration, writeEof, writeFooter, writeHeader, writeSectionHeader, writeVmdesc, type ConfigSubsection } from './framing.js';
+import type { PlanOptions } from './plan.js';
+import type { SaveEntry, SavePlan, SaveRegistry } from './registry.js';
+import { walkStream, type SectionBodyDecoder } from './walker.js';
+
+/** Options for saveSnapshot. */
+export interface SaveSnapshotOptions {
+  /** Written in the configuration record (e.g. "pc-q35-7.2"); no configuration record when absent. */
+  readonly machineName?: string;
+  readonly configSubsections?: ConfigSubsection[];
+  /** TARGET_PAGE_SIZE, written as the trailer's page_size. Defaults to 4096. */
+  readonly pageSize?: number;
+  /** Section footers (QEMU's send-section-footer). Defaults to true. */
+  readonly footers?: boolean;
+  /** The VMDESCRIPTION trailer. Defaults to true. */
+  readonly vmdesc?: boolean;
+  readonly plan?: PlanOptions;
+}
+
+/** Where bytes go; a chunk may be reused after the call. */
+export type SnapshotSink = (chunk: Uint8Array) => void;
+
+const FLUSH_AT = 1 << 20;
+
+/** Writes a snapshot of every entry; returns the plan it followed. */
+export function saveSnapshot(registry: SaveRegistry, sink: SnapshotSink, options: SaveSnapshotOptions = {}): SavePlan {
+  const plan = registry.plan(options.plan);
+  const footers = options.footers ?? true;
+  const w = new ByteWriter(FLUSH_AT * 2);
+  const flush = (force = false) => {
+    if (w.length > 0 && (force || w.length >= FLUSH_AT)) {
+      sink(w.peek());
+      w.reset();
+    }
+  };
+  writeHeader(w);
+  if (options.machineName !== undefined) writeConfiguration(w, { machineName: options.machineName, subsections: options.configSubsections ?? [] });
+
+  const iterative = plan.entries.filter((e) => e.handler);
+  const section = (e: SaveEntry, kind: 'start' | 'part' | 'end' | 'full', body: () => void) => {
+    writeSectionHeader(w, { kind, offset: 0, sectionId: e.sectionId, idstr: e.idstr, instanceId: e.instanceId, version: e.version });
+    body();
+    if (footers) writeFooter(w, e.sectionId);
+    flush();
+  };
+  for (const e of iterative) section(e, 'start', () => e.handler?.saveSetup(w));
+  let pending = iterative.slice();
+  while (pending.length > 0) {
+    const next: SaveEntry[] = [];
+    for (const e of pending) {
+      let done = false;
+      section(e, 'part', () => (done = e.handler?.saveIterate(w) ?? true));
+      if (!done) next.push(e);
+    }
+    pending = next;
+  }
+  for (const e of iterative) section(e, 'end', () => e.handler?.saveComplete(w));
+
+  const desc = new QemuJsonWriter();
+  desc.startObject();
+  desc.int('page_size', options.pageSize ?? 4096);
+  desc.startArray('devices');
+  for (const e of plan.entries) {
+    const vmsd = e.vmsd;
+    if (!vmsd) continue;
+    if (vmsd.needed && !(vmsd.needed as (s: unknown) => boolean)(e.state)) continue;
+    desc.startObject();
+    desc.str('name', e.idstr);
+    desc.int('instance_id', e.instanceId);
+    section(e, 'full', () => saveState(w, vmsd, e.state as object, desc));
+    desc.endObject();
+  }
+  desc.endArray();
+  desc.endObject();
+  writeEof(w);
+  if (options.vmdesc ?? true) writeVmdesc(w, new TextEncoder().encode(desc.toString()));
+  flush(true);
+  return plan;
+}
+
+/** Options for loadSnapshot. */
+export interface LoadSnapshotOptions {
+  /** Reading an entry's state in a hook before that entry was loaded throws LoadOrderError. Defaults to false. */
+  readonly checkLoadOrder?: boolean;
+  /** The machine name the configuration record must carry, if any. */
+  readonly machineName?: string;
+}
+
+/** What a load did: the entries in the order they were loaded. */
+export interface LoadResult {
+  readonly loaded: readonly SaveEntry[];
+}
+
+/** Loads a snapshot into the registry's entries, in stream order. */
+export async function loadSnapshot(registry: SaveRegistry, src: ChunkedSource, options: LoadSnapshotOptions = {}): Promise<LoadResult> {
+  const loaded: SaveEntry[] = [];
+  const position = new Map<SaveEntry, number>();
+  const bySection = new Map<number, SaveEntry>();
+  let current: SaveEntry | null = null;
+
+  const peer: LoadContext['peer'] = <T>(ref: EntryRef): T => {
+    const target = registry.find(ref);
+    if (!target) throw new LoadError(`reads ${ref.idstr}#${ref.instanceId ?? 0}, which is not registered`, current?.label ?? '');
+    if (options.checkLoadOrder && current && !position.has(target)) {
+      throw new LoadOrderError(current.label, target.label, position.get(current) ?? loaded.length, null);
+    }
+    return target.state as T;
+  };
+
+  await walkStream(src, {
+    configuration(c, offset) {
+      if (options.machineName !== undefined && c.machineName !== options.machineName) {
+        throw new LoadError(`machine type "${c.machineName}" in the stream does not match local "${options.machineName}"`, 'configuration', { offset });
+      }
+    },
+    section(ctx): SectionBodyDecoder {
+      const h = ctx.header;
+      let entry: SaveEntry | undefined;
+      if (h.kind === 'start' || h.kind === 'full') {
+        entry = registry.find({ idstr: h.idstr, instanceId: h.instanceId });
+        if (!entry) throw new LoadError(`unknown section: nothing is registered as ${h.idstr} instance ${h.instanceId}`, ctx.label, { offset: h.offset });
+        if (h.version > entry.version) {
+          throw new LoadError(`incoming version_id ${h.version} is too new for local version_id ${entry.version}`, ctx.label, { incoming: h.version, local: entry.version });
+        }
+        const min = entry.vmsd?.minVersion ?? 0;
+        if (h.version < min) {
+          throw new LoadError(`incoming version_id ${h.version} is too old for local minimum_version_id ${min}`, ctx.label, { incoming: h.version, local: min });
+        }
+        bySection.set(h.sectionId, entry);
+      } else {
+        entry = bySection.get(h.sectionId);
+      }
+      const e = entry as SaveEntry;
+      if (e.handler) return e.handler.loadSection(h.kind === 'full' ? 'end' : h.kind, ctx.version);
+      if (h.kind !== 'full' || !e.vmsd) throw new LoadError(`a ${h.kind.toUpperCase()} section for a described device`, ctx.label);
+      const vmsd = e.vmsd;
+      return {
+        step(r) {
+          current = e;
+          try {
+            loadState(r, vmsd, e.state as object, ctx.version, peer);
+          } catch (err) {
+            // The interpreter names the description and field; put the section in front.
+            if (err instanceof LoadError) throw new LoadError(err.message, ctx.label, err.data, err);
+            throw err;
+          } finally {
+            current = null;
+          }
+          position.set(e, loaded.length);
+          loaded.push(e);
+          return true;
+        },
+      };
+    },
+    sectionDone(ctx) {
+      const e = bySection.get(ctx.sectionId);
+      if (e?.handler && ctx.header.kind === 'end' && !position.has(e)) {
+        position.set(e, loaded.length);
+        loaded.push(e);
+      }
+    },
+  });
+
+  const missing = registry.entries.filter((e) => !position.has(e) && !e.vmsd?.needed);
+  if (missing.length > 0) {
+    throw new LoadError(`missing section: ${missing[0].label} is registered locally but the stream has no section for it`, missing[0].label, {
+      missing: missing.map((m) => m.label),
+    });
+  }
+  return { loaded };
+}

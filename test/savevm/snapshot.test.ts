@@ -1,0 +1,149 @@
+// Snapshots: save in plan order, load in stream order, the errors for every way a stream can disagree
+// with the local registry, and the load-order guard catching the 2018 ordering bug.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  analyzeStream,
+  ChunkedSource,
+  listSections,
+  LoadError,
+  LoadOrderError,
+  loadSnapshot,
+  parseVmdesc,
+  readVmdesc,
+  ByteReader,
+  findVmdescTrailer,
+  saveSnapshot,
+  StreamFormatError,
+  SaveRegistry,
+  RamHandler,
+  defineVmsd,
+  MigPriority,
+  u64,
+  bool,
+} from '../../src/index.js';
+import { seededRandom } from '../support/random.js';
+import { bridgeVmsd, iommuVmsd, nicVmsd, toyMachine } from '../support/toy-machine.js';
+
+function snapshot(registry: SaveRegistry, options: Parameters<typeof saveSnapshot>[2] = {}): Uint8Array {
+  const chunks: Buffer[] = [];
+  saveSnapshot(registry, (c) => chunks.push(Buffer.from(c)), { machineName: 'toy-1.0', ...options });
+  return new Uint8Array(Buffer.concat(chunks));
+}
+
+function vmdescOf(bytes: Uint8Array) {
+  const p = findVmdescTrailer(bytes, 0, bytes.length);
+  return parseVmdesc(readVmdesc(new ByteReader(bytes, 0, p)), p + 5);
+}
+
+test('sections come in plan order: RAM iterations, then bridge, IOMMU, NIC', async () => {
+  const m = toyMachine({ seed: 5 });
+  const bytes = snapshot(m.registry);
+  const rows = await listSections(ChunkedSource.fromBytes(bytes), vmdescOf(bytes));
+  assert.deepEqual(
+    rows.map((r) => `${r.type} ${r.idstr}`),
+    ['start ram', 'part ram', 'part ram', 'end ram', 'full bridge', 'full iommu', 'full nic'],
+  );
+  const tree = await analyzeStream(ChunkedSource.fromBytes(bytes), vmdescOf(bytes));
+  assert.deepEqual([...tree.keys()], ['ram (0)', 'bridge (2)', 'iommu (1)', 'nic (3)']);
+});
+
+test('save, load into a fresh machine: every state and RAM equal; the IOMMU sees the bus it should', async () => {
+  const src = toyMachine({ seed: 7 });
+  const dst = toyMachine();
+  const result = await loadSnapshot(dst.registry, ChunkedSource.fromBytes(snapshot(src.registry)), { checkLoadOrder: true, machineName: 'toy-1.0' });
+  assert.deepEqual(result.loaded.map((e) => e.label), ['ram#0', 'bridge#0', 'iommu#0', 'nic#0']);
+  assert.deepEqual(dst.bridge, src.bridge);
+  assert.deepEqual(dst.nic, src.nic);
+  assert.deepEqual(dst.ram, src.ram);
+  assert.equal(dst.iommu.cached_bus, src.bridge.secondary);
+  assert.equal(dst.iommu.root, src.iommu.root);
+});
+
+test('property: seeded states save, load and save again to the same bytes', async () => {
+  const random = seededRandom(7);
+  for (let i = 0; i < 25; i++) {
+    const seed = 1 + Math.floor(random() * 1e6);
+    const a = toyMachine({ seed });
+    const first = snapshot(a.registry);
+    const b = toyMachine();
+    await loadSnapshot(b.registry, ChunkedSource.fromBytes(first));
+    assert.deepEqual(b.nic, a.nic, `seed ${seed}`);
+    assert.deepEqual(Buffer.from(snapshot(b.registry)), Buffer.from(first), `seed ${seed}: load then save changed bytes`);
+  }
+});
+
+test('the 2018 bug: legacy priorities save the IOMMU before the bridge; the guard refuses, without it the IOMMU sees bus 0', async () => {
+  const src = toyMachine({ seed: 9, legacy: true });
+  const bytes = snapshot(src.registry);
+  const guarded = toyMachine();
+  await assert.rejects(
+    loadSnapshot(guarded.registry, ChunkedSource.fromBytes(bytes), { checkLoadOrder: true }),
+    (e: unknown) =>
+      e instanceof LoadOrderError &&
+      e.message === 'iommu#0 (loaded at position 1) read the state of bridge#0, which is not in the stream before it' &&
+      e.reader === 'iommu#0' &&
+      e.target === 'bridge#0',
+  );
+  const unguarded = toyMachine();
+  await loadSnapshot(unguarded.registry, ChunkedSource.fromBytes(bytes));
+  assert.equal(unguarded.bridge.secondary, src.bridge.secondary, 'the bridge itself loads fine');
+  assert.equal(unguarded.iommu.cached_bus, 0, 'but the IOMMU rebuilt from the bus number before it arrived');
+});
+
+async function loadError(bytes: Uint8Array, into = toyMachine().registry): Promise<string> {
+  try {
+    await loadSnapshot(into, ChunkedSource.fromBytes(bytes), { machineName: 'toy-1.0' });
+  } catch (e) {
+    assert.ok(e instanceof LoadError || e instanceof StreamFormatError, String(e));
+    return e.message;
+  }
+  return assert.fail('loaded without error');
+}
+
+test('unknown and missing sections, versions out of range, bad footers, wrong machine', async () => {
+  const bytes = snapshot(toyMachine({ seed: 3 }).registry);
+  const onlyRam = new SaveRegistry();
+  onlyRam.register({ idstr: 'ram', handler: toyMachine().entries.ram.handler as RamHandler });
+  assert.equal(await loadError(bytes, onlyRam), 'bridge (2): unknown section: nothing is registered as bridge instance 0');
+
+  // A sender without the NIC.
+  const noNic = toyMachine();
+  const partial = new SaveRegistry();
+  partial.register({ idstr: 'ram', handler: noNic.entries.ram.handler as RamHandler });
+  partial.register({ idstr: 'iommu', vmsd: iommuVmsd, state: noNic.iommu });
+  partial.register({ idstr: 'bridge', vmsd: bridgeVmsd, state: noNic.bridge });
+  assert.equal(await loadError(snapshot(partial)), 'nic#0: missing section: nic#0 is registered locally but the stream has no section for it');
+
+  // Version: the IOMMU section header says 2; patch it to 3, then to 0.
+  const iommuHeader = Buffer.from(bytes).indexOf(Buffer.from([5, ...Buffer.from('iommu')]));
+  const tooNew = bytes.slice();
+  tooNew[iommuHeader + 6 + 4 + 3] = 3;
+  assert.equal(await loadError(tooNew), 'iommu (1): incoming version_id 3 is too new for local version_id 2');
+  const tooOld = bytes.slice();
+  tooOld[iommuHeader + 6 + 4 + 3] = 0;
+  assert.equal(await loadError(tooOld), 'iommu (1): incoming version_id 0 is too old for local minimum_version_id 1');
+
+  const badFooter = bytes.slice();
+  const body = iommuHeader + 6 + 8;
+  const footer = body + 8 + 1 + 4; // root, enabled, cached_bus
+  assert.equal(badFooter[footer], 0x7e);
+  badFooter[footer + 4] = 9;
+  assert.equal(await loadError(badFooter), `iommu (1): section footer closes section 9, expected 1 (at byte offset ${footer})`);
+
+  const other = toyMachine();
+  await assert.rejects(loadSnapshot(other.registry, ChunkedSource.fromBytes(bytes), { machineName: 'toy-2.0' }), /configuration: machine type "toy-1.0" in the stream does not match local "toy-2.0"/);
+});
+
+test('an older sender: a version 1 IOMMU section (no cached_bus field) loads into version 2', async () => {
+  const src = toyMachine({ seed: 4 });
+  const old = new SaveRegistry();
+  old.register({ idstr: 'ram', handler: src.entries.ram.handler as RamHandler });
+  old.register({ idstr: 'iommu', vmsd: defineVmsd({ name: 'toy-iommu', version: 1, priority: MigPriority.IOMMU, fields: [u64('root'), bool('enabled')] }), state: src.iommu });
+  old.register({ idstr: 'bridge', vmsd: bridgeVmsd, state: src.bridge });
+  old.register({ idstr: 'nic', vmsd: nicVmsd, state: src.nic });
+  const dst = toyMachine();
+  await loadSnapshot(dst.registry, ChunkedSource.fromBytes(snapshot(old)), { checkLoadOrder: true });
+  assert.equal(dst.iommu.root, src.iommu.root);
+  assert.equal(dst.iommu.cached_bus, src.bridge.secondary, 'post-load filled what the old version lacks');
+});
