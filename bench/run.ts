@@ -1,0 +1,630 @@
+/**
+ * vmstate benchmark: vmstate's `analyze` against QEMU's scripts/analyze-migration.py, all measured in
+ * one run.
+ *
+ *   a. every fixture: whole-process wall time of the CLI and of the script (stdout to /dev/null), and the
+ *      bare start-up of each runtime;
+ *   b. every fixture: in-process decode+render time of the library against the script's time minus
+ *      Python's start-up;
+ *   c. a 1 GiB-RAM stream of random memory written by QEMU (cached under os.tmpdir()): `cat`, the CLI,
+ *      the script, and the in-process time.
+ *
+ * Usage: node dist/bench/run.js [--quick] [--no-big] [--runs N] [--keep-random] [--python PATH]
+ * Plain Node, no dependencies. See bench/README.md.
+ */
+import { spawn, spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { analyzeStream, formatAnalysis, openStreamFile, requireVmdesc } from '../src/index.js';
+
+// ---------------------------------------------------------------------------------------------------
+// Options and paths
+
+interface Options {
+  readonly quick: boolean;
+  readonly big: boolean;
+  /** Timed runs per whole-process measurement (fixtures). */
+  readonly runs: number;
+  /** Timed runs per in-process measurement (fixtures). */
+  readonly inRuns: number;
+  /** Timed runs per measurement on the 1 GiB stream (the script always runs once). */
+  readonly bigRuns: number;
+  readonly keepRandom: boolean;
+  /** The Python interpreter to run the script with; default: the one `python3` on PATH really runs. */
+  readonly python: string | undefined;
+}
+
+function parseOptions(argv: readonly string[]): Options {
+  let quick = false;
+  let big = true;
+  let runs: number | undefined;
+  let keepRandom = false;
+  let python: string | undefined;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--quick') quick = true;
+    else if (a === '--no-big') big = false;
+    else if (a === '--keep-random') keepRandom = true;
+    else if (a === '--python') {
+      python = argv[++i];
+      if (!python) fail('--python needs a path');
+    }
+    else if (a === '--runs') {
+      const v = Number(argv[++i]);
+      if (!Number.isInteger(v) || v < 1) fail('--runs needs a positive integer');
+      runs = v;
+    } else if (a === '--help' || a === '-h') {
+      process.stdout.write('usage: node dist/bench/run.js [--quick] [--no-big] [--runs N] [--keep-random] [--python PATH]\n');
+      process.exit(0);
+    } else fail(`unknown option ${a}`);
+  }
+  const r = runs ?? (quick ? 3 : 5);
+  return { quick, big, runs: r, inRuns: quick ? 5 : 15, bigRuns: quick ? 1 : 3, keepRandom, python };
+}
+
+function fail(message: string): never {
+  process.stderr.write(`bench: ${message}\n`);
+  process.exit(2);
+}
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+/** The repository root: this file runs as dist/bench/run.js. */
+const repo = path.resolve(here, '..', '..');
+const cli = path.join(repo, 'dist', 'src', 'cli', 'main.js');
+const fixturesDir = path.join(repo, 'test', 'fixtures');
+const cacheDir = path.join(os.tmpdir(), 'vmstate-bench');
+/** The developers' shared tool beside the repository (see ../shared/tools). */
+const QEMU_SOURCE_TOOL = path.resolve(repo, '..', 'shared', 'tools', 'qemu-source.sh');
+
+/** analyze-migration.py from the QEMU tree the shared tool unpacks (or $QEMU_SRC). */
+function findScript(): string {
+  let tree = process.env.QEMU_SRC;
+  if (!tree) {
+    const r = spawnSync('bash', [QEMU_SOURCE_TOOL], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+    if (r.status !== 0) fail(`${QEMU_SOURCE_TOOL} failed (set QEMU_SRC to a QEMU source tree)`);
+    tree = r.stdout.trim().split('\n').at(-1) ?? '';
+  }
+  const script = path.join(tree, 'scripts', 'analyze-migration.py');
+  if (!fs.existsSync(script)) fail(`no ${script}`);
+  return script;
+}
+
+/**
+ * The interpreter behind `python3`: version managers put a shell-script shim on PATH (pyenv's costs
+ * ~100 ms per run), which is not Python's cost, so the script runs under the real binary.
+ */
+function resolvePython(explicit: string | undefined): string {
+  if (explicit) return explicit;
+  const r = spawnSync('python3', ['-c', 'import sys; print(sys.executable)'], { encoding: 'utf8' });
+  const exe = r.status === 0 ? r.stdout.trim() : '';
+  if (!exe) fail('python3 not found (or pass --python PATH)');
+  return exe;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Measuring
+
+function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+function nowMs(): number {
+  return Number(process.hrtime.bigint()) / 1e6;
+}
+
+interface ProcResult {
+  readonly ms: number;
+  readonly ok: boolean;
+  readonly stderr: string;
+  readonly status: number | null;
+}
+
+const devNull = fs.openSync('/dev/null', 'w');
+
+/** Runs a command once with stdout to `stdoutFd` (default /dev/null); wall time in ms. */
+function runOnce(cmd: string, args: readonly string[], stdoutFd: number = devNull): ProcResult {
+  const t0 = nowMs();
+  const r: SpawnSyncReturns<string> = spawnSync(cmd, args, {
+    stdio: ['ignore', stdoutFd, 'pipe'],
+    encoding: 'utf8',
+    maxBuffer: 64 << 20,
+  });
+  const ms = nowMs() - t0;
+  if (r.error) throw r.error;
+  return { ms, ok: r.status === 0, stderr: r.stderr ?? '', status: r.status };
+}
+
+interface Timing {
+  readonly ms: number;
+  readonly all: readonly number[];
+  readonly ok: boolean;
+  readonly error: string;
+}
+
+/** Median wall time of `runs` runs (stdout to /dev/null); stops at the first failure. */
+function timeProcess(cmd: string, args: readonly string[], runs: number): Timing {
+  const all: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const r = runOnce(cmd, args);
+    if (!r.ok) return { ms: r.ms, all: [r.ms], ok: false, error: lastLine(r.stderr) || `exit ${r.status}` };
+    all.push(r.ms);
+  }
+  return { ms: median(all), all, ok: true, error: '' };
+}
+
+/** Like timeProcess for two commands, alternating their runs so that load changes hit both alike. */
+function timePair(a: readonly [string, readonly string[]], b: readonly [string, readonly string[]], runs: number): [Timing, Timing] {
+  const all: [number[], number[]] = [[], []];
+  const err: [string, string] = ['', ''];
+  for (let i = 0; i < runs; i++) {
+    ([a, b] as const).forEach(([cmd, args], k) => {
+      if (err[k]) return;
+      const r = runOnce(cmd, args);
+      if (r.ok) all[k].push(r.ms);
+      else err[k] = lastLine(r.stderr) || `exit ${r.status}`;
+    });
+  }
+  const t = (k: 0 | 1): Timing => (err[k] ? { ms: NaN, all: all[k], ok: false, error: err[k] } : { ms: median(all[k]), all: all[k], ok: true, error: '' });
+  return [t(0), t(1)];
+}
+
+function lastLine(s: string): string {
+  return s.trim().split('\n').at(-1) ?? '';
+}
+
+/** Runs a command once with stdout captured in a file; returns its output (or null on failure). */
+function captureOnce(cmd: string, args: readonly string[]): { out: string | null; ms: number; error: string } {
+  const tmp = path.join(cacheDir, `capture-${process.pid}.out`);
+  const fd = fs.openSync(tmp, 'w');
+  let r: ProcResult;
+  try {
+    r = runOnce(cmd, args, fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+  const out = r.ok ? fs.readFileSync(tmp, 'utf8') : null;
+  fs.rmSync(tmp, { force: true });
+  return { out, ms: r.ms, error: r.ok ? '' : lastLine(r.stderr) || `exit ${r.status}` };
+}
+
+/** One in-process analyze, as the CLI does it: open, find the trailer, decode, render. */
+async function analyzeInProcess(file: string): Promise<string> {
+  const f = openStreamFile(file);
+  try {
+    const { vmdesc } = requireVmdesc(f);
+    const tree = await analyzeStream(f.source(), vmdesc);
+    return formatAnalysis(tree);
+  } finally {
+    f.close();
+  }
+}
+
+/** Median in-process time after `warmup` untimed runs; also the output of the first run. */
+async function timeInProcess(file: string, warmup: number, runs: number): Promise<{ ms: number; all: number[]; out: string }> {
+  let out = '';
+  for (let i = 0; i < warmup; i++) {
+    const s = await analyzeInProcess(file);
+    if (i === 0) out = s;
+  }
+  const all: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const t0 = nowMs();
+    const s = await analyzeInProcess(file);
+    all.push(nowMs() - t0);
+    if (!out) out = s;
+  }
+  return { ms: median(all), all, out };
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Printing
+
+function fmtMs(ms: number): string {
+  if (!Number.isFinite(ms)) return '-';
+  if (ms >= 10_000) return `${(ms / 1000).toFixed(1)} s`;
+  if (ms >= 1000) return `${(ms / 1000).toFixed(2)} s`;
+  if (ms >= 100) return `${ms.toFixed(0)} ms`;
+  if (ms >= 10) return `${ms.toFixed(1)} ms`;
+  return `${ms.toFixed(2)} ms`;
+}
+
+function fmtRatio(r: number): string {
+  return Number.isFinite(r) ? `${r.toFixed(r >= 100 ? 0 : r >= 10 ? 1 : 2)}x` : '-';
+}
+
+function table(head: readonly string[], rows: readonly (readonly string[])[]): string {
+  const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: readonly string[]) =>
+    cells.map((c, i) => (i === 0 ? c.padEnd(w[i]) : c.padStart(w[i]))).join('  ').trimEnd();
+  return [line(head), w.map((n) => '-'.repeat(n)).join('  '), ...rows.map(line)].join('\n') + '\n';
+}
+
+const say = (s = ''): void => {
+  process.stdout.write(s + '\n');
+};
+
+function verdict(ok: boolean): string {
+  return ok ? 'MET' : 'MISSED';
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The 1 GiB stream
+
+const BIG_RAM = '1G';
+const RANDOM_BYTES = 900 << 20;
+const BIG_NAME = 'q35-1g-random.mig';
+
+/** Writes `size` random bytes to `file` in 16 MiB chunks. */
+function writeRandomFile(file: string, size: number): void {
+  const fd = fs.openSync(file, 'w');
+  try {
+    const chunk = 16 << 20;
+    for (let done = 0; done < size; ) {
+      const n = Math.min(chunk, size - done);
+      const b = crypto.randomBytes(n);
+      let off = 0;
+      while (off < n) off += fs.writeSync(fd, b, off, n - off);
+      done += n;
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** A minimal QMP client on a unix socket: one command at a time, events skipped. */
+class Qmp {
+  private buffered = '';
+  private waiters: ((line: string) => void)[] = [];
+  private lines: string[] = [];
+  private closedError: Error | null = null;
+
+  private constructor(private readonly sock: net.Socket) {
+    sock.setEncoding('utf8');
+    sock.on('data', (d: string) => {
+      this.buffered += d;
+      let nl: number;
+      while ((nl = this.buffered.indexOf('\n')) >= 0) {
+        const line = this.buffered.slice(0, nl).trim();
+        this.buffered = this.buffered.slice(nl + 1);
+        if (!line) continue;
+        const w = this.waiters.shift();
+        if (w) w(line);
+        else this.lines.push(line);
+      }
+    });
+    sock.on('close', () => {
+      this.closedError = new Error('QMP connection closed');
+      for (const w of this.waiters.splice(0)) w('');
+    });
+    sock.on('error', () => undefined);
+  }
+
+  static async connect(socketPath: string, timeoutMs: number, alive: () => boolean): Promise<Qmp> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      if (!alive()) throw new Error('qemu-system-x86_64 exited before its QMP socket answered');
+      try {
+        const sock = await new Promise<net.Socket>((resolve, reject) => {
+          const s = net.createConnection(socketPath);
+          s.once('connect', () => resolve(s));
+          s.once('error', reject);
+        });
+        const q = new Qmp(sock);
+        const greeting = await q.nextMessage();
+        if (!('QMP' in greeting)) throw new Error(`unexpected QMP greeting ${JSON.stringify(greeting)}`);
+        return q;
+      } catch (e) {
+        if (Date.now() > deadline) throw e;
+        await sleep(100);
+      }
+    }
+  }
+
+  private nextLine(): Promise<string> {
+    const l = this.lines.shift();
+    if (l !== undefined) return Promise.resolve(l);
+    if (this.closedError) return Promise.reject(this.closedError);
+    return new Promise((resolve, reject) => {
+      this.waiters.push((line) => (line ? resolve(line) : reject(this.closedError ?? new Error('QMP closed'))));
+    });
+  }
+
+  private async nextMessage(): Promise<Record<string, unknown>> {
+    const v: unknown = JSON.parse(await this.nextLine());
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error('QMP: not an object');
+    return v as Record<string, unknown>;
+  }
+
+  /** Sends a command; resolves to its `return`, rejects on `error`. */
+  async execute(command: string, args?: Record<string, unknown>): Promise<unknown> {
+    this.sock.write(JSON.stringify(args ? { execute: command, arguments: args } : { execute: command }) + '\n');
+    for (;;) {
+      const m = await this.nextMessage();
+      if ('event' in m) continue;
+      if ('error' in m) throw new Error(`QMP ${command}: ${JSON.stringify(m.error)}`);
+      if ('return' in m) return m.return;
+    }
+  }
+
+  close(): void {
+    this.sock.destroy();
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+function shellQuote(s: string): string {
+  return `'${s.replace(/'/g, `'\\''`)}'`;
+}
+
+/** The cached 1 GiB stream, made with QEMU if absent. */
+async function ensureBigStream(opts: Options): Promise<string> {
+  fs.mkdirSync(cacheDir, { recursive: true });
+  const out = path.join(cacheDir, BIG_NAME);
+  if (fs.existsSync(out)) {
+    say(`using cached ${out} (${(fs.statSync(out).size / 2 ** 20).toFixed(1)} MiB); delete it to remake`);
+    return out;
+  }
+  const random = path.join(cacheDir, 'random-900M.bin');
+  const partial = `${out}.partial`;
+  const sock = path.join(cacheDir, `qmp-${process.pid}.sock`);
+  fs.rmSync(partial, { force: true });
+  fs.rmSync(sock, { force: true });
+
+  const t0 = nowMs();
+  if (!fs.existsSync(random) || fs.statSync(random).size !== RANDOM_BYTES) {
+    process.stdout.write(`making ${random} (900 MiB of random bytes) ... `);
+    writeRandomFile(random, RANDOM_BYTES);
+    say(`${fmtMs(nowMs() - t0)}`);
+  }
+
+  const qemuArgs = [
+    '-machine', 'q35', '-accel', 'tcg', '-m', BIG_RAM, '-nodefaults', '-display', 'none', '-S',
+    '-device', `loader,file=${random},addr=0x100000,force-raw=on`,
+    '-qmp', `unix:${sock},server=on,wait=off`,
+  ];
+  say(`qemu-system-x86_64 ${qemuArgs.join(' ')}`);
+  const t1 = nowMs();
+  const qemu = spawn('qemu-system-x86_64', qemuArgs, { stdio: ['ignore', 'inherit', 'inherit'] });
+  let exited = false;
+  const exitP = new Promise<number | null>((resolve) =>
+    qemu.on('exit', (code) => {
+      exited = true;
+      resolve(code);
+    }),
+  );
+  qemu.on('error', (e) => fail(`cannot run qemu-system-x86_64: ${e.message}`));
+  let qmp: Qmp | null = null;
+  let quitSent = false;
+  try {
+    qmp = await Qmp.connect(sock, 30_000, () => !exited);
+    await qmp.execute('qmp_capabilities');
+    // QEMU 7.2 limits migration to 32 MiB/s by default: lift it so the stream is written at disk speed.
+    await qmp.execute('migrate-set-parameters', { 'max-bandwidth': 64 * 2 ** 30 });
+    await qmp.execute('migrate', { uri: `exec:cat > ${shellQuote(partial)}` });
+    for (;;) {
+      const st = (await qmp.execute('query-migrate')) as { status?: string; 'error-desc'?: string };
+      if (st.status === 'completed') break;
+      if (st.status === 'failed' || st.status === 'cancelled') throw new Error(`migration ${st.status}: ${st['error-desc'] ?? ''}`);
+      await sleep(200);
+    }
+    await qmp.execute('quit').catch(() => undefined);
+    quitSent = true;
+  } finally {
+    qmp?.close();
+    if (!exited) {
+      if (!quitSent) qemu.kill('SIGTERM');
+      const timer = setTimeout(() => qemu.kill('SIGKILL'), 10_000);
+      await exitP;
+      clearTimeout(timer);
+    }
+    fs.rmSync(sock, { force: true });
+  }
+  // Flush it now, so that write-back does not run during the measurements.
+  spawnSync('sync', [partial], { stdio: 'ignore' });
+  fs.renameSync(partial, out);
+  if (!opts.keepRandom) fs.rmSync(random, { force: true });
+  say(`wrote ${out} (${(fs.statSync(out).size / 2 ** 20).toFixed(1)} MiB) in ${fmtMs(nowMs() - t1)} with QEMU`);
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Main
+
+interface FixtureRow {
+  readonly name: string;
+  readonly size: number;
+  readonly cli: Timing;
+  readonly py: Timing;
+  readonly inproc: number;
+  readonly identical: string;
+}
+
+async function main(): Promise<void> {
+  const opts = parseOptions(process.argv.slice(2));
+  if (!fs.existsSync(cli)) fail(`no ${cli}: build first (npx tsc -p tsconfig.json)`);
+  fs.mkdirSync(cacheDir, { recursive: true });
+  const script = findScript();
+  const fixtures = fs
+    .readdirSync(fixturesDir)
+    .filter((f) => f.endsWith('.mig'))
+    .sort()
+    .map((f) => path.join(fixturesDir, f));
+  const qemuVersion = spawnSync('qemu-system-x86_64', ['--version'], { encoding: 'utf8' }).stdout?.split('\n')[0] ?? '?';
+  const python = resolvePython(opts.python);
+  const pyVersion = spawnSync(python, ['--version'], { encoding: 'utf8' }).stdout?.trim() ?? '?';
+
+  say('vmstate benchmark');
+  say(`  node ${process.version}, ${pyVersion}, ${qemuVersion}`);
+  say(`  ${os.cpus().length} x ${os.cpus()[0]?.model ?? '?'}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, ${os.platform()} ${os.release()}`);
+  say(`  script: ${python} ${script}`);
+  say(`  runs: ${opts.runs} per whole-process figure (median), ${opts.inRuns} in-process after 2 warm-ups${opts.quick ? ' (--quick)' : ''}`);
+  say();
+
+  // --- start-up
+  say('== Start-up (whole process, median) ==');
+  const nodeStart = timeProcess(process.execPath, ['-e', '0'], opts.runs * 2);
+  const pyStart = timeProcess(python, ['-c', 'pass'], opts.runs * 2);
+  const pathPyStart = timeProcess('python3', ['-c', 'pass'], opts.runs);
+  const cliStart = timeProcess(process.execPath, [cli, 'help'], opts.runs * 2);
+  const pyImports = timeProcess(python, ['-c', 'import json, os, argparse, collections, struct, sys'], opts.runs * 2);
+  say(
+    table(
+      ['command', 'median', 'min'],
+      [
+        ['node -e 0', fmtMs(nodeStart.ms), fmtMs(Math.min(...nodeStart.all))],
+        ['node dist/src/cli/main.js help (loads the CLI)', fmtMs(cliStart.ms), fmtMs(Math.min(...cliStart.all))],
+        [`${python} -c pass`, fmtMs(pyStart.ms), fmtMs(Math.min(...pyStart.all))],
+        [`${python} -c "import <the script's imports>"`, fmtMs(pyImports.ms), fmtMs(Math.min(...pyImports.all))],
+        ['python3 -c pass (via PATH: not used, for information)', fmtMs(pathPyStart.ms), fmtMs(Math.min(...pathPyStart.all))],
+      ],
+    ),
+  );
+
+  // --- fixtures
+  say('== Fixtures: `analyze F > /dev/null` whole process (a) and in-process decode+render (b) ==');
+  const rows: FixtureRow[] = [];
+  for (const f of fixtures) {
+    const name = path.basename(f, '.mig');
+    process.stderr.write(`  ${name} ...\n`);
+    // One captured run of each first: warms the page cache and checks the outputs agree.
+    const cliCap = captureOnce(process.execPath, [cli, 'analyze', f]);
+    const pyCap = captureOnce(python, [script, '-f', f]);
+    let cliT: Timing;
+    let pyT: Timing;
+    if (pyCap.out === null) {
+      cliT = timeProcess(process.execPath, [cli, 'analyze', f], opts.runs);
+      pyT = { ms: NaN, all: [], ok: false, error: pyCap.error };
+    } else {
+      [cliT, pyT] = timePair([process.execPath, [cli, 'analyze', f]], [python, [script, '-f', f]], opts.runs);
+    }
+    const ip = await timeInProcess(f, 2, opts.inRuns);
+    // Against the script's output; where the script fails, against the fixture's stored NAME.analyze.json.
+    const golden = path.join(fixturesDir, `${name}.analyze.json`);
+    const reference = pyCap.out ?? (fs.existsSync(golden) ? fs.readFileSync(golden, 'utf8') : null);
+    const refName = pyCap.out !== null ? '' : ` (vs ${name}.analyze.json)`;
+    let identical: string;
+    if (cliCap.out === null) identical = `vmstate failed: ${cliCap.error}`;
+    else if (reference === null) identical = 'script failed';
+    else if (cliCap.out !== reference) identical = `DIFFERENT (CLI)${refName}`;
+    else if (ip.out !== reference) identical = `DIFFERENT (in-process)${refName}`;
+    else identical = `yes${refName}`;
+    rows.push({ name, size: fs.statSync(f).size, cli: cliT, py: pyT, inproc: ip.ms, identical });
+  }
+  const pyBase = pyStart.ms;
+  say(
+    table(
+      ['fixture', 'size', 'vmstate', 'script', 'script/vmstate', 'in-process', 'script-py0', '(script-py0)/in-proc', 'same output'],
+      rows.map((r) => [
+        r.name,
+        `${(r.size / 1024).toFixed(0)} KiB`,
+        r.cli.ok ? fmtMs(r.cli.ms) : 'FAILED',
+        r.py.ok ? fmtMs(r.py.ms) : 'FAILED',
+        r.py.ok && r.cli.ok ? fmtRatio(r.py.ms / r.cli.ms) : '-',
+        fmtMs(r.inproc),
+        r.py.ok ? fmtMs(r.py.ms - pyBase) : '-',
+        r.py.ok ? fmtRatio((r.py.ms - pyBase) / r.inproc) : '-',
+        r.identical,
+      ]),
+    ),
+  );
+  for (const r of rows) {
+    if (!r.py.ok) say(`  note: the script fails on ${r.name}: ${r.py.error}`);
+    if (!r.cli.ok) say(`  note: vmstate fails on ${r.name}: ${r.cli.error}`);
+  }
+  say(`  vmstate / script: median whole-process wall time of \`node dist/src/cli/main.js analyze F\` / \`${python} analyze-migration.py -f F\`.`);
+  say(`  in-process: openStreamFile+requireVmdesc+analyzeStream+formatAnalysis, median after warm-up.`);
+  say(`  script-py0: the script's time minus \`${python} -c pass\` (${fmtMs(pyBase)}).`);
+  say(`  vmstate and script runs alternate, so that load changes on the machine hit both alike.`);
+  say();
+
+  // --- the 1 GiB stream
+  interface BigResult {
+    file: string;
+    size: number;
+    cat: number;
+    cli: Timing;
+    py: Timing;
+    inproc: number;
+    identical: string;
+  }
+  let big: BigResult | null = null;
+  if (opts.big) {
+    say('== 1 GiB-RAM stream of random memory (q35, 900 MiB random at 0x100000) ==');
+    const file = await ensureBigStream(opts);
+    process.stderr.write('  timing cat, vmstate, script on the 1 GiB stream ...\n');
+    runOnce('cat', [file]);
+    runOnce('cat', [file]);
+    const cat = timeProcess('cat', [file], Math.max(3, opts.bigRuns));
+    const cliCap = captureOnce(process.execPath, [cli, 'analyze', file]);
+    const cliT = timeProcess(process.execPath, [cli, 'analyze', file], opts.bigRuns);
+    const pyCap = captureOnce(python, [script, '-f', file]);
+    const pyT: Timing = pyCap.out === null ? { ms: pyCap.ms, all: [pyCap.ms], ok: false, error: pyCap.error } : { ms: pyCap.ms, all: [pyCap.ms], ok: true, error: '' };
+    const ip = await timeInProcess(file, 1, opts.bigRuns);
+    let identical: string;
+    if (cliCap.out === null) identical = `vmstate failed: ${cliCap.error}`;
+    else if (pyCap.out === null) identical = 'script failed';
+    else identical = cliCap.out === pyCap.out && ip.out === pyCap.out ? 'yes' : 'DIFFERENT';
+    big = { file, size: fs.statSync(file).size, cat: cat.ms, cli: cliT, py: pyT, inproc: ip.ms, identical };
+    const mib = big.size / 2 ** 20;
+    const rate = (ms: number) => `${((mib / ms) * 1000).toFixed(0)} MiB/s`;
+    say(
+      table(
+        ['command', 'time', 'throughput', 'ratio'],
+        [
+          ['cat FILE > /dev/null (page cache warm)', fmtMs(cat.ms), rate(cat.ms), '1x'],
+          ['vmstate analyze FILE > /dev/null', cliT.ok ? fmtMs(cliT.ms) : 'FAILED', rate(cliT.ms), `${fmtRatio(cliT.ms / cat.ms)} of cat`],
+          ['vmstate in-process', fmtMs(ip.ms), rate(ip.ms), `${fmtRatio(ip.ms / cat.ms)} of cat`],
+          [
+            'analyze-migration.py -f FILE > /dev/null (1 run)',
+            pyT.ok ? fmtMs(pyT.ms) : 'FAILED',
+            rate(pyT.ms),
+            pyT.ok && cliT.ok ? `script/vmstate ${fmtRatio(pyT.ms / cliT.ms)}` : '-',
+          ],
+        ],
+      ),
+    );
+    say(`  file: ${file}, ${mib.toFixed(1)} MiB; same output (CLI, in-process, script): ${identical}`);
+    if (!pyT.ok) say(`  note: the script failed: ${pyT.error}`);
+    say();
+  }
+
+  // --- targets
+  say('== Targets ==');
+  const results: string[][] = [];
+  // The whole-process target applies where the script takes > 0.5 s; the others are listed for information.
+  const compared = rows.filter((r) => r.py.ok && r.cli.ok);
+  if (!compared.some((r) => r.py.ms > 500)) results.push(['whole process >= 5x (script > 0.5 s)', 'no fixture where the script takes > 0.5 s', '-']);
+  for (const r of compared) {
+    const x = r.py.ms / r.cli.ms;
+    const heavy = r.py.ms > 500;
+    results.push([`whole process >= 5x (script > 0.5 s): ${r.name}`, fmtRatio(x), heavy ? verdict(x >= 5) : `(script ${fmtMs(r.py.ms)}: n/a)`]);
+  }
+  for (const r of rows.filter((r) => r.py.ok)) {
+    const x = (r.py.ms - pyBase) / r.inproc;
+    results.push([`in-process >= 20x script-py0: ${r.name}`, fmtRatio(x), verdict(x >= 20)]);
+  }
+  if (big) {
+    const x = big.cli.ms / big.cat;
+    results.push(['1 GiB stream: vmstate analyze within 2x of cat', `${fmtRatio(x)} of cat`, verdict(big.cli.ok && x <= 2)]);
+    if (big.py.ok && big.cli.ok) results.push(['1 GiB stream: script/vmstate (information)', fmtRatio(big.py.ms / big.cli.ms), '']);
+  }
+  say(table(['target', 'measured', ''], results));
+  const bad = rows.filter((r) => !r.identical.startsWith('yes') && r.identical !== 'script failed');
+  if (bad.length || (big && big.identical !== 'yes' && big.identical !== 'script failed')) {
+    say('WARNING: vmstate and the script printed different output (see "same output").');
+  }
+}
+
+main().catch((e: unknown) => {
+  process.stderr.write(`bench: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+  process.exit(1);
+});
