@@ -19,6 +19,8 @@ import {
   type Vmdesc,
 } from '../analyze/index.js';
 import { IoError, UsageError } from '../errors.js';
+import { orderCommand } from './order-command.js';
+import { planCommand } from './plan-command.js';
 import { ramDirSink } from './ram-dir.js';
 
 /** Where a command prints. */
@@ -39,6 +41,12 @@ commands:
     --json                     the same as a JSON array
   rewrite IN OUT               decode every section and encode it again into OUT
     --set 'IDSTR[#N]:FIELD.PATH=VALUE'   change one value on the way (repeatable)
+  order FILE                   check the section order against what QEMU's devices need (bridges before
+                               IOMMUs before PCI devices, GICv3 before its ITS, virtio-mem before IOMMUs)
+    --json                     the violations as JSON
+  plan FILE.json               the save order of the entries in FILE.json, with the reason for each
+    --json                     as JSON
+    --edges-win                let dependencies override priorities (reported)
   help                         this text
 `;
 
@@ -119,6 +127,10 @@ export async function runCommand(argv: readonly string[], out: Output): Promise<
       return sectionsCommand(rest, out);
     case 'rewrite':
       return rewriteCommand(rest, out);
+    case 'order':
+      return orderCommand(rest, out);
+    case 'plan':
+      return planCommand(rest, out);
     case undefined:
     case 'help':
     case '--help':

@@ -29,6 +29,11 @@ export type { SectionBodyDecoder, SectionContext, StreamVisitor } from './walker
 export { planOrder } from './plan.js';
 export type { PlanEdge, PlanNode, PlanOptions, PlanResult } from './plan.js';
 export { SaveRegistry } from './registry.js';
-export type { EntryInfo, EntrySelector, IterativeHandler, RegisterOptions, SaveEntry, SavePlan } from './registry.js';
+export type { IterativeHandler, RegisterOptions, SaveEntry, SavePlan } from './registry.js';
+export { resolveDependencies, selectIndices } from './dependencies.js';
+export type { Dependency, EntryInfo, EntrySelector } from './dependencies.js';
 export { loadSnapshot, saveSnapshot } from './snapshot.js';
 export type { LoadResult, LoadSnapshotOptions, SaveSnapshotOptions, SnapshotSink } from './snapshot.js';
+export { checkOrder } from './order-check.js';
+export type { OrderRule, OrderViolation } from './order-check.js';
+export { isPciDevice, QEMU_BRIDGE_VMSDS, QEMU_IOMMU_VMSDS, QEMU_ORDER_RULES, QEMU_PRIORITY_BY_VMSD } from './qemu-rules.js';

@@ -4,9 +4,10 @@
  * come from one counter at registration, as in QEMU; an omitted instance id is one more than the highest
  * already registered under the same idstr.
  */
-import { PlanError, UsageError } from '../errors.js';
+import { UsageError } from '../errors.js';
 import type { ByteWriter } from '../stream/index.js';
 import { MigPriority, type EntryRef, type Vmsd } from '../vmstate/index.js';
+import { resolveDependencies, selectIndices, type Dependency, type EntryInfo, type EntrySelector } from './dependencies.js';
 import { planOrder, type PlanEdge, type PlanOptions, type PlanResult } from './plan.js';
 import type { SectionBodyDecoder } from './walker.js';
 
@@ -27,23 +28,9 @@ export interface IterativeHandler {
   loadSection(kind: 'start' | 'part' | 'end', version: number): SectionBodyDecoder;
 }
 
-/** What selectors see of an entry. */
-export interface EntryInfo {
-  readonly idstr: string;
-  readonly instanceId: number;
-  readonly sectionId: number;
-  readonly priority: number;
-  /** The top-level description's name, if the entry has one. */
-  readonly vmsdName?: string;
-  /** Free-form facts for selectors (bus ranges, device kinds...). */
-  readonly tags: Readonly<Record<string, unknown>>;
-}
-
-/** Picks entries: an idstr (and instance), or any predicate over EntryInfo. */
-export type EntrySelector = EntryRef | ((e: EntryInfo) => boolean);
-
 /** A registered entry. */
 export interface SaveEntry<S = unknown> extends EntryInfo {
+  readonly sectionId: number;
   /** Registration order, the tie-break within a priority. */
   readonly index: number;
   readonly vmsd?: Vmsd<S>;
@@ -65,12 +52,6 @@ export interface RegisterOptions<S> {
   /** Overrides the description's priority (as a whole machine's policy might). Defaults to vmsd.priority. */
   readonly priority?: number;
   readonly tags?: Readonly<Record<string, unknown>>;
-}
-
-interface Dependency {
-  readonly supplier: EntrySelector;
-  readonly consumer: EntrySelector;
-  readonly reason: string;
 }
 
 /** A planned save order. */
@@ -138,9 +119,7 @@ export class SaveRegistry {
 
   /** Every entry a selector picks. */
   select(sel: EntrySelector): SaveEntry[] {
-    if (typeof sel === 'function') return this.list.filter(sel);
-    const e = this.find(sel);
-    return e ? [e] : [];
+    return selectIndices(this.list, sel).map((i) => this.list[i]);
   }
 
   /** Declares that what `supplier` picks must be saved (and loaded) before what `consumer` picks. */
@@ -148,17 +127,9 @@ export class SaveRegistry {
     this.deps.push({ supplier, consumer, reason });
   }
 
-  /** The edges the dependencies resolve to, as plan edges over registration indices. */
+  /** The edges the dependencies resolve to, over registration indices. */
   edges(): PlanEdge[] {
-    const out: PlanEdge[] = [];
-    for (const d of this.deps) {
-      const sup = this.select(d.supplier);
-      const con = this.select(d.consumer);
-      if (typeof d.supplier !== 'function' && sup.length === 0) throw new PlanError(`dependency names ${refLabel(d.supplier)}, which is not registered`);
-      if (typeof d.consumer !== 'function' && con.length === 0) throw new PlanError(`dependency names ${refLabel(d.consumer)}, which is not registered`);
-      for (const s of sup) for (const c of con) if (s !== c) out.push({ supplier: s.index, consumer: c.index, reason: d.reason });
-    }
-    return out;
+    return resolveDependencies(this.list, this.deps);
   }
 
   /** The save order: QEMU's priorities, then the dependencies, ties by registration. */
@@ -173,7 +144,4 @@ export class SaveRegistry {
   }
 }
 
-function refLabel(r: EntryRef): string {
-  return `${r.idstr}#${r.instanceId ?? 0}`;
-}
 

@@ -1,0 +1,153 @@
+// `vmstate order` and `vmstate plan` as users run them: real QEMU streams pass, the same streams with
+// sections moved out of order are flagged with both sections named, and plan files print their order.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { listSections, openStreamFile, requireVmdesc } from '../../src/index.js';
+import { cliPath, fixturesDir } from '../support/paths.js';
+import { fixtures } from '../support/fixtures.js';
+
+function vmstate(...args: string[]) {
+  const r = spawnSync(process.execPath, [cliPath, ...args], { encoding: 'utf8', maxBuffer: 64 << 20 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** The stream with the FULL section `move` cut out and put back just before the FULL section `before`. */
+async function moveSection(stream: string, move: string, before: string): Promise<Buffer> {
+  const file = openStreamFile(stream);
+  const rows = await listSections(file.source(), requireVmdesc(file).vmdesc);
+  file.close();
+  const bytes = fs.readFileSync(stream);
+  const m = rows.find((r) => r.type === 'full' && r.idstr === move);
+  const b = rows.find((r) => r.type === 'full' && r.idstr === before);
+  assert.ok(m && b && b.offset < m.offset);
+  const moved = bytes.subarray(m.offset, m.offset + m.size);
+  return Buffer.concat([bytes.subarray(0, b.offset), moved, bytes.subarray(b.offset, m.offset), bytes.subarray(m.offset + m.size)]);
+}
+
+test('every QEMU 7.2 fixture is in a good order', () => {
+  for (const fx of fixtures()) {
+    const r = vmstate('order', fx.stream);
+    assert.equal(r.code, 0, `${fx.name}: ${r.stdout}${r.stderr}`);
+    assert.match(r.stdout, /^order ok: \d+ device sections, 5 rules, no violation\n$/);
+  }
+});
+
+test('the IOMMU moved before the root ports (the pre-2018 order) is flagged, each bridge named', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vmstate-order-'));
+  try {
+    const bad = path.join(dir, 'iommu-first.mig');
+    fs.writeFileSync(bad, await moveSection(path.join(fixturesDir, 'q35-iommu-3rp-switch-bios.mig'), 'iommu-intel', '0000:00:03.0/pcie-root-port'));
+    // Still a valid stream: both analyzers read it.
+    assert.equal(vmstate('analyze', bad).code, 0);
+    const r = vmstate('order', bad);
+    assert.equal(r.code, 1);
+    const lines = r.stdout.trimEnd().split('\n');
+    assert.equal(
+      lines[0],
+      'bridges before IOMMUs: 0000:00:03.0/pcie-root-port (41) [pcie-root-port] at position 1 should load before iommu-intel (40) [iommu-intel] at position 0: ' +
+        'an IOMMU rebuilds its address spaces from the bus numbers in bridges and root ports',
+    );
+    assert.deepEqual(
+      lines.slice(0, -1).map((l) => l.split(' [')[0]),
+      [
+        'bridges before IOMMUs: 0000:00:03.0/pcie-root-port (41)',
+        'bridges before IOMMUs: 0000:00:04.0/pcie-root-port (43)',
+        'bridges before IOMMUs: 0000:00:05.0/pcie-root-port (45)',
+        'bridges before IOMMUs: 0000:00:04.0:00.0/xio3130-express-upstream-port (48)',
+        'bridges before IOMMUs: 0000:00:04.0:00.0:00.0/xio3130-express-downstream-port (50)',
+        'bridges before IOMMUs: 0000:00:06.0/pcie-pci-bridge (54)',
+      ],
+    );
+    assert.equal(lines.at(-1), '6 violation(s) in 48 device sections');
+    const json = JSON.parse(vmstate('order', '--json', bad).stdout) as { violations: { rule: string; supplier: { section: string; offset: number } }[] };
+    assert.equal(json.violations.length, 6);
+    assert.equal(json.violations[0].supplier.section, '0000:00:03.0/pcie-root-port (41)');
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a PCI device moved before the IOMMU is flagged', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vmstate-order-'));
+  try {
+    const bad = path.join(dir, 'nic-first.mig');
+    fs.writeFileSync(bad, await moveSection(path.join(fixturesDir, 'q35-iommu-3rp-switch-bios.mig'), '0000:00:04.0:00.0:00.0:00.0/e1000e', 'iommu-intel'));
+    const r = vmstate('order', bad);
+    assert.equal(r.code, 1);
+    assert.match(r.stdout, /^IOMMUs before PCI devices: iommu-intel \(40\) \[iommu-intel\] at position \d+ should load before 0000:00:04\.0:00\.0:00\.0:00\.0\/e1000e \(52\) \[e1000e\]/);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('plan prints the order with reasons; cycles and contradictions are one-line errors', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vmstate-plan-'));
+  try {
+    const file = path.join(dir, 'm.json');
+    fs.writeFileSync(
+      file,
+      JSON.stringify({
+        entries: [
+          { idstr: 'iommu-intel', vmsd: 'iommu-intel' },
+          { idstr: '0000:00:03.0/pcie-root-port', vmsd: 'pcie-root-port' },
+          { idstr: '0000:00:03.0:00.0/e1000e', vmsd: 'e1000e' },
+          { idstr: 'timer' },
+        ],
+        dependencies: [{ supplier: { vmsd: 'iommu-intel' }, consumer: { idstr: '0000:00:03.0:00.0/e1000e' }, reason: 'DMA goes through the IOMMU' }],
+      }),
+    );
+    const r = vmstate('plan', file);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(
+      r.stdout,
+      [
+        '0  0000:00:03.0/pcie-root-port#0 [pcie-root-port]',
+        '     priority PCI_BUS (2): PCI bus: bridge bus numbers must load before the IOMMU rebuilds its address spaces',
+        '1  iommu-intel#0 [iommu-intel]',
+        '     priority IOMMU (1): IOMMU: must load before the PCI devices whose DMA it translates',
+        '2  0000:00:03.0:00.0/e1000e#0 [e1000e]',
+        '     priority DEFAULT (0): default priority',
+        '     after iommu-intel#0: DMA goes through the IOMMU',
+        '3  timer#0',
+        '     priority DEFAULT (0): default priority',
+        '',
+      ].join('\n'),
+    );
+    const json = JSON.parse(vmstate('plan', '--json', file).stdout) as { order: { idstr: string }[] };
+    assert.deepEqual(
+      json.order.map((o) => o.idstr),
+      ['0000:00:03.0/pcie-root-port', 'iommu-intel', '0000:00:03.0:00.0/e1000e', 'timer'],
+    );
+
+    fs.writeFileSync(
+      file,
+      JSON.stringify({
+        entries: [{ idstr: 'a' }, { idstr: 'b' }],
+        dependencies: [
+          { supplier: { idstr: 'a' }, consumer: { idstr: 'b' } },
+          { supplier: { idstr: 'b' }, consumer: { idstr: 'a' } },
+        ],
+      }),
+    );
+    const cyc = vmstate('plan', file);
+    assert.equal(cyc.code, 1);
+    assert.equal(cyc.stderr, 'vmstate: dependency cycle: a#0 -> b#0 -> a#0\n');
+
+    fs.writeFileSync(
+      file,
+      JSON.stringify({ entries: [{ idstr: 'iommu-intel', vmsd: 'iommu-intel' }, { idstr: 'nic' }], dependencies: [{ supplier: { idstr: 'nic' }, consumer: { vmsd: 'iommu-intel' }, reason: 'r' }] }),
+    );
+    const contra = vmstate('plan', file);
+    assert.equal(contra.code, 1);
+    assert.equal(contra.stderr, 'vmstate: nic#0 (priority DEFAULT) must be saved before iommu-intel#0 (priority IOMMU), but the priorities save iommu-intel#0 first: r\n');
+    const won = vmstate('plan', '--edges-win', file);
+    assert.equal(won.code, 0);
+    assert.match(won.stdout, /^0  nic#0\n.*\n1  iommu-intel#0 \[iommu-intel\]\n.*\n.*after nic#0: r \(this edge overrides the priorities\)\n$/);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
