@@ -24,11 +24,21 @@ export interface Dependency {
   readonly reason: string;
 }
 
+/** Index of entries by `idstr#instance`, so named dependencies resolve in constant time. */
+export function indexByName(entries: readonly EntryInfo[]): Map<string, number> {
+  const m = new Map<string, number>();
+  entries.forEach((e, i) => m.set(`${e.idstr}#${e.instanceId}`, i));
+  return m;
+}
+
 /** The entries a selector picks, as indices. */
-export function selectIndices(entries: readonly EntryInfo[], sel: EntrySelector): number[] {
+export function selectIndices(entries: readonly EntryInfo[], sel: EntrySelector, byName?: ReadonlyMap<string, number>): number[] {
   const out: number[] = [];
   if (typeof sel === 'function') {
     entries.forEach((e, i) => sel(e) && out.push(i));
+  } else if (byName) {
+    const i = byName.get(`${sel.idstr}#${sel.instanceId ?? 0}`);
+    if (i !== undefined) out.push(i);
   } else {
     const inst = sel.instanceId ?? 0;
     entries.forEach((e, i) => e.idstr === sel.idstr && e.instanceId === inst && out.push(i));
@@ -39,9 +49,10 @@ export function selectIndices(entries: readonly EntryInfo[], sel: EntrySelector)
 /** Resolves dependencies to edges. A dependency naming an entry by idstr that does not exist is an error. */
 export function resolveDependencies(entries: readonly EntryInfo[], deps: readonly Dependency[]): PlanEdge[] {
   const edges: PlanEdge[] = [];
+  const byName = indexByName(entries);
   for (const d of deps) {
-    const sup = selectIndices(entries, d.supplier);
-    const con = selectIndices(entries, d.consumer);
+    const sup = selectIndices(entries, d.supplier, byName);
+    const con = selectIndices(entries, d.consumer, byName);
     for (const [sel, found] of [
       [d.supplier, sup],
       [d.consumer, con],

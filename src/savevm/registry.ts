@@ -65,6 +65,8 @@ export interface SavePlan {
 
 export class SaveRegistry {
   private readonly list: SaveEntry[] = [];
+  /** `idstr#instance` to entry: streams name sections this way, once per section. */
+  private readonly byName = new Map<string, SaveEntry>();
   private readonly deps: Dependency[] = [];
   private nextSectionId: number;
 
@@ -101,6 +103,7 @@ export class SaveRegistry {
       label: `${o.idstr}#${instanceId}`,
     };
     this.list.push(entry as SaveEntry);
+    this.byName.set(entry.label, entry as SaveEntry);
     return entry;
   }
 
@@ -113,8 +116,7 @@ export class SaveRegistry {
 
   /** The entry named by idstr and instance id (0 when omitted). */
   find(ref: EntryRef): SaveEntry | undefined {
-    const inst = ref.instanceId ?? 0;
-    return this.list.find((e) => e.idstr === ref.idstr && e.instanceId === inst);
+    return this.byName.get(`${ref.idstr}#${ref.instanceId ?? 0}`);
   }
 
   /** Every entry a selector picks. */

@@ -74,24 +74,27 @@ export function saveSnapshot(registry: SaveRegistry, sink: SnapshotSink, options
   }
   for (const e of iterative) section(e, 'end', () => e.handler?.saveComplete(w));
 
-  const desc = new QemuJsonWriter();
-  desc.startObject();
-  desc.int('page_size', options.pageSize ?? 4096);
-  desc.startArray('devices');
+  const withDesc = options.vmdesc ?? true;
+  const desc = withDesc ? new QemuJsonWriter() : undefined;
+  desc?.startObject();
+  desc?.int('page_size', options.pageSize ?? 4096);
+  desc?.startArray('devices');
   for (const e of plan.entries) {
     const vmsd = e.vmsd;
     if (!vmsd) continue;
     if (vmsd.needed && !(vmsd.needed as (s: unknown) => boolean)(e.state)) continue;
-    desc.startObject();
-    desc.str('name', e.idstr);
-    desc.int('instance_id', e.instanceId);
+    desc?.startObject();
+    desc?.str('name', e.idstr);
+    desc?.int('instance_id', e.instanceId);
     section(e, 'full', () => saveState(w, vmsd, e.state as object, desc));
-    desc.endObject();
+    desc?.endObject();
   }
-  desc.endArray();
-  desc.endObject();
   writeEof(w);
-  if (options.vmdesc ?? true) writeVmdesc(w, new TextEncoder().encode(desc.toString()));
+  if (desc) {
+    desc.endArray();
+    desc.endObject();
+    writeVmdesc(w, new TextEncoder().encode(desc.toString()));
+  }
   flush(true);
   return plan;
 }

@@ -69,6 +69,22 @@ export class QemuJsonWriter {
     this.parts.push(text);
   }
 
+  /** Position in the output, for capture(). */
+  get mark(): number {
+    return this.parts.length;
+  }
+
+  /** The text written since `mark`. */
+  capture(mark: number): string {
+    return this.parts.slice(mark).join('');
+  }
+
+  /** Appends members written earlier (captured text starting with a member) into the open object. */
+  members(text: string): void {
+    this.sep();
+    this.parts.push(text);
+  }
+
   toString(): string {
     return this.parts.join('');
   }
