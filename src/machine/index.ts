@@ -12,5 +12,9 @@ export {
   PCIE_CONFIG_SPACE_SIZE,
   pcieAerLogVmsd,
   pcieRootPortVmsd,
+  pciePciBridgeVmsd,
+  SHPC_STATE_SIZE,
+  xio3130DownstreamVmsd,
+  xio3130UpstreamVmsd,
 } from './layouts/pci.js';
 export type { PciDeviceState, PcieRootPortState } from './layouts/pci.js';

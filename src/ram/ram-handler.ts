@@ -24,12 +24,19 @@ export interface RamHandlerOptions {
 
 /** True if every byte of `page` is zero. */
 export function isZeroPage(page: Uint8Array): boolean {
-  if ((page.byteOffset & 7) === 0 && (page.length & 7) === 0) {
-    const words = new BigUint64Array(page.buffer, page.byteOffset, page.length >> 3);
-    for (let i = 0; i < words.length; i++) if (words[i] !== 0n) return false;
-    return true;
+  if ((page.byteOffset & 3) === 0 && (page.length & 31) === 0) {
+    return zeroWords(new Int32Array(page.buffer, page.byteOffset, page.length >> 2), 0, page.length >> 2);
   }
   for (let i = 0; i < page.length; i++) if (page[i] !== 0) return false;
+  return true;
+}
+
+/** True if words[start .. start+count) are all zero; count is a multiple of 8. */
+function zeroWords(w: Int32Array, start: number, count: number): boolean {
+  // Eight words per test: the loop runs at memory speed, several GB/s, with no allocation.
+  for (let i = start, end = start + count; i < end; i += 8) {
+    if ((w[i] | w[i + 1] | w[i + 2] | w[i + 3] | w[i + 4] | w[i + 5] | w[i + 6] | w[i + 7]) !== 0) return false;
+  }
   return true;
 }
 
@@ -42,6 +49,8 @@ export class RamHandler implements IterativeHandler {
   private offset = 0;
   private lastBlock: string | null = null;
   private readonly decoder: SectionBodyDecoder;
+  /** Each block as 32-bit words (null when unaligned), built once for the zero-page test. */
+  private readonly words: (Int32Array | null)[];
 
   constructor(
     readonly blocks: readonly RamBlock[],
@@ -53,6 +62,7 @@ export class RamHandler implements IterativeHandler {
       if (b.data.length % this.layout.pageSize !== 0) throw new RangeError(`RAM block ${b.name} is not a whole number of pages`);
     }
     this.decoder = this.makeDecoder();
+    this.words = blocks.map((b) => ((b.data.byteOffset & 3) === 0 ? new Int32Array(b.data.buffer, b.data.byteOffset, b.data.length >> 2) : null));
   }
 
   saveSetup(w: ByteWriter): void {
@@ -90,10 +100,11 @@ export class RamHandler implements IterativeHandler {
         this.offset = 0;
         continue;
       }
-      const page = b.data.subarray(this.offset, this.offset + ps);
       const named = this.lastBlock !== b.name;
-      if (isZeroPage(page)) enc.zeroPage(b.name, this.offset, 0, named);
-      else enc.page(b.name, this.offset, page, named);
+      const words = this.words[this.blockIndex];
+      const zero = words ? zeroWords(words, this.offset >> 2, ps >> 2) : isZeroPage(b.data.subarray(this.offset, this.offset + ps));
+      if (zero) enc.zeroPage(b.name, this.offset, 0, named);
+      else enc.page(b.name, this.offset, b.data.subarray(this.offset, this.offset + ps), named);
       this.lastBlock = b.name;
       this.offset += ps;
       sent++;

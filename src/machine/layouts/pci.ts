@@ -89,3 +89,30 @@ export const pciBusVmsd = defineVmsd({
   version: 1,
   fields: [i32Equal('nirq'), varray(i32('irq_count'), 'nirq')],
 });
+
+/** The upstream port of a PCI Express switch (hw/pci-bridge/xio3130_upstream.c): no MSI-X state. */
+export const xio3130UpstreamVmsd = defineVmsd({
+  name: 'xio3130-express-upstream-port',
+  version: 1,
+  priority: MigPriority.PCI_BUS,
+  fields: [struct('parent_obj.parent_obj', pciDeviceVmsd), struct('parent_obj.parent_obj.exp.aer_log', pcieAerLogVmsd)],
+});
+
+/** A downstream port of a PCI Express switch (hw/pci-bridge/xio3130_downstream.c). */
+export const xio3130DownstreamVmsd = defineVmsd({
+  name: 'xio3130-express-downstream-port',
+  version: 1,
+  priority: MigPriority.PCI_BUS,
+  fields: [struct('parent_obj.parent_obj.parent_obj', pciDeviceVmsd), struct('parent_obj.parent_obj.parent_obj.exp.aer_log', pcieAerLogVmsd)],
+});
+
+/** SHPC_SIZEOF for 31 slots: the standard hot-plug controller's registers (hw/pci/shpc.c). */
+export const SHPC_STATE_SIZE = 160;
+
+/** The PCIe-to-PCI bridge (hw/pci-bridge/pcie_pci_bridge.c), version 0, with its SHPC registers. */
+export const pciePciBridgeVmsd = defineVmsd({
+  name: 'pcie-pci-bridge',
+  version: 0,
+  priority: MigPriority.PCI_BUS,
+  fields: [struct('parent_obj', pciDeviceVmsd), buffer('shpc', SHPC_STATE_SIZE, { type: 'shpc' })],
+});
