@@ -21,6 +21,7 @@ import {
 import { IoError, UsageError } from '../errors.js';
 import { orderCommand } from './order-command.js';
 import { planCommand } from './plan-command.js';
+import { restoreCommand, snapshotCommand } from './machine-commands.js';
 import { ramDirSink } from './ram-dir.js';
 
 /** Where a command prints. */
@@ -47,6 +48,14 @@ commands:
   plan FILE.json               the save order of the entries in FILE.json, with the reason for each
     --json                     as JSON
     --edges-win                let dependencies override priorities (reported)
+  snapshot MACHINE OUT.mig     boot the reference machine (a JSON description, or a name from machines/),
+                               run its DMA workload, and save a snapshot
+    --steps N                  workload steps before saving (default 10)
+    --legacy-order             register bridges as QEMU did before 2018 (the IOMMU then loads first)
+  restore OUT.mig MACHINE      load a snapshot into a fresh machine, run more steps, and compare every
+                               DMA result and the RAM hash with an uninterrupted run (exit 1 if different)
+    --steps N                  steps after the restore (default 10)
+    --check-load-order         refuse a device reading state that is not loaded yet (LoadOrderError)
   help                         this text
 `;
 
@@ -131,6 +140,10 @@ export async function runCommand(argv: readonly string[], out: Output): Promise<
       return orderCommand(rest, out);
     case 'plan':
       return planCommand(rest, out);
+    case 'snapshot':
+      return snapshotCommand(rest, out);
+    case 'restore':
+      return restoreCommand(rest, out);
     case undefined:
     case 'help':
     case '--help':

@@ -5,7 +5,7 @@
  * unit whose range holds its bus number at the moment of the DMA.
  */
 import type { GuestRam } from '../ram/index.js';
-import type { AnyVmsd } from '../vmstate/index.js';
+import type { AnyVmsd, LoadContext } from '../vmstate/index.js';
 import type { PciFunction } from './pci.js';
 
 /** A DMA the IOMMU refused: no context or stream entry, no mapping, or translation off for that device. */
@@ -52,6 +52,13 @@ export interface IommuModel {
   /** Guest driver: invalidate the unit's caches after changing its tables. */
   driverFlush(): void;
 }
+
+/**
+ * Called by a unit's post-load for each device before it reads the device's bus number: the machine
+ * reads the bridges above the device through the registry, so the load-order guard sees a bridge that
+ * has not been loaded yet.
+ */
+export type BridgeToucher = (dev: PciFunction, ctx: LoadContext) => void;
 
 /** True if `bus` lies in the unit's range. */
 export function ownsBus(unit: IommuModel, bus: number): boolean {

@@ -16,7 +16,7 @@
  */
 import type { LoadContext } from '../vmstate/index.js';
 import { defineVmsd } from '../vmstate/index.js';
-import { DmaFault, ownsBus, type GuestAllocator, type IommuContext, type IommuModel } from './iommu.js';
+import { DmaFault, ownsBus, type BridgeToucher, type GuestAllocator, type IommuContext, type IommuModel } from './iommu.js';
 import { DMAR_REG_SIZE, intelIommuFields, type IntelIommuState } from './layouts/intel-iommu.js';
 import { MigPriority } from '../vmstate/index.js';
 import type { PciFunction } from './pci.js';
@@ -37,9 +37,6 @@ interface CachedContext {
   readonly slptptr: number;
   readonly domain: number;
 }
-
-/** Reads another entry's state before this unit looks at a device behind it (the load-order guard sees it). */
-export type BridgeToucher = (dev: PciFunction, ctx: LoadContext) => void;
 
 export class VtdUnit implements IommuModel {
   readonly idstr = 'iommu-intel';
