@@ -29,7 +29,7 @@ export interface GuestAllocator {
 /** Everything a unit reaches in the machine. */
 export interface IommuContext {
   readonly ram: GuestRam;
-  /** Every PCI function of the machine (the unit picks those on its buses). */
+  /** Every PCI function that can master DMA (bridges do not); the unit picks those on its buses. */
   readonly functions: () => readonly PciFunction[];
 }
 

@@ -58,6 +58,7 @@ export class Machine implements DriverHost {
   readonly engines: readonly DmaEngine[];
   readonly registry = new SaveRegistry();
   private readonly sectionOf = new Map<PciFunction, string>();
+  private readonly touched = new WeakMap<LoadContext, Set<PciFunction>>();
 
   constructor(
     readonly description: MachineDescription,
@@ -67,7 +68,8 @@ export class Machine implements DriverHost {
     this.ram.addBlock('pc.ram', 0, description.ramBytes);
     this.rootBus = buildPciTree(description).rootBus;
     this.functions = allFunctions(this.rootBus);
-    const ctx: IommuContext = { ram: this.ram, functions: () => this.functions };
+    const masters = this.functions.filter((f) => !(f instanceof PciBridge));
+    const ctx: IommuContext = { ram: this.ram, functions: () => masters };
     const touch = (dev: PciFunction, load: LoadContext) => this.touchBridges(dev, load);
     this.iommus = description.iommus.map((u) =>
       description.flavour === 'q35' ? new VtdUnit(u.id, [u.first, u.last], ctx, touch) : new Smmuv3Unit({ id: u.id, busRange: [u.first, u.last], ctx, touchBridges: touch }),
@@ -127,7 +129,11 @@ export class Machine implements DriverHost {
    * the load-order guard sees a bridge that has not been loaded yet.
    */
   private touchBridges(dev: PciFunction, load: LoadContext): void {
-    for (let p = dev.parent; p; p = p.parent) {
+    // Once per bridge per post-load: a unit rebuilding for a thousand devices reads each bridge once.
+    let seen = this.touched.get(load);
+    if (!seen) this.touched.set(load, (seen = new Set()));
+    for (let p = dev.parent; p && !seen.has(p); p = p.parent) {
+      seen.add(p);
       const idstr = this.sectionOf.get(p);
       if (idstr) load.peer({ idstr });
     }

@@ -26,28 +26,45 @@ interface CompiledField {
 const compiled = new WeakMap<AnyVmsd, readonly CompiledField[]>();
 
 /**
- * Descriptions whose VMDESCRIPTION text cannot depend on the state (no exists predicates, no counts or
- * sizes taken from fields, no null pointers, no optional subsections, likewise all the way down): their
- * text is written once and reused, which keeps a thousand-device snapshot cheap.
+ * The VMDESCRIPTION text of a description depends on the state only through its "shape": which fields
+ * exist, element counts and sizes taken from fields, null elements, which subsections are needed. The text
+ * is generated once per shape and reused, which keeps a thousand-device snapshot cheap. Descriptions with
+ * a pre-save hook anywhere inside are not cached: the hook may change the shape after it was computed.
  */
-const staticText = new WeakMap<AnyVmsd, string>();
-const staticKind = new WeakMap<AnyVmsd, boolean>();
+const textByShape = new WeakMap<AnyVmsd, Map<string, string>>();
+const preSaveInside = new WeakMap<AnyVmsd, boolean>();
 
-function isStatic(vmsd: AnyVmsd): boolean {
-  let s = staticKind.get(vmsd);
-  if (s !== undefined) return s;
-  s =
-    vmsd.fields.every(
-      (f) =>
-        !f.exists &&
-        !f.nullable &&
-        (f.count === undefined || typeof f.count === 'number') &&
-        (f.kind !== 'buffer' || typeof f.size === 'number') &&
-        (f.kind !== 'struct' || isStatic(f.vmsd)),
-    ) &&
-    vmsd.subsections.every((sub) => !sub.needed && isStatic(sub));
-  staticKind.set(vmsd, s);
-  return s;
+function hasPreSave(vmsd: AnyVmsd): boolean {
+  let v = preSaveInside.get(vmsd);
+  if (v === undefined) {
+    v = !!vmsd.preSave || vmsd.fields.some((f) => f.kind === 'struct' && hasPreSave(f.vmsd)) || vmsd.subsections.some(hasPreSave);
+    preSaveInside.set(vmsd, v);
+  }
+  return v;
+}
+
+/** Appends the shape of `s` under `vmsd` at `version` to `out`. */
+function shape(vmsd: AnyVmsd, s: State, version: number, out: (string | number)[]): void {
+  for (const { f } of compile(vmsd)) {
+    const inc = included(f, s, version);
+    out.push(inc ? 1 : 0);
+    if (!inc) continue;
+    const n = f.count === undefined ? 1 : countOf(f.count, s, vmsd, f);
+    if (typeof f.count === 'object') out.push(n);
+    if (f.kind === 'buffer' && typeof f.size !== 'number') out.push(sizeOf(f.size, s, vmsd, f));
+    if (!f.nullable && f.kind !== 'struct') continue;
+    const value = s[f.name];
+    for (let i = 0; i < n; i++) {
+      const el = f.count === undefined ? value : (value as ArrayLike<unknown>)[i];
+      if (f.nullable && (el === null || el === undefined)) out.push('n');
+      else if (f.kind === 'struct') shape(f.vmsd, el as State, f.vmsd.version, out);
+    }
+  }
+  for (const sub of vmsd.subsections) {
+    const needed = !sub.needed || (sub.needed as (s: State) => boolean)(s);
+    out.push(needed ? '+' : '.');
+    if (needed) shape(sub, s, sub.version, out);
+  }
 }
 
 function compile(vmsd: AnyVmsd): readonly CompiledField[] {
@@ -93,11 +110,16 @@ function countOf(c: Count | undefined, state: State, vmsd: AnyVmsd, f: Field): n
  * the description's members ("vmsd_name", "version", "fields", "subsections") into the open JSON object.
  */
 export function saveState(w: ByteWriter, vmsd: AnyVmsd, state: object, desc?: QemuJsonWriter, version = vmsd.version): void {
-  if (!desc || version !== vmsd.version || !isStatic(vmsd)) {
+  if (!desc || hasPreSave(vmsd)) {
     saveBody(w, vmsd, state as State, desc, version);
     return;
   }
-  const text = staticText.get(vmsd);
+  const key: (string | number)[] = [version];
+  shape(vmsd, state as State, version, key);
+  const k = key.join(' ');
+  let texts = textByShape.get(vmsd);
+  if (!texts) textByShape.set(vmsd, (texts = new Map()));
+  const text = texts.get(k);
   if (text !== undefined) {
     saveBody(w, vmsd, state as State, undefined, version);
     desc.members(text);
@@ -105,7 +127,7 @@ export function saveState(w: ByteWriter, vmsd: AnyVmsd, state: object, desc?: Qe
   }
   const mark = desc.mark;
   saveBody(w, vmsd, state as State, desc, version);
-  staticText.set(vmsd, desc.capture(mark).replace(/^, /, ''));
+  texts.set(k, desc.capture(mark).replace(/^, /, ''));
 }
 
 function saveBody(w: ByteWriter, vmsd: AnyVmsd, s: State, desc: QemuJsonWriter | undefined, version: number): void {

@@ -247,3 +247,19 @@ test('the state type is inferred from the description', () => {
   const bad: S = { a: 1, b: 2n, c: [1, 2], d: true, unused: 0 };
   assert.ok(s && bad);
 });
+
+test('descriptions are cached per shape: alternating shapes each get their own, correct text', () => {
+  const small = () => save(versioned, { old: 1, v3only: 2, cfg: new Uint8Array([7, 7]), big: false }).desc;
+  const big = () => save(versioned, { old: 1, v3only: 2, cfg: new Uint8Array([7, 7, 7, 7]), big: true }).desc;
+  const first = [small(), big()];
+  assert.match(first[0], /"cfg\[0\]", "type": "buffer", "size": 2/);
+  assert.match(first[1], /"cfg\[1\]", "type": "buffer", "size": 4/);
+  assert.deepEqual([small(), big(), small()], [first[0], first[1], first[0]]);
+  // Counts taken from fields are part of the shape too.
+  const two = save(arrays, { regs: [1, 2, 3], n: 2, dyn: [1, 2], pts: [{ x: 1, y: 2 }, { x: 3, y: 4 }], subs: [{ v: 1 }, { v: 1 }], one: [5], none: [] }).desc;
+  const three = save(arrays, { regs: [1, 2, 3], n: 3, dyn: [1, 2, 3], pts: [{ x: 1, y: 2 }, { x: 3, y: 4 }], subs: [{ v: 1 }, { v: 2, w: 1 }], one: [5], none: [] }).desc;
+  assert.match(two, /"name": "dyn", "array_len": 2,/);
+  assert.match(three, /"name": "dyn", "array_len": 3,/);
+  assert.doesNotMatch(two, /innersub\/extra/);
+  assert.match(three, /innersub\/extra/);
+});
