@@ -25,8 +25,8 @@ export * from './vmstate/index.js';
 export * from './savevm/index.js';
 
 // RAM records
-export { isZeroPage, RamDecoder, RamEncoder, RamFlag, RamHandler } from './ram/index.js';
-export type { RamBlock, RamBlockInfo, RamHandlerOptions, RamLayout, RamSink } from './ram/index.js';
+export { GuestRam, isZeroPage, RamDecoder, RamEncoder, RamFlag, RamHandler } from './ram/index.js';
+export type { MappedBlock, RamBlock, RamBlockInfo, RamHandlerOptions, RamLayout, RamSink, RamStats } from './ram/index.js';
 
 // Analysis and rewriting
 export * from './analyze/index.js';

@@ -2,6 +2,11 @@
  * Guest RAM as QEMU's iterative "ram" handler saves it (migration/ram.c, section version 4): the block
  * list in the START section, pages in PART sections (all-zero pages as ZERO records), and whatever is
  * left in the END section; each body ends with EOS. Loading writes pages into the same named blocks.
+ *
+ * What to send is a bitmap per block. Setup marks every page (the first pass sends all of RAM); for live
+ * migration, syncDirty() moves the pages the guest wrote since (the blocks' dirty bitmaps) into it, as
+ * QEMU's migration_bitmap_sync does after each pass, and completion syncs once more with the guest
+ * stopped.
  */
 import { LoadError } from '../errors.js';
 import type { IterativeHandler, SectionBodyDecoder } from '../savevm/index.js';
@@ -12,6 +17,18 @@ import { RamDecoder, RamEncoder, type RamLayout } from './records.js';
 export interface RamBlock {
   readonly name: string;
   readonly data: Uint8Array;
+  /** One bit per page the guest wrote since the last sync; absent for RAM nobody tracks. */
+  readonly dirty?: Uint8Array;
+}
+
+/** What has been sent, in query-migrate's terms. */
+export interface RamStats {
+  /** Pages sent as ZERO records ("duplicate"). */
+  zeroPages: number;
+  /** Pages sent whole ("normal"). */
+  normalPages: number;
+  /** Dirty-bitmap syncs so far ("dirty-sync-count"). */
+  syncs: number;
 }
 
 /** Options for RamHandler. */
@@ -42,11 +59,15 @@ function zeroWords(w: Int32Array, start: number, count: number): boolean {
 
 export class RamHandler implements IterativeHandler {
   readonly version = 4;
+  readonly stats: RamStats = { zeroPages: 0, normalPages: 0, syncs: 0 };
   private readonly layout: RamLayout;
   private readonly perIteration: number;
-  /** Next page to send: block index and page offset; lastBlock decides CONTINUE. */
+  /** Pages still to send in this pass, one bit per page per block, and how many bits are set. */
+  private readonly toSend: Uint8Array[];
+  private pending = 0;
+  /** Where the current pass has got to; lastBlock decides CONTINUE. */
   private blockIndex = 0;
-  private offset = 0;
+  private page = 0;
   private lastBlock: string | null = null;
   private readonly decoder: SectionBodyDecoder;
   /** Each block as 32-bit words (null when unaligned), built once for the zero-page test. */
@@ -63,57 +84,112 @@ export class RamHandler implements IterativeHandler {
     }
     this.decoder = this.makeDecoder();
     this.words = blocks.map((b) => ((b.data.byteOffset & 3) === 0 ? new Int32Array(b.data.buffer, b.data.byteOffset, b.data.length >> 2) : null));
+    this.toSend = blocks.map((b) => new Uint8Array(Math.ceil(b.data.length / this.layout.pageSize / 8)));
+  }
+
+  /** Bytes of RAM still to send before the pass ends (QEMU's "remaining"). */
+  get remainingBytes(): number {
+    return this.pending * this.layout.pageSize;
+  }
+
+  /** Total bytes of RAM. */
+  get totalBytes(): number {
+    return this.blocks.reduce((n, b) => n + b.data.length, 0);
   }
 
   saveSetup(w: ByteWriter): void {
     this.blockIndex = 0;
-    this.offset = 0;
+    this.page = 0;
     this.lastBlock = null;
+    this.stats.zeroPages = this.stats.normalPages = this.stats.syncs = 0;
+    this.pending = 0;
+    const ps = this.layout.pageSize;
+    this.blocks.forEach((b, i) => {
+      const pages = b.data.length / ps;
+      const bits = this.toSend[i];
+      bits.fill(0xff);
+      if (pages % 8) bits[bits.length - 1] = (1 << (pages % 8)) - 1;
+      this.pending += pages;
+      b.dirty?.fill(0); // tracking starts now: everything is being sent anyway
+    });
     const enc = new RamEncoder(this.layout, w);
     enc.blockList(
-      this.blocks.reduce((n, b) => n + b.data.length, 0),
+      this.totalBytes,
       this.blocks.map((b) => ({ name: b.name, usedLength: b.data.length })),
     );
     enc.eos();
   }
 
   saveIterate(w: ByteWriter): boolean {
-    const done = this.sendPages(w, this.perIteration);
+    this.sendPages(w, this.perIteration);
     new RamEncoder(this.layout, w).eos();
-    return done;
+    return this.pending === 0;
   }
 
   saveComplete(w: ByteWriter): void {
+    this.syncDirty();
     this.sendPages(w, Infinity);
     new RamEncoder(this.layout, w).eos();
   }
 
-  /** Sends up to `max` pages; true when every page has been sent. */
-  private sendPages(w: ByteWriter, max: number): boolean {
+  /** Adds the pages the guest dirtied since the last sync to what is to send, and starts a new pass. */
+  syncDirty(): void {
+    this.blocks.forEach((b, i) => {
+      if (!b.dirty) return;
+      const bits = this.toSend[i];
+      for (let k = 0; k < bits.length; k++) {
+        const d = b.dirty[k];
+        if (d === 0) continue;
+        this.pending += popcount8(d & ~bits[k]);
+        bits[k] |= d;
+        b.dirty[k] = 0;
+      }
+    });
+    this.stats.syncs++;
+    this.blockIndex = 0;
+    this.page = 0;
+  }
+
+  /** Sends up to `max` pages marked in the bitmaps, from where the pass got to. */
+  private sendPages(w: ByteWriter, max: number): void {
     const enc = new RamEncoder(this.layout, w);
     const ps = this.layout.pageSize;
     let sent = 0;
-    while (this.blockIndex < this.blocks.length && sent < max) {
+    while (this.blockIndex < this.blocks.length && sent < max && this.pending > 0) {
       const b = this.blocks[this.blockIndex];
-      if (this.offset >= b.data.length) {
-        this.blockIndex++;
-        this.offset = 0;
-        continue;
+      const bits = this.toSend[this.blockIndex];
+      const pages = b.data.length / ps;
+      let p = this.page;
+      while (p < pages && sent < max) {
+        if (bits[p >> 3] === 0) {
+          p = (p | 7) + 1; // a whole byte of clean pages
+          continue;
+        }
+        if (bits[p >> 3] & (1 << (p & 7))) {
+          bits[p >> 3] &= ~(1 << (p & 7));
+          this.pending--;
+          const offset = p * ps;
+          const named = this.lastBlock !== b.name;
+          const words = this.words[this.blockIndex];
+          const zero = words ? zeroWords(words, offset >> 2, ps >> 2) : isZeroPage(b.data.subarray(offset, offset + ps));
+          if (zero) {
+            enc.zeroPage(b.name, offset, 0, named);
+            this.stats.zeroPages++;
+          } else {
+            enc.page(b.name, offset, b.data.subarray(offset, offset + ps), named);
+            this.stats.normalPages++;
+          }
+          this.lastBlock = b.name;
+          sent++;
+        }
+        p++;
       }
-      const named = this.lastBlock !== b.name;
-      const words = this.words[this.blockIndex];
-      const zero = words ? zeroWords(words, this.offset >> 2, ps >> 2) : isZeroPage(b.data.subarray(this.offset, this.offset + ps));
-      if (zero) enc.zeroPage(b.name, this.offset, 0, named);
-      else enc.page(b.name, this.offset, b.data.subarray(this.offset, this.offset + ps), named);
-      this.lastBlock = b.name;
-      this.offset += ps;
-      sent++;
+      this.page = p;
+      if (p >= pages) {
+        this.blockIndex++;
+        this.page = 0;
+      }
     }
-    while (this.blockIndex < this.blocks.length && this.offset >= this.blocks[this.blockIndex].data.length) {
-      this.blockIndex++;
-      this.offset = 0;
-    }
-    return this.blockIndex >= this.blocks.length;
   }
 
   loadSection(): SectionBodyDecoder {
@@ -144,4 +220,10 @@ export class RamHandler implements IterativeHandler {
       page: (name, offset, data) => target(name, offset).set(data, offset),
     });
   }
+}
+
+function popcount8(x: number): number {
+  x = x - ((x >> 1) & 0x55);
+  x = (x & 0x33) + ((x >> 2) & 0x33);
+  return (x + (x >> 4)) & 0x0f;
 }
