@@ -22,6 +22,9 @@ import { IoError, UsageError } from '../errors.js';
 import { orderCommand } from './order-command.js';
 import { planCommand } from './plan-command.js';
 import { restoreCommand, snapshotCommand } from './machine-commands.js';
+import { demoCommand } from './demo-command.js';
+import { migrateCommand } from './migrate-command.js';
+import { vmCommand } from './vm-command.js';
 import { ramDirSink } from './ram-dir.js';
 
 /** Where a command prints. */
@@ -56,6 +59,14 @@ commands:
                                DMA result and the RAM hash with an uninterrupted run (exit 1 if different)
     --steps N                  steps after the restore (default 10)
     --check-load-order         refuse a device reading state that is not loaded yet (LoadOrderError)
+  vm MACHINE --qmp ADDRESS     run one VM process, driven over QMP (unix:PATH or tcp:HOST:PORT)
+    --incoming URI|defer       wait for an incoming migration (tcp:, unix:, exec:, file:)
+    --rate N                   workload steps per second (default 20)
+    --paused                   stay paused after boot or after an incoming migration
+  migrate --from QMP --to URI  migrate a running VM live, with progress
+    --max-bandwidth B          bytes per second (e.g. 100M; 0 = unlimited)
+    --downtime-limit MS        the longest pause allowed at switch-over
+  demo                         live-migrate the default machine between two processes and verify it
   help                         this text
 `;
 
@@ -144,6 +155,12 @@ export async function runCommand(argv: readonly string[], out: Output): Promise<
       return snapshotCommand(rest, out);
     case 'restore':
       return restoreCommand(rest, out);
+    case 'vm':
+      return vmCommand(rest, out);
+    case 'migrate':
+      return migrateCommand(rest, out);
+    case 'demo':
+      return demoCommand(rest, out);
     case undefined:
     case 'help':
     case '--help':

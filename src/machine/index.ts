@@ -37,3 +37,5 @@ export { ALLOC_BASE, BUFFER_SIZE, CONTROL_BLOCK, DST_IOVA, SRC_IOVA } from './dr
 export type { DmaResult } from './driver.js';
 export { Machine } from './machine.js';
 export type { MachineOptions } from './machine.js';
+export { globalStateVmsd, newGlobalState, runStateOf, setRunState } from './layouts/globalstate.js';
+export type { GlobalState } from './layouts/globalstate.js';

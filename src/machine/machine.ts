@@ -17,6 +17,7 @@ import { DmaEngine, dmaEngineVmsd, type DmaPort } from './dma-engine.js';
 import { ownsBus, type IommuContext, type IommuModel } from './iommu.js';
 import { newPciDeviceState, pcieRootPortVmsd, pciePciBridgeVmsd, SHPC_STATE_SIZE, xio3130DownstreamVmsd, xio3130UpstreamVmsd } from './layouts/pci.js';
 import { allFunctions, enumerateBuses, PciBridge, type PciFunction } from './pci.js';
+import { globalStateVmsd, newGlobalState, runStateOf, setRunState, type GlobalState } from './layouts/globalstate.js';
 import { Smmuv3Unit } from './smmuv3.js';
 import { buildPciTree } from './topology.js';
 import { VtdUnit } from './vtd.js';
@@ -57,6 +58,8 @@ export class Machine implements DriverHost {
   readonly iommus: readonly IommuModel[];
   readonly engines: readonly DmaEngine[];
   readonly registry = new SaveRegistry();
+  /** The run state the next save records (QEMU's globalstate). */
+  readonly globalState: GlobalState = newGlobalState('running');
   private readonly sectionOf = new Map<PciFunction, string>();
   private readonly touched = new WeakMap<LoadContext, Set<PciFunction>>();
 
@@ -89,7 +92,8 @@ export class Machine implements DriverHost {
   private register(): void {
     const reg = this.registry;
     const legacy = this.options.legacyOrder ?? false;
-    reg.register({ idstr: 'ram', handler: new RamHandler(this.ram.blocks) });
+    // 1024 pages (4 MiB) per PART section: small enough for a running guest to go on between them.
+    reg.register({ idstr: 'ram', handler: new RamHandler(this.ram.blocks, { pagesPerIteration: 1024 }) });
     const unitEntries = this.iommus.map((u, i) => reg.register({ idstr: u.idstr, instanceId: i, vmsd: u.vmsd, state: u.state, tags: { kind: 'iommu' } }));
     for (const fn of this.functions) {
       if (!(fn instanceof PciBridge)) continue;
@@ -108,6 +112,8 @@ export class Machine implements DriverHost {
       const e = reg.register({ idstr: `${engine.fn.path}/${dmaEngineVmsd.name}`, vmsd: dmaEngineVmsd, state: engine.state, tags: { kind: 'dma-engine', fn: engine.fn } });
       this.sectionOf.set(engine.fn, e.idstr);
     }
+    // Last, as QEMU registers it late: the run state at switch-over.
+    reg.register({ idstr: 'globalstate', vmsd: globalStateVmsd, state: this.globalState });
     if (legacy) return;
     this.iommus.forEach((unit, i) => {
       const [first, last] = unit.busRange;
@@ -165,6 +171,15 @@ export class Machine implements DriverHost {
   /** The driver's step counter, read from guest RAM. */
   get step(): number {
     return driverStep(this.ram);
+  }
+
+  /** The run state recorded in (or loaded from) the globalstate section. */
+  get runState(): string {
+    return runStateOf(this.globalState);
+  }
+
+  set runState(name: string) {
+    setRunState(this.globalState, name);
   }
 
   /** SHA-256 of all guest RAM. */

@@ -32,7 +32,7 @@ export { SaveRegistry } from './registry.js';
 export type { IterativeHandler, RegisterOptions, SaveEntry, SavePlan } from './registry.js';
 export { resolveDependencies, selectIndices } from './dependencies.js';
 export type { Dependency, EntryInfo, EntrySelector } from './dependencies.js';
-export { loadSnapshot, saveSnapshot } from './snapshot.js';
+export { loadSnapshot, saveSnapshot, StreamSaver } from './snapshot.js';
 export type { LoadResult, LoadSnapshotOptions, SaveSnapshotOptions, SnapshotSink } from './snapshot.js';
 export { checkOrder } from './order-check.js';
 export type { OrderRule, OrderViolation } from './order-check.js';

@@ -40,63 +40,92 @@ export type SnapshotSink = (chunk: Uint8Array) => void;
 
 const FLUSH_AT = 1 << 20;
 
+/**
+ * The phases of saving, over one ByteWriter: a snapshot runs them back to back, a live migration runs
+ * setup, then iterations while the guest runs, then completion with the guest stopped.
+ */
+export class StreamSaver {
+  readonly plan: SavePlan;
+  private readonly footers: boolean;
+  private readonly iterative: readonly SaveEntry[];
+
+  constructor(
+    readonly w: ByteWriter,
+    registry: SaveRegistry,
+    private readonly options: SaveSnapshotOptions = {},
+  ) {
+    this.plan = registry.plan(options.plan);
+    this.footers = options.footers ?? true;
+    this.iterative = this.plan.entries.filter((e) => e.handler);
+  }
+
+  private section(e: SaveEntry, kind: 'start' | 'part' | 'end' | 'full', body: () => void): void {
+    writeSectionHeader(this.w, { kind, offset: 0, sectionId: e.sectionId, idstr: e.idstr, instanceId: e.instanceId, version: e.version });
+    body();
+    if (this.footers) writeFooter(this.w, e.sectionId);
+  }
+
+  /** Header, configuration, and a START section per iterative handler. */
+  setup(): void {
+    writeHeader(this.w);
+    const o = this.options;
+    if (o.machineName !== undefined) writeConfiguration(this.w, { machineName: o.machineName, subsections: o.configSubsections ?? [] });
+    for (const e of this.iterative) this.section(e, 'start', () => e.handler?.saveSetup(this.w));
+  }
+
+  /** One PART section per iterative handler; true when every handler has nothing left in this pass. */
+  iterate(): boolean {
+    let done = true;
+    for (const e of this.iterative) {
+      this.section(e, 'part', () => {
+        if (!(e.handler?.saveIterate(this.w) ?? true)) done = false;
+      });
+    }
+    return done;
+  }
+
+  /** END sections, then every needed device's FULL section in plan order, EOF and the trailer. */
+  complete(): void {
+    const w = this.w;
+    for (const e of this.iterative) this.section(e, 'end', () => e.handler?.saveComplete(w));
+    const desc = (this.options.vmdesc ?? true) ? new QemuJsonWriter() : undefined;
+    desc?.startObject();
+    desc?.int('page_size', this.options.pageSize ?? 4096);
+    desc?.startArray('devices');
+    for (const e of this.plan.entries) {
+      const vmsd = e.vmsd;
+      if (!vmsd) continue;
+      if (vmsd.needed && !(vmsd.needed as (s: unknown) => boolean)(e.state)) continue;
+      desc?.startObject();
+      desc?.str('name', e.idstr);
+      desc?.int('instance_id', e.instanceId);
+      this.section(e, 'full', () => saveState(w, vmsd, e.state as object, desc));
+      desc?.endObject();
+    }
+    writeEof(w);
+    if (desc) {
+      desc.endArray();
+      desc.endObject();
+      writeVmdesc(w, new TextEncoder().encode(desc.toString()));
+    }
+  }
+}
+
 /** Writes a snapshot of every entry; returns the plan it followed. */
 export function saveSnapshot(registry: SaveRegistry, sink: SnapshotSink, options: SaveSnapshotOptions = {}): SavePlan {
-  const plan = registry.plan(options.plan);
-  const footers = options.footers ?? true;
   const w = new ByteWriter(FLUSH_AT * 2);
-  const flush = (force = false) => {
-    if (w.length > 0 && (force || w.length >= FLUSH_AT)) {
-      sink(w.peek());
-      w.reset();
-    }
+  const flush = () => {
+    if (w.length > 0) sink(w.peek());
+    w.reset();
   };
-  writeHeader(w);
-  if (options.machineName !== undefined) writeConfiguration(w, { machineName: options.machineName, subsections: options.configSubsections ?? [] });
-
-  const iterative = plan.entries.filter((e) => e.handler);
-  const section = (e: SaveEntry, kind: 'start' | 'part' | 'end' | 'full', body: () => void) => {
-    writeSectionHeader(w, { kind, offset: 0, sectionId: e.sectionId, idstr: e.idstr, instanceId: e.instanceId, version: e.version });
-    body();
-    if (footers) writeFooter(w, e.sectionId);
-    flush();
-  };
-  for (const e of iterative) section(e, 'start', () => e.handler?.saveSetup(w));
-  let pending = iterative.slice();
-  while (pending.length > 0) {
-    const next: SaveEntry[] = [];
-    for (const e of pending) {
-      let done = false;
-      section(e, 'part', () => (done = e.handler?.saveIterate(w) ?? true));
-      if (!done) next.push(e);
-    }
-    pending = next;
-  }
-  for (const e of iterative) section(e, 'end', () => e.handler?.saveComplete(w));
-
-  const withDesc = options.vmdesc ?? true;
-  const desc = withDesc ? new QemuJsonWriter() : undefined;
-  desc?.startObject();
-  desc?.int('page_size', options.pageSize ?? 4096);
-  desc?.startArray('devices');
-  for (const e of plan.entries) {
-    const vmsd = e.vmsd;
-    if (!vmsd) continue;
-    if (vmsd.needed && !(vmsd.needed as (s: unknown) => boolean)(e.state)) continue;
-    desc?.startObject();
-    desc?.str('name', e.idstr);
-    desc?.int('instance_id', e.instanceId);
-    section(e, 'full', () => saveState(w, vmsd, e.state as object, desc));
-    desc?.endObject();
-  }
-  writeEof(w);
-  if (desc) {
-    desc.endArray();
-    desc.endObject();
-    writeVmdesc(w, new TextEncoder().encode(desc.toString()));
-  }
-  flush(true);
-  return plan;
+  const saver = new StreamSaver(w, registry, options);
+  saver.setup();
+  flush();
+  while (!saver.iterate()) flush();
+  flush();
+  saver.complete();
+  flush();
+  return saver.plan;
 }
 
 /** Options for loadSnapshot. */

@@ -1,0 +1,68 @@
+/**
+ * `vmstate migrate --from QMP --to URI`: drives a live migration over QMP, as one would drive QEMU, and
+ * shows its progress until it ends. Exits 0 only if the migration completed.
+ */
+import { UsageError } from '../errors.js';
+import { QmpClient } from '../qmp/index.js';
+import { parseArgs, type Output } from './args.js';
+import { ProgressPrinter, type MigrateInfo } from './progress.js';
+
+/** Sizes like 100M or 1G, or a plain number of bytes per second. */
+export function parseSize(text: string, what: string): number {
+  const m = /^(\d+(?:\.\d+)?)([kmgt]?)(?:i?b)?$/i.exec(text.trim());
+  if (!m) throw new UsageError(`${what} ${text}: expected bytes, e.g. 104857600 or 100M`);
+  const scale = { '': 1, k: 1 << 10, m: 1 << 20, g: 1 << 30, t: 2 ** 40 }[m[2].toLowerCase() as '' | 'k' | 'm' | 'g' | 't'];
+  return Math.round(Number(m[1]) * scale);
+}
+
+/** Options of a migration run through QMP. */
+export interface DriveOptions {
+  readonly to: string;
+  readonly maxBandwidth?: number;
+  readonly downtimeLimitMs?: number;
+  readonly progress?: ProgressPrinter;
+  readonly pollMs?: number;
+}
+
+/** Sets parameters, starts `migrate`, and polls query-migrate until the migration ends. */
+export async function driveMigration(client: QmpClient, o: DriveOptions): Promise<MigrateInfo> {
+  await client.execute('migrate-set-capabilities', { capabilities: [{ capability: 'events', state: true }] });
+  const params: Record<string, number> = {};
+  if (o.maxBandwidth !== undefined) params['max-bandwidth'] = o.maxBandwidth;
+  if (o.downtimeLimitMs !== undefined) params['downtime-limit'] = o.downtimeLimitMs;
+  if (Object.keys(params).length) await client.execute('migrate-set-parameters', params);
+  await client.execute('migrate', { uri: o.to });
+  for (;;) {
+    const info = await client.execute<MigrateInfo>('query-migrate');
+    const ended = info.status === 'completed' || info.status === 'failed' || info.status === 'cancelled';
+    o.progress?.update(info, ended);
+    if (ended) return info;
+    await new Promise((r) => setTimeout(r, o.pollMs ?? 100));
+  }
+}
+
+export async function migrateCommand(argv: readonly string[], out: Output): Promise<number> {
+  const args = parseArgs(argv, [], ['from', 'to', 'max-bandwidth', 'downtime-limit']);
+  const from = args.options.get('from')?.at(-1);
+  const to = args.options.get('to')?.at(-1);
+  if (!from || !to || args.positional.length > 0) throw new UsageError('migrate takes --from QMP-ADDRESS --to URI (see vmstate help)');
+  const bw = args.options.get('max-bandwidth')?.at(-1);
+  const dl = args.options.get('downtime-limit')?.at(-1);
+  if (dl !== undefined && !/^\d+$/.test(dl)) throw new UsageError(`--downtime-limit ${dl}: expected milliseconds`);
+  const client = await QmpClient.connect(from);
+  try {
+    const info = await driveMigration(client, {
+      to,
+      maxBandwidth: bw === undefined ? undefined : parseSize(bw, '--max-bandwidth'),
+      downtimeLimitMs: dl === undefined ? undefined : Number(dl),
+      progress: new ProgressPrinter(out.stdout, process.stdout.isTTY === true),
+    });
+    if (info.status !== 'completed') {
+      out.stderr(`vmstate: migration ${info.status}${(info as { 'error-desc'?: string })['error-desc'] ? `: ${(info as { 'error-desc'?: string })['error-desc']}` : ''}\n`);
+      return 1;
+    }
+    return 0;
+  } finally {
+    await client.close();
+  }
+}

@@ -1,0 +1,247 @@
+/**
+ * One VM process: the reference machine with its workload running at a steady rate, driven through
+ * QMP (it implements VmControl) and migratable both ways (it implements MigratableVm).
+ */
+import { UsageError } from '../errors.js';
+import { Machine, type MachineDescription } from '../machine/index.js';
+import {
+  connectOutgoing,
+  DEFAULT_PARAMETERS,
+  IncomingMigration,
+  listenIncoming,
+  OutgoingMigration,
+  parseMigrationUri,
+  type MigrationParameters,
+} from '../migration/index.js';
+import { QmpError, type MigrationCapabilityStatus, type VmControl } from '../qmp/index.js';
+import type { SaveRegistry } from '../savevm/index.js';
+
+type Listener = (event: string, data?: Record<string, unknown>) => void;
+
+/** Options of a VM process. */
+export interface VmOptions {
+  /** Workload steps per second while running. Defaults to 20. */
+  readonly rate?: number;
+  /** `tcp:...`, `unix:...`, `exec:...`, `file:...` or `defer`: start empty and wait for a migration. */
+  readonly incoming?: string;
+  /** Stay paused after boot or after an incoming migration (-S). Defaults to false. */
+  readonly startPaused?: boolean;
+  /** Refuse a load that reads state before it is loaded. Defaults to false. */
+  readonly checkLoadOrder?: boolean;
+  /** Called when the process should end (quit, or a failed incoming migration with its exit code). */
+  readonly exit: (code: number) => void;
+  /** Where diagnostics go. */
+  readonly log: (line: string) => void;
+}
+
+export class VmProcess implements VmControl {
+  readonly machine: Machine;
+  private runstate: string;
+  private timer: NodeJS.Timeout | null = null;
+  private readonly listeners = new Set<Listener>();
+  private outgoing: OutgoingMigration | null = null;
+  private outgoingFailure: Record<string, unknown> | null = null;
+  private incoming: IncomingMigration | null = null;
+  private readonly params: MigrationParameters = { ...DEFAULT_PARAMETERS };
+  private readonly caps = new Map<string, boolean>([['events', false]]);
+
+  constructor(
+    description: MachineDescription,
+    private readonly options: VmOptions,
+  ) {
+    this.machine = new Machine(description);
+    if (options.incoming !== undefined) {
+      this.runstate = 'inmigrate';
+      if (options.incoming !== 'defer') this.migrateIncoming(options.incoming, true);
+    } else {
+      this.machine.boot();
+      this.runstate = options.startPaused ? 'prelaunch' : 'running';
+      if (!options.startPaused) this.startWorkload();
+    }
+  }
+
+  // ---- MigratableVm
+
+  get registry(): SaveRegistry {
+    return this.machine.registry;
+  }
+
+  get machineType(): string {
+    return this.machine.description.machineType;
+  }
+
+  get running(): boolean {
+    return this.runstate === 'running';
+  }
+
+  pause(): void {
+    this.stop();
+  }
+
+  resume(): void {
+    this.cont();
+  }
+
+  // ---- the workload
+
+  private startWorkload(): void {
+    if (this.timer) return;
+    const rate = this.options.rate ?? 20;
+    this.timer = setInterval(() => this.machine.run(1), Math.max(1, Math.round(1000 / rate)));
+  }
+
+  private stopWorkload(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+  }
+
+  private emit(event: string, data?: Record<string, unknown>): void {
+    for (const l of this.listeners) l(event, data);
+  }
+
+  // ---- VmControl
+
+  queryStatus(): { status: string; running: boolean } {
+    return { status: this.runstate, running: this.running };
+  }
+
+  stop(): void {
+    if (!this.running) return;
+    this.stopWorkload();
+    this.runstate = 'paused';
+    this.emit('STOP');
+  }
+
+  cont(): void {
+    if (this.runstate === 'inmigrate') throw new QmpError('GenericError', 'Migration is not finalized yet');
+    if (this.running) return;
+    this.runstate = 'running';
+    this.startWorkload();
+    this.emit('RESUME');
+  }
+
+  quit(): void {
+    this.stopWorkload();
+    this.outgoing?.cancel();
+    this.options.exit(0);
+  }
+
+  migrate(uri: string): void {
+    if (this.runstate === 'inmigrate') throw new QmpError('GenericError', 'Guest is waiting for an incoming migration');
+    if (this.outgoing && !['completed', 'failed', 'cancelled'].includes(this.outgoing.status)) {
+      throw new QmpError('GenericError', 'There is a migration process in progress');
+    }
+    try {
+      parseMigrationUri(uri);
+    } catch (e) {
+      throw new QmpError('GenericError', (e as UsageError).message);
+    }
+    this.outgoing = null;
+    this.outgoingFailure = { status: 'setup' };
+    this.emit('MIGRATION', { status: 'setup' });
+    this.machine.runState = this.runstate;
+    connectOutgoing(uri).then(
+      (transport) => {
+        const m = new OutgoingMigration(this, transport, { ...this.params }, (pass) => this.emit('MIGRATION_PASS', { pass }));
+        m.state.onChange((status) => {
+          if (status !== 'setup') this.emit('MIGRATION', { status });
+          if (status === 'device') this.machine.runState = 'running';
+          if (status === 'completed') this.runstate = 'postmigrate';
+        });
+        this.outgoing = m;
+        this.outgoingFailure = null;
+        // Record the run state the destination should resume in, before the guest is stopped.
+        this.machine.runState = this.running ? 'running' : 'paused';
+        void m.run();
+      },
+      (e: Error) => {
+        this.outgoingFailure = { status: 'failed', 'error-desc': `Failed to connect: ${e.message}` };
+        this.emit('MIGRATION', { status: 'failed' });
+      },
+    );
+  }
+
+  migrateIncoming(uri: string, fromCommandLine = false): void {
+    if (this.runstate !== 'inmigrate' || (this.incoming && !fromCommandLine)) {
+      throw new QmpError('GenericError', "The incoming migration has already been started or the guest is not waiting for one");
+    }
+    const incoming = new IncomingMigration(this.machine.registry, this.machineType);
+    this.incoming = incoming;
+    incoming.state.onChange((status) => this.emit('MIGRATION', { status }));
+    listenIncoming(uri).then(
+      async (endpoint) => {
+        incoming.listening();
+        this.options.log(`vmstate vm: waiting for an incoming migration on ${endpoint.uri}`);
+        const source = await endpoint.accept();
+        const status = await incoming.run(source, { checkLoadOrder: this.options.checkLoadOrder });
+        source.close();
+        if (status !== 'completed') {
+          // Never resume a half-loaded VM.
+          this.options.log(`vmstate vm: incoming migration failed: ${(incoming.failure as Error)?.message ?? 'unknown error'}`);
+          this.options.exit(1);
+          return;
+        }
+        const wasRunning = this.machine.runState === 'running';
+        this.runstate = 'paused';
+        if (wasRunning && !this.options.startPaused) this.cont();
+      },
+      (e: Error) => {
+        this.options.log(`vmstate vm: cannot listen on ${uri}: ${e.message}`);
+        this.options.exit(1);
+      },
+    );
+  }
+
+  migrateCancel(): void {
+    this.outgoing?.cancel();
+  }
+
+  queryMigrate(): Record<string, unknown> {
+    if (this.outgoing) return this.outgoing.info();
+    if (this.outgoingFailure) return this.outgoingFailure;
+    if (this.incoming) return this.incoming.info();
+    return {};
+  }
+
+  setParameters(p: Record<string, unknown>): void {
+    for (const [k, v] of Object.entries(p)) {
+      if (k === 'max-bandwidth') {
+        if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw new QmpError('GenericError', "Parameter 'max-bandwidth' expects a size");
+        this.params.maxBandwidth = v;
+      } else if (k === 'downtime-limit') {
+        if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 2000000) {
+          throw new QmpError('GenericError', "Parameter 'downtime_limit' expects an integer in the range of 0 to 2000000 milliseconds");
+        }
+        this.params.downtimeLimitMs = v;
+      } else {
+        throw new QmpError('GenericError', `Parameter '${k}' is not supported by vmstate`);
+      }
+    }
+  }
+
+  queryParameters(): Record<string, unknown> {
+    return { 'max-bandwidth': this.params.maxBandwidth, 'downtime-limit': this.params.downtimeLimitMs };
+  }
+
+  setCapabilities(caps: MigrationCapabilityStatus[]): void {
+    for (const c of caps) {
+      if (!this.caps.has(c.capability)) throw new QmpError('GenericError', `Capability '${c.capability}' is not supported by vmstate`);
+    }
+    for (const c of caps) this.caps.set(c.capability, c.state);
+  }
+
+  queryCapabilities(): MigrationCapabilityStatus[] {
+    return [...this.caps].map(([capability, state]) => ({ capability, state }));
+  }
+
+  onEvent(listener: Listener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** What the demo and tests compare across a migration: the step, the RAM and every engine's registers. */
+  queryWorkload(): Record<string, unknown> {
+    const engines = this.machine.engines.map((e) => `${e.fn.path}:${e.state.status}:${e.state.checksum}:${e.state.completed}:${e.state.faults}`).join(';');
+    return { step: this.machine.step, 'ram-hash': this.machine.ramHash(), engines };
+  }
+}

@@ -1,0 +1,220 @@
+/**
+ * Live precopy migration, the source side (QEMU's migration_thread in migration/migration.c):
+ *
+ *   1. setup:  header, configuration, a START section per iterative handler (RAM's block list);
+ *   2. active: PART sections while the guest runs; when a pass over the pages to send ends, sync the
+ *              dirty bitmap (MIGRATION_PASS) and switch over if what remains can go within the downtime
+ *              limit at the bandwidth (max-bandwidth, or the rate measured so far);
+ *   3. device: stop the guest, send the END sections (the last dirty pages), the devices in plan order,
+ *              EOF and the VMDESCRIPTION;
+ *   4. completed, and the source stays stopped (QEMU's "postmigrate").
+ * A failure or a cancel anywhere resumes the guest if this migration stopped it: the source keeps running
+ * with its state intact. The stream is throttled to max-bandwidth.
+ */
+import { StreamSaver, type SaveRegistry } from '../savevm/index.js';
+import { RamHandler } from '../ram/index.js';
+import { ByteWriter } from '../stream/index.js';
+import { isFinal, MigrationStateMachine, type MigrationStatus } from './status.js';
+import type { ByteTransport } from './transport.js';
+
+/** What the migration needs of the VM it moves. */
+export interface MigratableVm {
+  readonly registry: SaveRegistry;
+  readonly machineType: string;
+  readonly running: boolean;
+  /** Stops the guest (QMP STOP). */
+  pause(): void;
+  /** Resumes the guest (QMP RESUME). */
+  resume(): void;
+}
+
+/** migrate-set-parameters values. */
+export interface MigrationParameters {
+  /** Bytes per second; 0 means unlimited. QEMU's default is 32 MiB/s. */
+  maxBandwidth: number;
+  /** The longest the guest may stay stopped, in ms. QEMU's default is 300. */
+  downtimeLimitMs: number;
+}
+
+export const DEFAULT_PARAMETERS: Readonly<MigrationParameters> = { maxBandwidth: 32 << 20, downtimeLimitMs: 300 };
+
+/** The longest the migration keeps the event loop before letting the guest's timers run. */
+const GUEST_SLICE_MS = 5;
+
+class Cancelled extends Error {}
+
+export class OutgoingMigration {
+  readonly state = new MigrationStateMachine();
+  private readonly w = new ByteWriter(2 << 20);
+  private cancelRequested = false;
+  private startedAt = 0;
+  private setupTime = 0;
+  private stoppedAt = 0;
+  private endedAt = 0;
+  private transferred = 0;
+  private passes = 0;
+  private expectedDowntime = 0;
+  private measuredRate = 0;
+  private pausedByUs = false;
+  private lastYield = 0;
+  private error: string | undefined;
+  private readonly ram: RamHandler | undefined;
+
+  constructor(
+    private readonly vm: MigratableVm,
+    private readonly transport: ByteTransport,
+    private readonly params: MigrationParameters,
+    private readonly onPass: (pass: number) => void = () => undefined,
+  ) {
+    this.ram = vm.registry.entries.map((e) => e.handler).find((h): h is RamHandler => h instanceof RamHandler);
+  }
+
+  get status(): MigrationStatus {
+    return this.state.status;
+  }
+
+  /** Asks the migration to stop; it ends in cancelled (or failed) and the guest runs on. */
+  cancel(): void {
+    this.cancelRequested = true;
+    if (this.state.transition('none', 'cancelling') || this.state.transition('setup', 'cancelling')) return;
+    if (this.state.transition('active', 'cancelling') || this.state.transition('device', 'cancelling')) this.transport.destroy();
+  }
+
+  /** Runs the migration to its end; resolves with the final status (never rejects). */
+  async run(): Promise<MigrationStatus> {
+    this.startedAt = performance.now();
+    try {
+      if (!this.state.transition('none', 'setup')) throw new Cancelled();
+      const saver = new StreamSaver(this.w, this.vm.registry, { machineName: this.vm.machineType });
+      saver.setup();
+      await this.flush();
+      this.setupTime = performance.now() - this.startedAt;
+      if (!this.state.transition('setup', 'active')) throw new Cancelled();
+      const passStart = { t: performance.now(), bytes: this.transferred };
+      for (;;) {
+        this.checkCancel();
+        const done = saver.iterate();
+        await this.flush();
+        if (!done) continue;
+        // A pass ended: take the guest's new dirty pages and decide whether to switch over.
+        const elapsed = (performance.now() - passStart.t) / 1000;
+        if (elapsed > 0) this.measuredRate = (this.transferred - passStart.bytes) / elapsed;
+        passStart.t = performance.now();
+        passStart.bytes = this.transferred;
+        this.ram?.syncDirty();
+        this.passes++;
+        this.onPass(this.passes);
+        const remaining = this.ram?.remainingBytes ?? 0;
+        const rate = this.params.maxBandwidth > 0 ? Math.min(this.params.maxBandwidth, this.measuredRate || Infinity) : this.measuredRate;
+        this.expectedDowntime = rate > 0 ? (remaining / rate) * 1000 : 0;
+        if (remaining === 0 || this.expectedDowntime <= this.params.downtimeLimitMs) break;
+        await yieldToGuest();
+      }
+      this.checkCancel();
+      // Switch-over: the guest stops, the rest goes in one go.
+      if (this.vm.running) {
+        this.vm.pause();
+        this.pausedByUs = true;
+      }
+      this.stoppedAt = performance.now();
+      if (!this.state.transition('active', 'device')) throw new Cancelled();
+      saver.complete();
+      await this.flush(true);
+      await this.transport.end();
+      this.endedAt = performance.now();
+      if (!this.state.transition('device', 'completed')) throw new Cancelled();
+      return 'completed';
+    } catch (e) {
+      this.endedAt = performance.now();
+      this.transport.destroy();
+      if (this.pausedByUs) this.vm.resume();
+      this.pausedByUs = false;
+      if (this.state.status === 'cancelling' || e instanceof Cancelled) {
+        this.state.transition('cancelling', 'cancelled');
+      } else if (!isFinal(this.state.status)) {
+        this.error = (e as Error).message;
+        const from = this.state.status;
+        this.state.transition(from, 'failed');
+      }
+      return this.state.status;
+    }
+  }
+
+  private checkCancel(): void {
+    if (this.cancelRequested || this.state.status === 'cancelling') throw new Cancelled();
+  }
+
+  /** Sends what the writer holds, throttled to max-bandwidth; `unthrottled` for the switch-over. */
+  private async flush(unthrottled = false): Promise<void> {
+    if (this.w.length === 0) return;
+    const chunk = this.w.peek().slice();
+    this.w.reset();
+    await this.transport.write(chunk);
+    this.transferred += chunk.length;
+    const bw = this.params.maxBandwidth;
+    if (bw > 0 && !unthrottled) {
+      const due = this.startedAt + (this.transferred / bw) * 1000;
+      const wait = due - performance.now();
+      if (wait > 0) {
+        await sleep(wait);
+        this.lastYield = performance.now();
+      }
+    }
+    if (performance.now() - this.lastYield > GUEST_SLICE_MS) {
+      await yieldToGuest();
+      this.lastYield = performance.now();
+    }
+  }
+
+  /** query-migrate's view, with QEMU's field names. */
+  info(): Record<string, unknown> {
+    const now = performance.now();
+    const s = this.state.status;
+    const ended = isFinal(s);
+    const total = this.ram?.totalBytes ?? 0;
+    const stats = this.ram?.stats ?? { zeroPages: 0, normalPages: 0, syncs: 0 };
+    const elapsed = ((ended ? this.endedAt : now) - this.startedAt) / 1000;
+    const out: Record<string, unknown> = { status: s };
+    if (s === 'none') return out;
+    out['setup-time'] = Math.round(this.setupTime);
+    out['total-time'] = Math.round(elapsed * 1000);
+    if (s === 'completed') out.downtime = Math.round(this.endedAt - this.stoppedAt);
+    if (s === 'active' || s === 'device') out['expected-downtime'] = Math.round(this.expectedDowntime);
+    if (s === 'failed' && this.error) out['error-desc'] = this.error;
+    out.ram = {
+      transferred: this.transferred,
+      remaining: this.ram?.remainingBytes ?? 0,
+      total,
+      duplicate: stats.zeroPages,
+      skipped: 0,
+      normal: stats.normalPages,
+      'normal-bytes': stats.normalPages * 4096,
+      'dirty-sync-count': stats.syncs,
+      'page-size': 4096,
+      mbps: elapsed > 0 ? (this.transferred * 8) / 1e6 / elapsed : 0,
+      'pages-per-second': elapsed > 0 ? Math.round((stats.zeroPages + stats.normalPages) / elapsed) : 0,
+      'dirty-pages-rate': 0,
+    };
+    return out;
+  }
+
+  /** Completed passes over RAM. */
+  get passCount(): number {
+    return this.passes;
+  }
+
+  /** Ms the guest was stopped (after completion). */
+  get downtimeMs(): number {
+    return this.endedAt - this.stoppedAt;
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Lets the guest's timers run between passes, so it keeps dirtying memory as a running guest does. */
+function yieldToGuest(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+

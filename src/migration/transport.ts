@@ -1,0 +1,165 @@
+/**
+ * Migration URIs, as QEMU takes them: `tcp:HOST:PORT`, `unix:PATH`, `exec:COMMAND` (the stream goes to
+ * the command's standard input, or comes from its standard output), `file:PATH`. Outgoing ends give a
+ * ByteTransport with back-pressure; incoming ends give a PullSource.
+ */
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import { UsageError } from '../errors.js';
+import { pullFromIterable, type PullSource } from '../stream/index.js';
+
+/** A parsed migration URI. */
+export type MigrationUri =
+  | { readonly kind: 'tcp'; readonly host: string; readonly port: number }
+  | { readonly kind: 'unix'; readonly path: string }
+  | { readonly kind: 'exec'; readonly command: string }
+  | { readonly kind: 'file'; readonly path: string };
+
+/** Parses a URI; UsageError names what is wrong. */
+export function parseMigrationUri(uri: string): MigrationUri {
+  const colon = uri.indexOf(':');
+  const scheme = colon < 0 ? '' : uri.slice(0, colon);
+  const rest = uri.slice(colon + 1);
+  switch (scheme) {
+    case 'tcp': {
+      const m = /^(\[[^\]]+\]|[^:]+):(\d{1,5})$/.exec(rest);
+      if (!m || Number(m[2]) > 65535) throw new UsageError(`migration URI ${uri}: expected tcp:HOST:PORT`);
+      return { kind: 'tcp', host: m[1].replace(/^\[|\]$/g, ''), port: Number(m[2]) };
+    }
+    case 'unix':
+    case 'file':
+      if (!rest) throw new UsageError(`migration URI ${uri}: expected ${scheme}:PATH`);
+      return { kind: scheme, path: rest };
+    case 'exec':
+      if (!rest.trim()) throw new UsageError(`migration URI ${uri}: expected exec:COMMAND`);
+      return { kind: 'exec', command: rest };
+    default:
+      throw new UsageError(`migration URI ${uri}: unknown transport (use tcp:, unix:, exec: or file:)`);
+  }
+}
+
+/** Where an outgoing stream goes. */
+export interface ByteTransport {
+  /** Resolves when the chunk is handed to the OS (waiting for drain when the peer is slow). */
+  write(chunk: Uint8Array): Promise<void>;
+  /** Finishes the stream and resolves when everything was flushed. */
+  end(): Promise<void>;
+  /** Drops the connection at once. */
+  destroy(): void;
+}
+
+function fromWritable(stream: NodeJS.WritableStream & { destroy(): void; writableLength?: number }, closed: Promise<void>): ByteTransport {
+  let failure: Error | null = null;
+  stream.on('error', (e: Error) => (failure ??= e));
+  return {
+    write(chunk) {
+      if (failure) return Promise.reject(failure);
+      return new Promise<void>((resolve, reject) => {
+        const onError = (e: Error) => reject(e);
+        stream.once('error', onError);
+        const ok = stream.write(Buffer.from(chunk), () => undefined);
+        const done = () => {
+          stream.off('error', onError);
+          resolve();
+        };
+        if (ok) done();
+        else stream.once('drain', done);
+      });
+    },
+    end() {
+      if (failure) return Promise.reject(failure);
+      return new Promise<void>((resolve, reject) => {
+        stream.once('error', reject);
+        stream.end(() => closed.then(resolve, reject));
+      });
+    },
+    destroy() {
+      stream.destroy();
+    },
+  };
+}
+
+/** Opens the outgoing end of a migration. */
+export async function connectOutgoing(uri: string): Promise<ByteTransport> {
+  const u = parseMigrationUri(uri);
+  switch (u.kind) {
+    case 'tcp':
+    case 'unix': {
+      const sock = u.kind === 'tcp' ? net.connect(u.port, u.host) : net.connect(u.path);
+      await new Promise<void>((resolve, reject) => {
+        sock.once('connect', resolve);
+        sock.once('error', reject);
+      });
+      sock.setNoDelay(true);
+      return fromWritable(sock, Promise.resolve());
+    }
+    case 'file': {
+      const out = fs.createWriteStream(u.path);
+      await new Promise<void>((resolve, reject) => {
+        out.once('open', () => resolve());
+        out.once('error', reject);
+      });
+      return fromWritable(out, new Promise((resolve) => out.once('close', () => resolve())));
+    }
+    case 'exec': {
+      const child = spawn('/bin/sh', ['-c', u.command], { stdio: ['pipe', 'ignore', 'inherit'] });
+      const exited = new Promise<void>((resolve, reject) =>
+        child.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`exec: ${u.command} exited with ${code}`)))),
+      );
+      exited.catch(() => undefined);
+      return fromWritable(child.stdin, exited);
+    }
+  }
+}
+
+/** An incoming end that is listening (tcp, unix) or ready (exec, file). */
+export interface IncomingEndpoint {
+  /** The address actually bound (tcp port 0 resolved). */
+  readonly uri: string;
+  /** Resolves with the bytes of the first connection. */
+  accept(): Promise<PullSource & { close(): void }>;
+  close(): void;
+}
+
+/** Opens the incoming end of a migration. */
+export async function listenIncoming(uri: string): Promise<IncomingEndpoint> {
+  const u = parseMigrationUri(uri);
+  if (u.kind === 'file' || u.kind === 'exec') {
+    return {
+      uri,
+      async accept() {
+        if (u.kind === 'file') {
+          const stream = fs.createReadStream(u.path, { highWaterMark: 4 << 20 });
+          return { ...pullFromIterable(stream), close: () => stream.destroy() };
+        }
+        const child = spawn('/bin/sh', ['-c', u.command], { stdio: ['ignore', 'pipe', 'inherit'] });
+        return { ...pullFromIterable(child.stdout), close: () => child.kill() };
+      },
+      close() {},
+    };
+  }
+  if (u.kind === 'unix') fs.rmSync(u.path, { force: true });
+  const server = net.createServer();
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    if (u.kind === 'tcp') server.listen(u.port, u.host, resolve);
+    else server.listen(u.path, resolve);
+  });
+  const addr = server.address();
+  const bound = u.kind === 'tcp' && addr && typeof addr === 'object' ? `tcp:${u.host}:${addr.port}` : uri;
+  return {
+    uri: bound,
+    accept() {
+      return new Promise((resolve) => {
+        server.once('connection', (sock) => {
+          server.close(); // one migration per listen, as in QEMU
+          resolve({ ...pullFromIterable(sock), close: () => sock.destroy() });
+        });
+      });
+    },
+    close() {
+      server.close();
+    },
+  };
+}

@@ -1,0 +1,25 @@
+// The JSON control plane (QMP): the VM interface the commands drive, the server, the commands and a client.
+
+// The VM behind QMP
+export { QmpError } from './vm-control.js';
+export type { MigrationCapabilityStatus, QmpErrorClass, VmControl } from './vm-control.js';
+
+// Server
+export { QMP_VERSION, startQmpServer } from './server.js';
+export type { QmpServer, QmpServerOptions } from './server.js';
+export { MAX_REQUEST_BYTES } from './request-splitter.js';
+
+// Commands
+export { qmpCommands } from './commands/index.js';
+export type { QmpCommand } from './command.js';
+export { checkArguments } from './arguments.js';
+export type { ArgSpec, ArgType } from './arguments.js';
+
+// Client
+export { QmpClient } from './client.js';
+export type { QmpClientOptions, QmpEvent, QmpGreeting } from './client.js';
+
+// Addresses and formatting
+export { formatQmpAddress, parseQmpAddress } from './address.js';
+export type { QmpAddress } from './address.js';
+export { formatQmpJson } from './qmp-json.js';
