@@ -63,6 +63,7 @@ commands:
     --incoming URI|defer       wait for an incoming migration (tcp:, unix:, exec:, file:)
     --rate N                   workload steps per second (default 20)
     --paused                   stay paused after boot or after an incoming migration
+    --loader FILE@ADDR         copy a file into guest RAM after boot (QEMU's -device loader)
   migrate --from QMP --to URI  migrate a running VM live, with progress
     --max-bandwidth B          bytes per second (e.g. 100M; 0 = unlimited)
     --downtime-limit MS        the longest pause allowed at switch-over

@@ -1,12 +1,13 @@
 /** `vmstate vm MACHINE --qmp ADDRESS [--incoming URI|defer]`: runs one VM process until it is told to quit. */
-import { UsageError } from '../errors.js';
+import fs from 'node:fs';
+import { IoError, UsageError } from '../errors.js';
 import { startQmpServer } from '../qmp/index.js';
 import { resolveMachine } from './machine-commands.js';
 import { parseArgs, type Output } from './args.js';
 import { VmProcess } from './vm-process.js';
 
 export async function vmCommand(argv: readonly string[], out: Output): Promise<number> {
-  const args = parseArgs(argv, ['paused', 'check-load-order'], ['qmp', 'incoming', 'rate']);
+  const args = parseArgs(argv, ['paused', 'check-load-order'], ['qmp', 'incoming', 'rate', 'loader']);
   if (args.positional.length !== 1) throw new UsageError('vm takes MACHINE (see vmstate help)');
   const qmp = args.options.get('qmp')?.at(-1);
   if (!qmp) throw new UsageError('vm needs --qmp unix:PATH or --qmp tcp:HOST:PORT');
@@ -14,6 +15,7 @@ export async function vmCommand(argv: readonly string[], out: Output): Promise<n
   const rate = Number(rateText);
   if (!Number.isFinite(rate) || rate <= 0 || rate > 1000) throw new UsageError(`--rate ${rateText}: expected steps per second, up to 1000`);
   const description = resolveMachine(args.positional[0]);
+  const loaders = (args.options.get('loader') ?? []).map(parseLoader);
 
   let finish: (code: number) => void = () => undefined;
   const done = new Promise<number>((resolve) => (finish = resolve));
@@ -22,6 +24,7 @@ export async function vmCommand(argv: readonly string[], out: Output): Promise<n
     incoming: args.options.get('incoming')?.at(-1),
     startPaused: args.flags.has('paused'),
     checkLoadOrder: args.flags.has('check-load-order'),
+    loaders,
     exit: (code) => finish(code),
     log: (line) => out.stderr(`${line}\n`),
   });
@@ -30,4 +33,17 @@ export async function vmCommand(argv: readonly string[], out: Output): Promise<n
   const code = await done;
   await server.close();
   return code;
+}
+
+/** `FILE@ADDR`: a file copied into guest RAM at a guest-physical address (like QEMU's loader device). */
+function parseLoader(spec: string): { data: Uint8Array; addr: number } {
+  const at = spec.lastIndexOf('@');
+  const addrText = at < 0 ? '' : spec.slice(at + 1);
+  if (at <= 0 || !/^(0x[0-9a-f]+|\d+)$/i.test(addrText)) throw new UsageError(`--loader ${spec}: expected FILE@ADDRESS, e.g. random.bin@0x4000000`);
+  const file = spec.slice(0, at);
+  try {
+    return { data: fs.readFileSync(file), addr: Number(addrText) };
+  } catch (e) {
+    throw new IoError(`--loader ${file}: ${(e as Error).message}`, { path: file }, e);
+  }
 }

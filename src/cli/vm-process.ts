@@ -28,6 +28,8 @@ export interface VmOptions {
   readonly startPaused?: boolean;
   /** Refuse a load that reads state before it is loaded. Defaults to false. */
   readonly checkLoadOrder?: boolean;
+  /** Files to copy into guest RAM after boot, as QEMU's `-device loader,file=F,addr=A,force-raw=on`. */
+  readonly loaders?: readonly { readonly data: Uint8Array; readonly addr: number }[];
   /** Called when the process should end (quit, or a failed incoming migration with its exit code). */
   readonly exit: (code: number) => void;
   /** Where diagnostics go. */
@@ -55,6 +57,7 @@ export class VmProcess implements VmControl {
       if (options.incoming !== 'defer') this.migrateIncoming(options.incoming, true);
     } else {
       this.machine.boot();
+      for (const l of options.loaders ?? []) this.machine.ram.write(l.addr, l.data);
       this.runstate = options.startPaused ? 'prelaunch' : 'running';
       if (!options.startPaused) this.startWorkload();
     }
