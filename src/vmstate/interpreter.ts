@@ -43,28 +43,36 @@ function hasPreSave(vmsd: AnyVmsd): boolean {
   return v;
 }
 
-/** Appends the shape of `s` under `vmsd` at `version` to `out`. */
-function shape(vmsd: AnyVmsd, s: State, version: number, out: (string | number)[]): void {
+/** The shape of `s` under `vmsd` at `version`, as a short string. */
+function shape(vmsd: AnyVmsd, s: State, version: number): string {
+  let out = '';
   for (const { f } of compile(vmsd)) {
-    const inc = included(f, s, version);
-    out.push(inc ? 1 : 0);
-    if (!inc) continue;
+    if (!f.exists && (f.version ?? 0) > version) {
+      out += '0';
+      continue;
+    }
+    if (f.exists && !(f.exists as (s: State, v: number) => boolean)(s, version)) {
+      out += '0';
+      continue;
+    }
+    out += '1';
+    if (f.count === undefined && !f.nullable && f.kind !== 'struct' && (f.kind !== 'buffer' || typeof f.size === 'number')) continue;
     const n = f.count === undefined ? 1 : countOf(f.count, s, vmsd, f);
-    if (typeof f.count === 'object') out.push(n);
-    if (f.kind === 'buffer' && typeof f.size !== 'number') out.push(sizeOf(f.size, s, vmsd, f));
+    if (typeof f.count === 'object') out += `,${n}`;
+    if (f.kind === 'buffer' && typeof f.size !== 'number') out += `,${sizeOf(f.size, s, vmsd, f)}`;
     if (!f.nullable && f.kind !== 'struct') continue;
     const value = s[f.name];
     for (let i = 0; i < n; i++) {
       const el = f.count === undefined ? value : (value as ArrayLike<unknown>)[i];
-      if (f.nullable && (el === null || el === undefined)) out.push('n');
-      else if (f.kind === 'struct') shape(f.vmsd, el as State, f.vmsd.version, out);
+      if (f.nullable && (el === null || el === undefined)) out += 'n';
+      else if (f.kind === 'struct') out += `(${shape(f.vmsd, el as State, f.vmsd.version)})`;
     }
   }
   for (const sub of vmsd.subsections) {
     const needed = !sub.needed || (sub.needed as (s: State) => boolean)(s);
-    out.push(needed ? '+' : '.');
-    if (needed) shape(sub, s, sub.version, out);
+    out += needed ? `+(${shape(sub, s, sub.version)})` : '.';
   }
+  return out;
 }
 
 function compile(vmsd: AnyVmsd): readonly CompiledField[] {
@@ -114,9 +122,7 @@ export function saveState(w: ByteWriter, vmsd: AnyVmsd, state: object, desc?: Qe
     saveBody(w, vmsd, state as State, desc, version);
     return;
   }
-  const key: (string | number)[] = [version];
-  shape(vmsd, state as State, version, key);
-  const k = key.join(' ');
+  const k = `${version}:${shape(vmsd, state as State, version)}`;
   let texts = textByShape.get(vmsd);
   if (!texts) textByShape.set(vmsd, (texts = new Map()));
   const text = texts.get(k);
@@ -275,8 +281,7 @@ export function loadState(r: ByteReader, vmsd: AnyVmsd, state: object, version: 
       local: vmsd.minVersion,
     });
   }
-  const ctx: LoadContext = { version, peer };
-  if (vmsd.preLoad) loadHook(() => (vmsd.preLoad as (s: State, c: LoadContext) => void)(s, ctx), vmsd, 'pre-load');
+  if (vmsd.preLoad) loadHook(() => (vmsd.preLoad as (s: State, c: LoadContext) => void)(s, { version, peer }), vmsd, 'pre-load');
   for (const cf of compile(vmsd)) {
     const f = cf.f;
     if (!included(f, s, version)) continue;
@@ -309,7 +314,7 @@ export function loadState(r: ByteReader, vmsd: AnyVmsd, state: object, version: 
     }
   }
   loadSubsections(r, vmsd, s, peer);
-  if (vmsd.postLoad) loadHook(() => (vmsd.postLoad as (s: State, c: LoadContext) => void)(s, ctx), vmsd, 'post-load');
+  if (vmsd.postLoad) loadHook(() => (vmsd.postLoad as (s: State, c: LoadContext) => void)(s, { version, peer }), vmsd, 'post-load');
 }
 
 function loadSubsections(r: ByteReader, vmsd: AnyVmsd, s: State, peer: LoadContext['peer']): void {
