@@ -42,6 +42,7 @@ export class VmProcess implements VmControl {
   private timer: NodeJS.Timeout | null = null;
   private readonly listeners = new Set<Listener>();
   private outgoing: OutgoingMigration | null = null;
+  private connecting: { cancelled: boolean } | null = null;
   private outgoingFailure: Record<string, unknown> | null = null;
   private incoming: IncomingMigration | null = null;
   private readonly params: MigrationParameters = { ...DEFAULT_PARAMETERS };
@@ -131,7 +132,7 @@ export class VmProcess implements VmControl {
 
   migrate(uri: string): void {
     if (this.runstate === 'inmigrate') throw new QmpError('GenericError', 'Guest is waiting for an incoming migration');
-    if (this.outgoing && !['completed', 'failed', 'cancelled'].includes(this.outgoing.status)) {
+    if (this.connecting || (this.outgoing && !['completed', 'failed', 'cancelled'].includes(this.outgoing.status))) {
       throw new QmpError('GenericError', 'There is a migration process in progress');
     }
     try {
@@ -143,8 +144,17 @@ export class VmProcess implements VmControl {
     this.outgoingFailure = { status: 'setup' };
     this.emit('MIGRATION', { status: 'setup' });
     this.machine.runState = this.runstate;
+    const attempt = { cancelled: false };
+    this.connecting = attempt;
     connectOutgoing(uri).then(
       (transport) => {
+        this.connecting = null;
+        if (attempt.cancelled) {
+          transport.destroy();
+          this.outgoingFailure = { status: 'cancelled' };
+          this.emit('MIGRATION', { status: 'cancelled' });
+          return;
+        }
         const m = new OutgoingMigration(this, transport, { ...this.params }, (pass) => this.emit('MIGRATION_PASS', { pass }));
         m.state.onChange((status) => {
           if (status !== 'setup') this.emit('MIGRATION', { status });
@@ -158,6 +168,7 @@ export class VmProcess implements VmControl {
         void m.run();
       },
       (e: Error) => {
+        this.connecting = null;
         this.outgoingFailure = { status: 'failed', 'error-desc': `Failed to connect: ${e.message}` };
         this.emit('MIGRATION', { status: 'failed' });
       },
@@ -196,6 +207,14 @@ export class VmProcess implements VmControl {
   }
 
   migrateCancel(): void {
+    if (this.connecting) {
+      if (!this.connecting.cancelled) {
+        this.connecting.cancelled = true;
+        this.outgoingFailure = { status: 'cancelling' };
+        this.emit('MIGRATION', { status: 'cancelling' });
+      }
+      return;
+    }
     this.outgoing?.cancel();
   }
 

@@ -57,6 +57,8 @@ export class OutgoingMigration {
   private measuredRate = 0;
   private pausedByUs = false;
   private lastYield = 0;
+  /** Ends the current bandwidth wait early (a cancel must not wait for it). */
+  private wake: (() => void) | null = null;
   private error: string | undefined;
   private readonly ram: RamHandler | undefined;
 
@@ -76,6 +78,7 @@ export class OutgoingMigration {
   /** Asks the migration to stop; it ends in cancelled (or failed) and the guest runs on. */
   cancel(): void {
     this.cancelRequested = true;
+    this.wake?.();
     if (this.state.transition('none', 'cancelling') || this.state.transition('setup', 'cancelling')) return;
     if (this.state.transition('active', 'cancelling') || this.state.transition('device', 'cancelling')) this.transport.destroy();
   }
@@ -156,7 +159,14 @@ export class OutgoingMigration {
       const due = this.startedAt + (this.transferred / bw) * 1000;
       const wait = due - performance.now();
       if (wait > 0) {
-        await sleep(wait);
+        await new Promise<void>((resolve) => {
+          const t = setTimeout(resolve, wait);
+          this.wake = () => {
+            clearTimeout(t);
+            resolve();
+          };
+        });
+        this.wake = null;
         this.lastYield = performance.now();
       }
     }
@@ -207,10 +217,6 @@ export class OutgoingMigration {
   get downtimeMs(): number {
     return this.endedAt - this.stoppedAt;
   }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 /** Lets the guest's timers run between passes, so it keeps dirtying memory as a running guest does. */

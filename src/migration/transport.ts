@@ -51,27 +51,45 @@ export interface ByteTransport {
 
 function fromWritable(stream: NodeJS.WritableStream & { destroy(): void; writableLength?: number }, closed: Promise<void>): ByteTransport {
   let failure: Error | null = null;
-  stream.on('error', (e: Error) => (failure ??= e));
+  const fail = (e: Error) => (failure ??= e);
+  stream.on('error', fail);
+  stream.on('close', () => fail(new Error('the connection was closed')));
   return {
     write(chunk) {
       if (failure) return Promise.reject(failure);
       return new Promise<void>((resolve, reject) => {
-        const onError = (e: Error) => reject(e);
-        stream.once('error', onError);
-        const ok = stream.write(Buffer.from(chunk), () => undefined);
-        const done = () => {
+        const cleanup = () => {
           stream.off('error', onError);
+          stream.off('close', onClose);
+          stream.off('drain', onDrain);
+        };
+        const onError = (e: Error) => {
+          cleanup();
+          reject(e);
+        };
+        const onClose = () => onError(failure ?? new Error('the connection was closed'));
+        const onDrain = () => {
+          cleanup();
           resolve();
         };
-        if (ok) done();
-        else stream.once('drain', done);
+        stream.once('error', onError);
+        stream.once('close', onClose);
+        const ok = stream.write(Buffer.from(chunk), (e?: Error | null) => {
+          if (e) {
+            fail(e);
+            onError(e);
+          }
+        });
+        if (ok) onDrain();
+        else stream.once('drain', onDrain);
       });
     },
     end() {
       if (failure) return Promise.reject(failure);
       return new Promise<void>((resolve, reject) => {
         stream.once('error', reject);
-        stream.end(() => closed.then(resolve, reject));
+        // A peer that already went away makes end() fail too, not report a delivered stream.
+        stream.end((e?: Error | null) => (e ? reject(e) : closed.then(resolve, reject)));
       });
     },
     destroy() {
