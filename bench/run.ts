@@ -4,8 +4,8 @@
  *
  *   a. every fixture: whole-process wall time of the CLI and of the script (stdout to /dev/null), and the
  *      bare start-up of each runtime;
- *   b. every fixture: in-process decode+render time of the library against the script's time minus
- *      Python's start-up;
+ *   b. every fixture: in-process decode+render time of the library (the CLI's path, and the value tree's
+ *      for information) against the script's time minus Python's start-up;
  *   c. a 1 GiB-RAM stream of random memory written by QEMU (cached under os.tmpdir()): `cat`, the CLI,
  *      the script, and the in-process time.
  *
@@ -19,7 +19,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { analyzeStream, formatAnalysis, openStreamFile, requireVmdesc } from '../src/index.js';
+import { analyzeStream, analyzeStreamJson, formatAnalysis, openStreamFile, requireVmdesc } from '../src/index.js';
 
 // ---------------------------------------------------------------------------------------------------
 // Options and paths
@@ -193,33 +193,43 @@ function captureOnce(cmd: string, args: readonly string[]): { out: string | null
   return { out, ms: r.ms, error: r.ok ? '' : lastLine(r.stderr) || `exit ${r.status}` };
 }
 
-/** One in-process analyze, as the CLI does it: open, find the trailer, decode, render. */
-async function analyzeInProcess(file: string): Promise<string> {
+/** How the in-process figure decodes: the CLI's path (straight to JSON text) or the public value tree. */
+type InProcessPath = 'cli' | 'tree';
+
+/** One in-process analyze: open, find the trailer, decode, render, as the CLI does it or through the tree. */
+async function analyzeInProcess(file: string, how: InProcessPath): Promise<string> {
   const f = openStreamFile(file);
   try {
     const { vmdesc } = requireVmdesc(f);
-    const tree = await analyzeStream(f.source(), vmdesc);
-    return formatAnalysis(tree);
+    if (how === 'tree') return formatAnalysis(await analyzeStream(f.source(), vmdesc));
+    // What analyzeCommand does: JSON bytes, then the string it hands to stdout.
+    const text = await analyzeStreamJson(f.source(), vmdesc);
+    return Buffer.from(text.buffer, text.byteOffset, text.byteLength).toString('latin1');
   } finally {
     f.close();
   }
 }
 
 /** Median in-process time after `warmup` untimed runs; also the output of the first run. */
-async function timeInProcess(file: string, warmup: number, runs: number): Promise<{ ms: number; all: number[]; out: string }> {
+async function timeInProcess(file: string, warmup: number, runs: number, how: InProcessPath = 'cli'): Promise<{ ms: number; all: number[]; out: string }> {
   let out = '';
   for (let i = 0; i < warmup; i++) {
-    const s = await analyzeInProcess(file);
+    const s = await analyzeInProcess(file, how);
     if (i === 0) out = s;
   }
   const all: number[] = [];
   for (let i = 0; i < runs; i++) {
     const t0 = nowMs();
-    const s = await analyzeInProcess(file);
+    const s = await analyzeInProcess(file, how);
     all.push(nowMs() - t0);
     if (!out) out = s;
   }
   return { ms: median(all), all, out };
+}
+
+/** True if the CLI entry point is the esbuild bundle `npm run build` makes, not tsc's module graph. */
+function cliIsBundled(): boolean {
+  return !/from ['"]\.\/commands\.js['"]/.test(fs.readFileSync(cli, 'utf8'));
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -445,12 +455,13 @@ interface FixtureRow {
   readonly cli: Timing;
   readonly py: Timing;
   readonly inproc: number;
+  readonly tree: number;
   readonly identical: string;
 }
 
 async function main(): Promise<void> {
   const opts = parseOptions(process.argv.slice(2));
-  if (!fs.existsSync(cli)) fail(`no ${cli}: build first (npx tsc -p tsconfig.json)`);
+  if (!fs.existsSync(cli)) fail(`no ${cli}: build first (npm run build)`);
   fs.mkdirSync(cacheDir, { recursive: true });
   const script = findScript();
   const fixtures = fs
@@ -467,6 +478,7 @@ async function main(): Promise<void> {
   say(`  ${os.cpus().length} x ${os.cpus()[0]?.model ?? '?'}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, ${os.platform()} ${os.release()}`);
   say(`  script: ${python} ${script}`);
   say(`  runs: ${opts.runs} per whole-process figure (median), ${opts.inRuns} in-process after 2 warm-ups${opts.quick ? ' (--quick)' : ''}`);
+  say(`  CLI: ${cliIsBundled() ? 'the esbuild bundle (npm run build)' : 'NOT bundled: tsc output only; run npm run build for the shipped CLI'}`);
   say();
 
   // --- start-up
@@ -507,6 +519,7 @@ async function main(): Promise<void> {
       [cliT, pyT] = timePair([process.execPath, [cli, 'analyze', f]], [python, [script, '-f', f]], opts.runs);
     }
     const ip = await timeInProcess(f, 2, opts.inRuns);
+    const tree = await timeInProcess(f, 2, opts.inRuns, 'tree');
     // Against the script's output; where the script fails, against the fixture's stored NAME.analyze.json.
     const golden = path.join(fixturesDir, `${name}.analyze.json`);
     const reference = pyCap.out ?? (fs.existsSync(golden) ? fs.readFileSync(golden, 'utf8') : null);
@@ -516,13 +529,14 @@ async function main(): Promise<void> {
     else if (reference === null) identical = 'script failed';
     else if (cliCap.out !== reference) identical = `DIFFERENT (CLI)${refName}`;
     else if (ip.out !== reference) identical = `DIFFERENT (in-process)${refName}`;
+    else if (tree.out !== reference) identical = `DIFFERENT (tree)${refName}`;
     else identical = `yes${refName}`;
-    rows.push({ name, size: fs.statSync(f).size, cli: cliT, py: pyT, inproc: ip.ms, identical });
+    rows.push({ name, size: fs.statSync(f).size, cli: cliT, py: pyT, inproc: ip.ms, tree: tree.ms, identical });
   }
   const pyBase = pyStart.ms;
   say(
     table(
-      ['fixture', 'size', 'vmstate', 'script', 'script/vmstate', 'in-process', 'script-py0', '(script-py0)/in-proc', 'same output'],
+      ['fixture', 'size', 'vmstate', 'script', 'script/vmstate', 'in-process', 'script-py0', '(script-py0)/in-proc', 'tree', 'same output'],
       rows.map((r) => [
         r.name,
         `${(r.size / 1024).toFixed(0)} KiB`,
@@ -532,6 +546,7 @@ async function main(): Promise<void> {
         fmtMs(r.inproc),
         r.py.ok ? fmtMs(r.py.ms - pyBase) : '-',
         r.py.ok ? fmtRatio((r.py.ms - pyBase) / r.inproc) : '-',
+        fmtMs(r.tree),
         r.identical,
       ]),
     ),
@@ -541,7 +556,8 @@ async function main(): Promise<void> {
     if (!r.cli.ok) say(`  note: vmstate fails on ${r.name}: ${r.cli.error}`);
   }
   say(`  vmstate / script: median whole-process wall time of \`node dist/src/cli/main.js analyze F\` / \`${python} analyze-migration.py -f F\`.`);
-  say(`  in-process: openStreamFile+requireVmdesc+analyzeStream+formatAnalysis, median after warm-up.`);
+  say(`  in-process: what the CLI runs (openStreamFile+requireVmdesc+analyzeStreamJson+bytes to string), median after warm-up.`);
+  say(`  tree: the same through the public value tree (analyzeStream+formatAnalysis), for information.`);
   say(`  script-py0: the script's time minus \`${python} -c pass\` (${fmtMs(pyBase)}).`);
   say(`  vmstate and script runs alternate, so that load changes on the machine hit both alike.`);
   say();

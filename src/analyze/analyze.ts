@@ -1,26 +1,32 @@
-/** The analyze-migration.py-compatible view of a stream: one entry per section id, in first-seen order. */
+/**
+ * The analyze-migration.py-compatible view of a stream: one entry per section id, in first-seen order,
+ * keyed `idstr (section id)`, RAM as its block sizes and devices as their fields. Two forms: the value tree
+ * (analyzeStream, for callers that look at values) and the printed text (analyzeStreamJson, written
+ * straight from the stream's bytes, which is what `vmstate analyze` prints).
+ */
 import type { RamSink } from '../ram/index.js';
 import type { ChunkedSource } from '../stream/index.js';
-import { decodeStream, RAM_IDSTR } from './decode-stream.js';
+import { decodeStream, RAM_IDSTR, type DecodedStreamHandler } from './decode-stream.js';
+import { writeDeviceJson } from './device-json.js';
+import { PyJsonWriter } from './py-json-writer.js';
 import { pyDumps, type PyJson } from './python-json.js';
 import { renderStruct } from './render-state.js';
 import type { Vmdesc } from './vmdesc.js';
 
-/** Options for analyzeStream. */
+/** Options for analyzeStream and analyzeStreamJson. */
 export interface AnalyzeOptions {
   /** Also receives every RAM record (e.g. to write RAM blocks to files). */
   readonly ram?: RamSink;
 }
 
-/**
- * Decodes every section and returns the tree analyze-migration.py -f prints: keys `idstr (section id)`,
- * RAM as its block sizes, devices as their fields.
- */
-export async function analyzeStream(src: ChunkedSource, vmdesc: Vmdesc, options: AnalyzeOptions = {}): Promise<Map<string, PyJson>> {
-  const sections = new Map<number, { label: string; value: Map<string, PyJson> }>();
+/** What every section id maps to; `T` is how a device section is kept. */
+type Sections<T> = Map<number, { readonly label: string; readonly value: T | Map<string, PyJson> }>;
+
+/** The handler parts both forms share: RAM sections become their block sizes, RAM records reach options.ram. */
+function ramHandler<T>(sections: Sections<T>, options: AnalyzeOptions): DecodedStreamHandler {
   let ramSizes: Map<string, PyJson> | null = null;
   const extra = options.ram;
-  await decodeStream(src, vmdesc, {
+  return {
     sectionStart(ctx) {
       if (ctx.header.kind !== 'start' && ctx.header.kind !== 'full') return;
       if (ctx.idstr === RAM_IDSTR && ctx.instanceId === 0) {
@@ -33,10 +39,22 @@ export async function analyzeStream(src: ChunkedSource, vmdesc: Vmdesc, options:
         for (const b of blocks) ramSizes?.set(b.name, `0x${b.usedLength.toString(16).padStart(16, '0')}`);
         extra?.blockList?.(total, blocks);
       },
+      // Left undefined without a sink, so the RAM decoder skips page bytes instead of slicing them.
       zeroPage: extra?.zeroPage?.bind(extra),
       page: extra?.page?.bind(extra),
       eos: extra?.eos?.bind(extra),
     },
+  };
+}
+
+/**
+ * Decodes every section and returns the tree analyze-migration.py -f prints: keys `idstr (section id)`,
+ * RAM as its block sizes, devices as their fields.
+ */
+export async function analyzeStream(src: ChunkedSource, vmdesc: Vmdesc, options: AnalyzeOptions = {}): Promise<Map<string, PyJson>> {
+  const sections: Sections<Map<string, PyJson>> = new Map();
+  await decodeStream(src, vmdesc, {
+    ...ramHandler(sections, options),
     device(ctx, body) {
       sections.set(ctx.sectionId, { label: ctx.label, value: renderStruct(body) });
     },
@@ -49,4 +67,107 @@ export async function analyzeStream(src: ChunkedSource, vmdesc: Vmdesc, options:
 /** analyze-migration.py's printed text for a tree (indent 4, trailing newline). */
 export function formatAnalysis(tree: PyJson): string {
   return pyDumps(tree) + '\n';
+}
+
+/** Where an entry's text (`\n    "label": value`) lies in the writer. */
+class TextRange {
+  constructor(
+    readonly start: number,
+    readonly end: number,
+  ) {}
+}
+
+/**
+ * The text `formatAnalysis(await analyzeStream(...))` gives, as ASCII bytes, decoded straight into JSON
+ * without building the tree. Entries are written as their sections end, so for a stream whose section ids
+ * each appear once (every stream QEMU writes) the writer holds the finished text; otherwise the entries are
+ * put in the dict's order at the end.
+ */
+export async function analyzeStreamJson(src: ChunkedSource, vmdesc: Vmdesc, options: AnalyzeOptions = {}): Promise<Uint8Array> {
+  const sections: Sections<TextRange> = new Map();
+  // Larger than most dumps: pages never written are never touched, so they cost nothing.
+  const w = new PyJsonWriter(4 << 20);
+  const written: { readonly id: number; readonly range: TextRange }[] = [];
+  /** Writes one entry: its separator, then `\n    "label": ` and the value `body` writes. */
+  const entry = (id: number, label: string, body: () => void): TextRange => {
+    const mark = w.length;
+    try {
+      w.byte(written.length === 0 ? 0x7b : 0x2c);
+      const start = w.length;
+      w.newline(1);
+      w.string(label);
+      w.ascii(': ');
+      body();
+      const range = new TextRange(start, w.length);
+      written.push({ id, range });
+      return range;
+    } catch (e) {
+      w.length = mark;
+      throw e;
+    }
+  };
+  const ram = ramHandler(sections, options);
+  await decodeStream(src, vmdesc, {
+    ...ram,
+    sectionDone(ctx) {
+      // The RAM sizes are known once the section that lists the blocks has ended.
+      const s = sections.get(ctx.sectionId);
+      if (s !== undefined && s.value instanceof Map && (ctx.header.kind === 'start' || ctx.header.kind === 'full')) {
+        const sizes = s.value;
+        entry(ctx.sectionId, ctx.label, () => w.value(sizes, 1));
+      }
+    },
+    readDevice(ctx, r, desc) {
+      const range = entry(ctx.sectionId, ctx.label, () => writeDeviceJson(r, desc, w, 1));
+      // A section id seen again keeps its place and takes the new text, as the script's dict does.
+      sections.set(ctx.sectionId, { label: ctx.label, value: range });
+    },
+  });
+  const out = inDictOrder(sections, written, w) ? w : reassemble(sections, w);
+  if (out.length === 0) {
+    out.ascii('{}');
+  } else {
+    out.newline(0);
+    out.byte(0x7d);
+  }
+  out.byte(0x0a);
+  return out.bytes();
+}
+
+/** True if the entries written are the dict's entries in its order, each with its final text. */
+function inDictOrder(sections: Sections<TextRange>, written: readonly { id: number; range: TextRange }[], w: PyJsonWriter): boolean {
+  if (written.length !== sections.size) return false;
+  let i = 0;
+  for (const [id, { value }] of sections) {
+    const { id: writtenId, range } = written[i++];
+    if (writtenId !== id) return false;
+    if (value instanceof TextRange) {
+      if (value !== range) return false;
+    } else {
+      // RAM sizes could in principle change after they were written: compare with what they are now.
+      const now = new PyJsonWriter(256);
+      now.value(value, 1);
+      const text = w.buf.subarray(range.end - now.length, range.end);
+      if (now.length > range.end - range.start || !text.every((c, k) => c === now.buf[k])) return false;
+    }
+  }
+  return true;
+}
+
+/** The entries in the dict's order, from their written text or (RAM) rendered again; without the closing brace. */
+function reassemble(sections: Sections<TextRange>, w: PyJsonWriter): PyJsonWriter {
+  const out = new PyJsonWriter(w.length);
+  for (const { label, value } of sections.values()) {
+    out.byte(out.length === 0 ? 0x7b : 0x2c);
+    if (value instanceof TextRange) {
+      out.reserve(value.end - value.start).set(w.buf.subarray(value.start, value.end), out.length);
+      out.length += value.end - value.start;
+    } else {
+      out.newline(1);
+      out.string(label);
+      out.ascii(': ');
+      out.value(value, 1);
+    }
+  }
+  return out;
 }

@@ -1,96 +1,100 @@
 /**
- * Decodes a device section body by its vmdesc description, the way analyze-migration.py (QEMU 7.2) reads
+ * Reads a device section body by its vmdesc description, the way analyze-migration.py (QEMU 7.2) reads
  * it: compressed arrays are expanded, each element reads exactly `size` bytes (structs recurse), then each
- * listed subsection is read with its marker, name and version.
+ * listed subsection is read with its marker, name and version. This is the one interpreter of a body; what
+ * it meets goes to a StructSink, which builds the value tree (decodeStruct) or writes JSON text directly.
  */
 import { StreamFormatError, prefixStreamError } from '../errors.js';
 import type { ByteReader } from '../stream/index.js';
 import { RecordType } from '../savevm/index.js';
-import type { VmdescField, VmdescStruct } from './vmdesc.js';
-import { intCodec, type FieldEntry, type FieldValue, type StructValue, type SubsectionEntry } from './values.js';
+import { structPlan, type FieldGroup, type PlannedField, type StructPlan } from './field-plan.js';
+import type { VmdescStruct } from './vmdesc.js';
+import type { FieldValue, StructValue } from './values.js';
 
-interface ExpandedField {
-  readonly name: string;
-  readonly index?: number;
-  readonly desc: VmdescField;
-  readonly int?: { signed: boolean };
+/** Receives a struct as it is read, in stream order. `S` is the sink's handle on one open struct. */
+export interface StructSink<S> {
+  /** A group of fields sharing one key begins (for array elements, the list). */
+  group(s: S, g: FieldGroup): void;
+  /** Reads element `k` (counted from the entry's first) of a leaf field: an int, bool or bytes. */
+  leaf(s: S, r: ByteReader, f: PlannedField, k: number): void;
+  /**
+   * Reads all `f.count` elements of a compressed array of leaves at once; or returns false, having read
+   * and written nothing, to be handed them one leaf() at a time (which is how errors name the element).
+   */
+  run(s: S, r: ByteReader, f: PlannedField): boolean;
+  /** Element `k` of a struct field begins; returns the handle its own fields go to. */
+  field(s: S, f: PlannedField, k: number): S;
+  /** Every element of the group has been read. */
+  groupEnd(s: S, g: FieldGroup): void;
+  /**
+   * A subsection begins, `name` and `version` as read from the stream. `keyTaken` says a field or an earlier
+   * subsection of `s` already has that key (Python's dict keeps the key's place and takes the new value).
+   */
+  subsection(s: S, name: string, version: number, keyTaken: boolean, plan: StructPlan): S;
+  /** A struct opened by field() or subsection() has been read whole. */
+  end(s: S): void;
 }
 
-const expandedCache = new WeakMap<VmdescStruct, readonly ExpandedField[]>();
-
-/** The description's fields with compressed arrays (array_len) unfolded into indexed elements. */
-function expand(desc: VmdescStruct): readonly ExpandedField[] {
-  let out = expandedCache.get(desc);
-  if (out) return out;
-  const list: ExpandedField[] = [];
-  for (const f of desc.fields) {
-    const int = intCodec(f.type);
-    if (f.array_len !== undefined) {
-      for (let i = 0; i < f.array_len; i++) list.push({ name: f.name, index: i, desc: f, int });
-    } else {
-      list.push({ name: f.name, index: f.index, desc: f, int });
-    }
-  }
-  expandedCache.set(desc, list);
-  out = list;
-  return out;
-}
-
-/** Decodes one struct body (fields, then subsections). Buffers are copied: the reader's bytes get reused. */
-export function decodeStruct(r: ByteReader, desc: VmdescStruct): StructValue {
-  const fields: FieldEntry[] = [];
-  const listLengths = new Map<string, number>();
-  for (const f of expand(desc)) {
-    let value: FieldValue;
-    try {
-      value = decodeField(r, f);
-    } catch (e) {
-      throw prefixStreamError(e, f.index === undefined ? f.name : `${f.name}[${f.index}]`);
-    }
-    if (f.index !== undefined) {
-      const have = listLengths.get(f.name) ?? 0;
-      if (have !== f.index) {
-        throw new StreamFormatError(`element index ${f.index} does not follow ${have} elements already read`, { offset: r.offset, path: f.name });
+/** Reads the fields, then the subsections, of one struct into `s`. */
+export function readStruct<S>(r: ByteReader, plan: StructPlan, sink: StructSink<S>, s: S): void {
+  // Indexed loops: a CLI run executes this cold, where for-of's iterator calls cost more than the work.
+  const groups = plan.groups;
+  for (let gi = 0; gi < groups.length; gi++) {
+    const g = groups[gi];
+    sink.group(s, g);
+    for (let fi = 0; fi < g.fields.length; fi++) {
+      const f = g.fields[fi];
+      if (f.count > 1 && f.struct === null && f.indexError < 0 && sink.run(s, r, f)) continue;
+      for (let k = 0; k < f.count; k++) {
+        try {
+          if (f.struct === null) {
+            sink.leaf(s, r, f, k);
+          } else {
+            const child = sink.field(s, f, k);
+            readStruct(r, f.struct, sink, child);
+            sink.end(child);
+          }
+        } catch (e) {
+          throw prefixStreamError(e, f.indexed ? `${f.name}[${f.firstIndex + k}]` : f.name);
+        }
+        // Elements after an entry's first follow it by construction; only the first can be out of place.
+        if (k === 0 && f.indexError >= 0) {
+          throw new StreamFormatError(`element index ${f.firstIndex} does not follow ${f.indexError} elements already read`, {
+            offset: r.offset,
+            path: f.name,
+          });
+        }
       }
-      listLengths.set(f.name, have + 1);
-      fields.push({ name: f.name, index: f.index, value });
-    } else {
-      fields.push({ name: f.name, value });
     }
+    sink.groupEnd(s, g);
   }
-  const subsections: SubsectionEntry[] = [];
-  for (const sub of desc.subsections ?? []) {
+  let seen: string[] | null = null;
+  for (let si = 0; si < plan.subsections.length; si++) {
+    const sub = plan.subsections[si];
     const offset = r.offset;
-    const expectName = sub.vmsd_name ?? '';
     const marker = r.getByte();
     if (marker !== RecordType.SUBSECTION) {
-      throw new StreamFormatError(`subsection ${expectName} not found: expected marker 0x05, found 0x${marker.toString(16).padStart(2, '0')}`, {
+      throw new StreamFormatError(`subsection ${sub.vmsdName} not found: expected marker 0x05, found 0x${marker.toString(16).padStart(2, '0')}`, {
         offset,
-        path: expectName,
+        path: sub.vmsdName,
       });
     }
     const name = r.getCountedString();
     const version = r.getBe32();
-    let value: StructValue;
+    const keyTaken = plan.names.has(name) || (seen !== null && seen.includes(name));
+    (seen ??= []).push(name);
+    const child = sink.subsection(s, name, version, keyTaken, sub);
     try {
-      value = decodeStruct(r, sub);
+      readStruct(r, sub, sink, child);
     } catch (e) {
       throw prefixStreamError(e, name);
     }
-    subsections.push({ name, version, value });
+    sink.end(child);
   }
-  return { fields, subsections };
 }
 
-function decodeField(r: ByteReader, f: ExpandedField): FieldValue {
-  const { type, size } = f.desc;
-  if (type === 'struct') return { kind: 'struct', value: decodeStruct(r, f.desc.struct as VmdescStruct) };
-  if (f.int) return { kind: 'int', type, size, signed: f.int.signed, value: readInt(r, size, f.int.signed) };
-  if (type === 'bool' && size === 1) return { kind: 'bool', value: r.getByte() !== 0 };
-  return { kind: 'bytes', type, value: r.getBuffer(size).slice() };
-}
-
-function readInt(r: ByteReader, size: number, signed: boolean): number | bigint {
+/** Reads an integer of `size` bytes: a number up to 4 bytes, a bigint above (and for odd sizes). */
+export function readInt(r: ByteReader, size: number, signed: boolean): number | bigint {
   switch (size) {
     case 1: {
       const v = r.getByte();
@@ -116,4 +120,42 @@ function readInt(r: ByteReader, size: number, signed: boolean): number | bigint 
       return signed && size > 0 ? BigInt.asIntN(size * 8, v) : v;
     }
   }
+}
+
+function readLeaf(r: ByteReader, f: PlannedField): FieldValue {
+  const { type, size } = f.desc;
+  if (f.kind === 'int') return { kind: 'int', type, size, signed: f.signed, value: readInt(r, size, f.signed) };
+  if (f.kind === 'bool') return { kind: 'bool', value: r.getByte() !== 0 };
+  // Copied: the reader's bytes are reused once the section is done.
+  return { kind: 'bytes', type, value: r.getBuffer(size).slice() };
+}
+
+/** Builds the value tree; a struct's entries are added as they begin, in stream order. */
+const treeSink: StructSink<StructValue> = {
+  group() {},
+  leaf(s, r, f, k) {
+    const value = readLeaf(r, f);
+    s.fields.push(f.indexed ? { name: f.name, index: f.firstIndex + k, value } : { name: f.name, value });
+  },
+  run: () => false,
+  field(s, f, k) {
+    const child: StructValue = { fields: [], subsections: [] };
+    const value: FieldValue = { kind: 'struct', value: child };
+    s.fields.push(f.indexed ? { name: f.name, index: f.firstIndex + k, value } : { name: f.name, value });
+    return child;
+  },
+  groupEnd() {},
+  subsection(s, name, version) {
+    const child: StructValue = { fields: [], subsections: [] };
+    s.subsections.push({ name, version, value: child });
+    return child;
+  },
+  end() {},
+};
+
+/** Decodes one struct body (fields, then subsections) into values. Buffers are copied. */
+export function decodeStruct(r: ByteReader, desc: VmdescStruct): StructValue {
+  const root: StructValue = { fields: [], subsections: [] };
+  readStruct(r, structPlan(desc), treeSink, root);
+  return root;
 }

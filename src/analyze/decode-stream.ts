@@ -12,7 +12,7 @@ import {
   type SectionBodyDecoder,
   type SectionContext,
 } from '../savevm/index.js';
-import type { ChunkedSource } from '../stream/index.js';
+import type { ByteReader, ChunkedSource } from '../stream/index.js';
 import { decodeStruct } from './decode-device.js';
 import type { StructValue } from './values.js';
 import type { Vmdesc, VmdescDevice } from './vmdesc.js';
@@ -27,6 +27,12 @@ export interface DecodedStreamHandler {
   readonly ram?: RamSink;
   /** A device section's decoded body. The handler may change it (rewrite does) before sectionDone. */
   device?(ctx: SectionContext, body: StructValue, description: VmdescDevice): void;
+  /**
+   * Reads a device section's body itself, in place of decodeStruct and `device` (analyze's JSON path does,
+   * to skip the value tree). When the bytes run out it is called again from the body's start, so it must
+   * undo what it did before it throws.
+   */
+  readDevice?(ctx: SectionContext, r: ByteReader, description: VmdescDevice): void;
   sectionDone?(ctx: SectionContext, end: number, footer: boolean): void;
   eof?(offset: number): void;
   vmdesc?(json: Uint8Array, offset: number): void;
@@ -83,8 +89,12 @@ export async function decodeStream(src: ChunkedSource, vmdesc: Vmdesc | null, ha
       }
       return {
         step(r) {
-          const body = decodeStruct(r, desc);
-          handler.device?.(ctx, body, desc);
+          if (handler.readDevice) {
+            handler.readDevice(ctx, r, desc);
+          } else {
+            const body = decodeStruct(r, desc);
+            handler.device?.(ctx, body, desc);
+          }
           return true;
         },
       };

@@ -1,5 +1,5 @@
 // Read-only inspection of streams (JSON dump, section table) and value-level rewriting.
-export { analyzeStream, formatAnalysis } from './analyze.js';
+export { analyzeStream, analyzeStreamJson, formatAnalysis } from './analyze.js';
 export type { AnalyzeOptions } from './analyze.js';
 export { decodeStream, RAM_IDSTR } from './decode-stream.js';
 export type { DecodedStreamHandler } from './decode-stream.js';
@@ -11,7 +11,8 @@ export { openStreamFile, readVmdescFromFile, requireVmdesc } from './file.js';
 export type { FoundVmdesc, StreamFile } from './file.js';
 export { pyDumps } from './python-json.js';
 export type { PyJson } from './python-json.js';
-export { hexBytes, renderStruct } from './render-state.js';
+export { renderStruct } from './render-state.js';
+export { hexBytes } from './script-format.js';
 export { rewriteStream } from './rewrite.js';
 export type { ByteSink, RewriteResult } from './rewrite.js';
 export { formatSectionTable, listSections } from './section-table.js';

@@ -4,37 +4,15 @@
  * "uint8 equal" / "uint16 equal" codecs read as signed), buffers as space-separated hex bytes, array
  * elements gathered into lists, subsections keyed by the name read from the stream.
  */
+import { scriptShowsSigned } from './field-plan.js';
 import type { PyJson } from './python-json.js';
+import { hexBytes, renderInt } from './script-format.js';
 import type { FieldValue, StructValue } from './values.js';
-
-/** Codecs the script reads as signed although QEMU's values are unsigned. */
-const SCRIPT_SIGNED = new Set(['uint8 equal', 'uint16 equal']);
-
-const HEX_BYTE: readonly string[] = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
-
-/** Bytes as lowercase hex pairs separated by spaces. */
-export function hexBytes(b: Uint8Array): string {
-  if (b.length === 0) return '';
-  const parts = new Array<string>(b.length);
-  for (let i = 0; i < b.length; i++) parts[i] = HEX_BYTE[b[i]];
-  return parts.join(' ');
-}
-
-/** The script's rendering of an integer of `size` bytes. */
-export function renderInt(value: number | bigint, size: number, signed: boolean): string {
-  const bits = BigInt(size * 8);
-  const big = BigInt(value);
-  const unsigned = size > 0 ? BigInt.asUintN(Number(bits), big) : big;
-  const hex = `0x${unsigned.toString(16).padStart(size * 2, '0')}`;
-  if (!signed || size === 0) return hex;
-  const s = BigInt.asIntN(Number(bits), unsigned);
-  return s < 0n ? `${hex} (${s})` : hex;
-}
 
 function renderField(v: FieldValue): PyJson {
   switch (v.kind) {
     case 'int':
-      return renderInt(v.value, v.size, v.signed || SCRIPT_SIGNED.has(v.type));
+      return renderInt(v.value, v.size, scriptShowsSigned(v.type, v.signed));
     case 'bool':
       return v.value;
     case 'bytes':

@@ -52,37 +52,46 @@ export function parseVmdesc(json: Uint8Array, offset: number): Vmdesc {
   if (!isObject(value)) throw bad('is not a JSON object');
   if (!isCount(value.page_size)) throw bad('has no integer page_size');
   if (!Array.isArray(value.devices)) throw bad('has no devices list');
-  value.devices.forEach((d: unknown, i: number) => {
-    const where = `devices[${i}]`;
-    if (!isObject(d) || typeof d.name !== 'string' || !isCount(d.instance_id)) throw bad(`${where} needs a name and an instance_id`);
-    checkStruct(d, `${where} (${d.name})`, 0, bad);
-  });
+  const devices: unknown[] = value.devices;
+  for (let i = 0; i < devices.length; i++) {
+    const d = devices[i];
+    if (!isObject(d) || typeof d.name !== 'string' || !isCount(d.instance_id)) throw bad(`devices[${i}] needs a name and an instance_id`);
+    checkStruct(d, () => `devices[${i}] (${d.name})`, 0, bad);
+  }
   return value as unknown as Vmdesc;
 }
 
-function checkStruct(s: Record<string, unknown>, where: string, depth: number, bad: (w: string) => Error): void {
-  if (depth > MAX_DEPTH) throw bad(`${where} nests deeper than ${MAX_DEPTH}`);
-  if (!Array.isArray(s.fields)) throw bad(`${where} has no fields list`);
-  s.fields.forEach((f: unknown, i: number) => {
-    const fw = `${where}.fields[${i}]`;
+/**
+ * Checks one struct. `where` names it for a message; it is a function because the check runs on every
+ * field of every device at each start-up, while a message is needed at most once.
+ */
+function checkStruct(s: Record<string, unknown>, where: () => string, depth: number, bad: (w: string) => Error): void {
+  if (depth > MAX_DEPTH) throw bad(`${where()} nests deeper than ${MAX_DEPTH}`);
+  if (!Array.isArray(s.fields)) throw bad(`${where()} has no fields list`);
+  const fields: unknown[] = s.fields;
+  for (let i = 0; i < fields.length; i++) {
+    const f = fields[i];
+    const fw = (): string => `${where()}.fields[${i}]`;
     if (!isObject(f) || typeof f.name !== 'string' || typeof f.type !== 'string' || !isCount(f.size)) {
-      throw bad(`${fw} needs name, type and a non-negative integer size`);
+      throw bad(`${fw()} needs name, type and a non-negative integer size`);
     }
     if (f.array_len !== undefined && (!isCount(f.array_len) || f.array_len > MAX_ARRAY_LEN)) {
-      throw bad(`${fw} (${f.name}) has array_len ${String(f.array_len)}, not an integer up to ${MAX_ARRAY_LEN}`);
+      throw bad(`${fw()} (${f.name}) has array_len ${String(f.array_len)}, not an integer up to ${MAX_ARRAY_LEN}`);
     }
-    if (f.index !== undefined && !isCount(f.index)) throw bad(`${fw} (${f.name}) has a bad index`);
+    if (f.index !== undefined && !isCount(f.index)) throw bad(`${fw()} (${f.name}) has a bad index`);
     if (f.type === 'struct') {
-      if (!isObject(f.struct)) throw bad(`${fw} (${f.name}) is a struct without a "struct" description`);
-      checkStruct(f.struct, `${fw} (${f.name})`, depth + 1, bad);
+      if (!isObject(f.struct)) throw bad(`${fw()} (${f.name}) is a struct without a "struct" description`);
+      checkStruct(f.struct, () => `${fw()} (${f.name})`, depth + 1, bad);
     }
-  });
+  }
   if (s.subsections !== undefined) {
-    if (!Array.isArray(s.subsections)) throw bad(`${where} has a subsections value that is not a list`);
-    s.subsections.forEach((sub: unknown, i: number) => {
-      if (!isObject(sub)) throw bad(`${where}.subsections[${i}] is not an object`);
-      checkStruct(sub, `${where}.subsections[${i}]`, depth + 1, bad);
-    });
+    if (!Array.isArray(s.subsections)) throw bad(`${where()} has a subsections value that is not a list`);
+    const subsections: unknown[] = s.subsections;
+    for (let i = 0; i < subsections.length; i++) {
+      const sub = subsections[i];
+      if (!isObject(sub)) throw bad(`${where()}.subsections[${i}] is not an object`);
+      checkStruct(sub, () => `${where()}.subsections[${i}]`, depth + 1, bad);
+    }
   }
 }
 

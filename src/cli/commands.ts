@@ -2,8 +2,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import {
-  analyzeStream,
-  formatAnalysis,
+  analyzeStreamJson,
   formatSectionTable,
   listSections,
   openStreamFile,
@@ -186,8 +185,9 @@ async function analyzeCommand(argv: readonly string[], out: Output): Promise<num
     const ramDir = args.options.get('ram-dir')?.at(-1);
     const sink = ramDir === undefined ? undefined : ramDirSink(ramDir, vmdesc.page_size);
     try {
-      const tree = await analyzeStream(stream.source(), vmdesc, { ram: sink });
-      out.stdout(formatAnalysis(tree));
+      // Straight from the stream to JSON text: the same text as formatAnalysis(analyzeStream(...)), faster.
+      const text = await analyzeStreamJson(stream.source(), vmdesc, { ram: sink });
+      out.stdout(Buffer.from(text.buffer, text.byteOffset, text.byteLength).toString('latin1'));
     } finally {
       sink?.close();
     }

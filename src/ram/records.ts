@@ -69,6 +69,8 @@ const FLAG_NAMES: ReadonlyArray<[number, string]> = [
 export class RamDecoder {
   private lastBlock: string | null = null;
   private readonly flagMask: number;
+  /** The longest record a page can make: word, named block, page. */
+  private readonly maxRecord: number;
 
   constructor(
     private readonly layout: RamLayout,
@@ -79,11 +81,21 @@ export class RamDecoder {
       throw new RangeError(`RAM page size ${ps} is not a power of two between 512 and 65536`);
     }
     this.flagMask = ps - 1;
+    this.maxRecord = 8 + 1 + 255 + ps;
   }
 
-  /** Parses records until EOS (returns true) or until the window runs out (throws, after committing). */
+  /**
+   * Parses records until EOS (returns true), or up to a record boundary near the end of a window that is
+   * not the stream's last (returns false: call again with more bytes). A record cut by the end of the
+   * window throws StreamTruncatedError, after committing the records before it.
+   */
   step(r: ByteReader): boolean {
+    const from = r.pos;
+    const skipping = this.sink.page === undefined || this.sink.zeroPage === undefined;
     for (;;) {
+      if (skipping && this.lastBlock !== null) this.skipUnheard(r);
+      // Stopping short of a possibly cut record lets the source read on without an error thrown per window.
+      if (!r.final && r.pos > from && r.remaining < this.maxRecord) return false;
       const start = r.offset;
       const word = r.getBe64Number();
       const flags = word % (this.flagMask + 1);
@@ -110,14 +122,45 @@ export class RamDecoder {
           const fill = r.getByte();
           this.lastBlock = block;
           this.sink.zeroPage?.(block, addr, fill, named);
-        } else {
+        } else if (this.sink.page) {
           const data = r.getBuffer(this.layout.pageSize);
           this.lastBlock = block;
-          this.sink.page?.(block, addr, data, named);
+          this.sink.page(block, addr, data, named);
+        } else {
+          // Nobody wants the bytes: skipping them makes no view object per page.
+          r.skip(this.layout.pageSize);
+          this.lastBlock = block;
         }
       } else {
         throw new StreamFormatError(`unsupported RAM record flags 0x${flags.toString(16)}${describeFlags(flags)}`, { offset: start, path: '' });
       }
+      r.commit();
+    }
+  }
+
+  /**
+   * Consumes the CONTINUE page and zero-page records that no sink callback wants, looking only at their
+   * flags: they are the bulk of a RAM section, and a loop without a call per record is fast even before
+   * the JIT has compiled it. Anything else, and a record cut by the window's end, is left to step().
+   */
+  private skipUnheard(r: ByteReader): void {
+    const b = r.bytes;
+    const end = b.length;
+    const ps = this.layout.pageSize;
+    // Flag bits above the word's last byte (page sizes above 256 bytes have some).
+    const highFlags = this.flagMask >>> 8;
+    const zeros = this.sink.zeroPage === undefined;
+    const pages = this.sink.page === undefined;
+    let p = r.pos;
+    // The first two tests keep offsets that getBe64Number would reject (2^53 and above) for step() to report.
+    while (p + 8 <= end && b[p] === 0 && b[p + 1] < 0x20 && (b[p + 6] & highFlags) === 0) {
+      const flags = b[p + 7];
+      if (zeros && flags === (RamFlag.ZERO | RamFlag.CONTINUE) && p + 9 <= end) p += 9;
+      else if (pages && flags === (RamFlag.PAGE | RamFlag.CONTINUE) && p + 8 + ps <= end) p += 8 + ps;
+      else break;
+    }
+    if (p !== r.pos) {
+      r.pos = p;
       r.commit();
     }
   }

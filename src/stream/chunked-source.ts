@@ -19,6 +19,11 @@ export interface ChunkedSourceOptions {
   readonly chunkSize?: number;
   /** Largest window one parse step may need. Defaults to 512 MiB. */
   readonly maxWindow?: number;
+  /**
+   * How many bytes the source will deliver, when known (a file's size). A smaller stream then gets a
+   * buffer of its own size rather than two chunks, and no read asks for much more than is left.
+   */
+  readonly sizeHint?: number;
 }
 
 export class ChunkedSource {
@@ -30,6 +35,8 @@ export class ChunkedSource {
   private ended = false;
   private readonly chunkSize: number;
   private readonly maxWindow: number;
+  /** Absolute offset the source is expected to end at; forgotten if it turns out to be wrong. */
+  private sizeHint: number | undefined;
 
   constructor(
     private readonly source: PullSource,
@@ -37,7 +44,8 @@ export class ChunkedSource {
   ) {
     this.chunkSize = options.chunkSize ?? 4 << 20;
     this.maxWindow = options.maxWindow ?? 512 << 20;
-    this.buf = new Uint8Array(this.chunkSize * 2);
+    this.sizeHint = options.sizeHint;
+    this.buf = new Uint8Array(this.sizeHint === undefined ? this.chunkSize * 2 : Math.min(this.chunkSize * 2, this.readSize()));
   }
 
   /** A source over bytes already in memory. */
@@ -71,18 +79,30 @@ export class ChunkedSource {
       if (n > this.maxWindow) {
         throw new StreamFormatError(`one record needs more than ${this.maxWindow} bytes`, { offset: this.offset, path: '' });
       }
-      if (this.buf.length - this.start < Math.max(n, this.chunkSize)) this.compact(n);
+      const room = this.readSize();
+      if (this.buf.length - this.end < room) this.compact(room);
       const got = await this.source.readInto(this.buf.subarray(this.end));
-      if (got === 0) this.ended = true;
-      else this.end += got;
+      if (got === 0) {
+        this.ended = true;
+      } else {
+        this.end += got;
+        if (this.sizeHint !== undefined && this.base + this.end > this.sizeHint) this.sizeHint = undefined;
+      }
     }
   }
 
-  /** Moves the unconsumed tail to the front, growing the buffer when `n` would not fit. */
-  private compact(n: number): void {
+  /** Bytes to make room for before the next read: a chunk, or what the size hint says is left plus one (to see the end). */
+  private readSize(): number {
+    if (this.sizeHint === undefined) return this.chunkSize;
+    const left = this.sizeHint - (this.base + this.end);
+    return Math.min(this.chunkSize, Math.max(left, 0) + 1);
+  }
+
+  /** Moves the unconsumed bytes to the front so that `room` bytes fit after them, growing the buffer if they cannot. */
+  private compact(room: number): void {
     const live = this.end - this.start;
-    const want = Math.max(n, live) + this.chunkSize;
-    const target = want > this.buf.length ? new Uint8Array(Math.min(Math.max(want, this.buf.length * 2), this.maxWindow + this.chunkSize)) : this.buf;
+    const need = live + room;
+    const target = need > this.buf.length ? new Uint8Array(Math.min(Math.max(need, this.buf.length * 2), this.maxWindow + this.chunkSize)) : this.buf;
     if (target === this.buf) this.buf.copyWithin(0, this.start, this.end);
     else target.set(this.buf.subarray(this.start, this.end));
     this.buf = target;

@@ -1,7 +1,7 @@
 // RAM section records: byte vectors, round trips, and the errors for records QEMU 7.2 would refuse.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ByteReader, ByteWriter, RamDecoder, RamEncoder, StreamFormatError, type RamSink } from '../../src/index.js';
+import { ByteReader, ByteWriter, ChunkedSource, RamDecoder, RamEncoder, StreamFormatError, type RamSink } from '../../src/index.js';
 
 const bytes = (...b: number[]) => new Uint8Array(b);
 const be64 = (hi: number, lo: number) => [hi >>> 24, (hi >>> 16) & 255, (hi >>> 8) & 255, hi & 255, lo >>> 24, (lo >>> 16) & 255, (lo >>> 8) & 255, lo & 255];
@@ -93,4 +93,58 @@ test('a block list whose lengths overshoot the announced total is refused', () =
 test('a block list claiming terabytes allocates nothing and ends as truncation', () => {
   const v = bytes(...be64(0x100, 0x04), ...str8('a'));
   assert.throws(() => new RamDecoder({ pageSize: 4096 }, {}).step(new ByteReader(v)), /stream ends after 0 of 8 bytes/);
+});
+
+/** A named page, then runs of CONTINUE zero pages and pages, a named zero page of another block, EOS. */
+function mixedRecords(): number[] {
+  const v: number[] = [...be64(0, 0x08), ...str8('pc.ram'), ...pageOf(1)];
+  for (let i = 1; i < 40; i++) {
+    if (i % 7 === 0) v.push(...be64(0, (i * 0x1000) | 0x08 | 0x20), ...pageOf(i));
+    else v.push(...be64(0, (i * 0x1000) | 0x02 | 0x20), 0);
+  }
+  v.push(...be64(0, 0x02), ...str8('vga.vram'), 0, ...be64(0, 0x1000 | 0x08 | 0x20), ...pageOf(99), ...be64(0, 0x10));
+  return v;
+}
+
+test('records nobody listens to are skipped, and CONTINUE still resolves to the right block', () => {
+  const v = new Uint8Array(mixedRecords());
+  // Pages reported, zero pages not listened to: the skipped zero pages keep the block for the pages after them.
+  const pages: string[] = [];
+  const r = new ByteReader(v);
+  assert.equal(new RamDecoder({ pageSize: 4096 }, { page: (b, o, d) => pages.push(`${b} 0x${o.toString(16)} ${d[0]}`) }).step(r), true);
+  assert.equal(r.pos, v.length);
+  assert.deepEqual(pages, ['pc.ram 0x0 1', 'pc.ram 0x7000 7', 'pc.ram 0xe000 14', 'pc.ram 0x15000 21', 'pc.ram 0x1c000 28', 'pc.ram 0x23000 35', 'vga.vram 0x1000 99']);
+  // And the other way round.
+  const zeros: string[] = [];
+  new RamDecoder({ pageSize: 4096 }, { zeroPage: (b, o) => zeros.push(`${b} 0x${o.toString(16)}`), eos: () => zeros.push('eos') }).step(new ByteReader(v));
+  assert.equal(zeros.length, 40 - 6 + 2);
+  assert.deepEqual(zeros.slice(-3), ['pc.ram 0x27000', 'vga.vram 0x0', 'eos']);
+});
+
+test('a window ending inside a run of skipped records resumes where it stopped, at every cut', async () => {
+  const v = new Uint8Array(mixedRecords());
+  for (const chunk of [9, 100, 4099, 5000]) {
+    let pos = 0;
+    const src = new ChunkedSource(
+      {
+        async readInto(t) {
+          const n = Math.min(t.length, chunk, v.length - pos);
+          t.set(v.subarray(pos, pos + n));
+          pos += n;
+          return n;
+        },
+      },
+      { chunkSize: chunk },
+    );
+    const pages: number[] = [];
+    const dec = new RamDecoder({ pageSize: 4096 }, { page: (_b, o) => pages.push(o / 0x1000) });
+    while (!(await src.step((r) => dec.step(r))));
+    assert.deepEqual(pages, [0, 7, 14, 21, 28, 35, 1], `chunk ${chunk}`);
+    assert.equal(await src.isAtEnd(), true);
+  }
+});
+
+test('a skipped record with an offset beyond 2^53 is still refused', () => {
+  const v = bytes(...be64(0, 0x02), ...str8('pc.ram'), 0, ...be64(0x00200000, 0x22), 0);
+  assert.throws(() => new RamDecoder({ pageSize: 4096 }, {}).step(new ByteReader(v)), /64-bit value 0x20000000000022 is too large/);
 });

@@ -1,0 +1,206 @@
+/**
+ * A device body read straight into analyze-migration.py's JSON text, with no value tree in between: the
+ * interpreter (readStruct) drives a sink that writes each key and leaf as it is read. The text equals
+ * pyDumps(renderStruct(decodeStruct(...))) at the same indentation. Written text cannot be taken back to
+ * overwrite a value, so a struct whose keys repeat (Python keeps the key's first place and its last value)
+ * is read again through the value tree, which renders it as Python does.
+ */
+import type { ByteReader } from '../stream/index.js';
+import { decodeStruct, readInt, readStruct, type StructSink } from './decode-device.js';
+import { structPlan, type FieldGroup, type PlannedField, type StructPlan } from './field-plan.js';
+import { forEachNonZeroRun } from './non-zero-runs.js';
+import type { PyJsonWriter } from './py-json-writer.js';
+import { renderStruct } from './render-state.js';
+import { putHex, writeHexBytes, writeInt, writeIntText } from './script-format.js';
+import type { VmdescStruct } from './vmdesc.js';
+
+/** A key repeats: the direct writer gives the body up to the value tree. It never leaves this module. */
+class RepeatedKeyError extends Error {
+  constructor() {
+    super('a struct repeats a key');
+  }
+}
+
+/**
+ * Writes the JSON of the device body at r into w, its braces at `depth` (1 for a section of the dump).
+ * Returns how: 'direct', or 'tree' when a repeated key sent it through the value tree. On a stream error
+ * nothing is written and the error is thrown as the value tree's decode would throw it.
+ */
+export function writeDeviceJson(r: ByteReader, desc: VmdescStruct, w: PyJsonWriter, depth: number): 'direct' | 'tree' {
+  const start = w.length;
+  const pos = r.pos;
+  try {
+    const plan = structPlan(desc);
+    const sink = new JsonSink(w);
+    const root = sink.open(depth, plan);
+    readStruct(r, plan, sink, root);
+    sink.end(root);
+    return 'direct';
+  } catch (e) {
+    w.length = start;
+    if (!(e instanceof RepeatedKeyError)) throw e;
+  }
+  r.pos = pos;
+  w.value(renderStruct(decodeStruct(r, desc)), depth);
+  return 'tree';
+}
+
+/** The handle on an open struct is its depth: that fixes its indentation. */
+class JsonSink implements StructSink<number> {
+  /** Per depth: the struct open there has no key yet. */
+  private readonly empty: boolean[] = [];
+
+  constructor(private readonly w: PyJsonWriter) {}
+
+  open(depth: number, plan: StructPlan): number {
+    if (!plan.distinctNames) throw new RepeatedKeyError();
+    this.empty[depth] = true;
+    return depth;
+  }
+
+  private key(depth: number, name: string): void {
+    const w = this.w;
+    w.byte(this.empty[depth] ? 0x7b : 0x2c);
+    this.empty[depth] = false;
+    w.newline(depth + 1);
+    w.string(name);
+    w.ascii(': ');
+  }
+
+  /** An array element starts its own line in the list, after a comma unless it is the first. */
+  private item(depth: number, f: PlannedField, k: number): void {
+    if (!f.indexed) return;
+    if (f.listPosition + k > 0) this.w.byte(0x2c);
+    this.w.newline(depth + 2);
+  }
+
+  group(depth: number, g: FieldGroup): void {
+    this.key(depth, g.name);
+    if (g.indexed) this.w.byte(0x5b);
+  }
+
+  leaf(depth: number, r: ByteReader, f: PlannedField, k: number): void {
+    this.item(depth, f, k);
+    this.value(r, f);
+  }
+
+  run(depth: number, r: ByteReader, f: PlannedField): boolean {
+    const size = f.desc.size;
+    // All elements must be there: a short array goes element by element, so the error names the element.
+    if (r.remaining < f.count * size) return false;
+    if (f.kind === 'int' && !f.shownSigned && (size === 1 || size === 2 || size === 4)) {
+      this.unsignedRun(depth, r, f);
+      return true;
+    }
+    for (let k = 0; k < f.count; k++) {
+      this.item(depth, f, k);
+      this.value(r, f);
+    }
+    return true;
+  }
+
+  /**
+   * A compressed array of unsigned 1-, 2- or 4-byte integers: register files and tables, most of a dump's
+   * elements and nearly all zero. They print at a fixed width, so the lines are laid down as copies of one
+   * zero line by a few native copies, and only the elements a native scan finds not zero get their digits:
+   * no loop over every element, which would still be interpreted in a CLI run, too short for the JIT.
+   */
+  private unsignedRun(depth: number, r: ByteReader, f: PlannedField): void {
+    const w = this.w;
+    const size = f.desc.size;
+    const digits = size * 2;
+    // Element 0 has no comma when it opens the list; every later line is ",\n", indent, "\"0x", digits, "\"".
+    this.item(depth, f, 0);
+    this.value(r, f);
+    const indent = (depth + 2) * 4;
+    const per = indent + digits + 6;
+    const len = (f.count - 1) * per;
+    const b = w.reserve(len);
+    const p = w.length;
+    let t = p;
+    b[t++] = 0x2c;
+    b[t++] = 0x0a;
+    for (let i = 0; i < indent; i++) b[t++] = 0x20;
+    b[t++] = 0x22;
+    b[t++] = 0x30;
+    b[t++] = 0x78;
+    const first = t;
+    t = putHex(b, t, 0, digits);
+    b[t] = 0x22;
+    for (let done = per; done < len; done *= 2) b.copyWithin(p + done, p, p + Math.min(done, len - done));
+    // Element k (from 1) has its digits at first + (k - 1) * per and its bytes at q0 + k * size.
+    const src = r.bytes;
+    const q0 = r.pos - size;
+    const end = q0 + f.count * size;
+    forEachNonZeroRun(src, r.pos, end, (from, to) => {
+      for (let k = Math.floor((from - q0) / size), q = q0 + k * size; q < to; k++, q += size) {
+        const v = size === 4 ? ((src[q] << 24) | (src[q + 1] << 16) | (src[q + 2] << 8) | src[q + 3]) >>> 0 : size === 2 ? (src[q] << 8) | src[q + 1] : src[q];
+        putHex(b, first + (k - 1) * per, v, digits);
+      }
+    });
+    w.length = p + len;
+    r.pos = end;
+  }
+
+  field(depth: number, f: PlannedField, k: number): number {
+    this.item(depth, f, k);
+    return this.open(f.indexed ? depth + 2 : depth + 1, f.struct as StructPlan);
+  }
+
+  groupEnd(depth: number, g: FieldGroup): void {
+    if (!g.indexed) return;
+    this.w.newline(depth + 1);
+    this.w.byte(0x5d);
+  }
+
+  subsection(depth: number, name: string, _version: number, keyTaken: boolean, plan: StructPlan): number {
+    if (keyTaken) throw new RepeatedKeyError();
+    this.key(depth, name);
+    return this.open(depth + 1, plan);
+  }
+
+  end(depth: number): void {
+    if (this.empty[depth]) {
+      this.w.ascii('{}');
+    } else {
+      this.w.newline(depth);
+      this.w.byte(0x7d);
+    }
+  }
+
+  /** One leaf's value, as renderStruct would give it to pyDumps. */
+  private value(r: ByteReader, f: PlannedField): void {
+    const w = this.w;
+    const size = f.desc.size;
+    if (f.kind === 'int') {
+      w.byte(0x22);
+      if (size >= 1 && size <= 8) {
+        // Read as two 32-bit halves: no BigInt for 64-bit values.
+        r.need(size);
+        const b = r.bytes;
+        let p = r.pos;
+        let hi = 0;
+        for (let i = 4; i < size; i++) hi = hi * 256 + b[p++];
+        let lo = 0;
+        for (let i = Math.min(size, 4); i > 0; i--) lo = lo * 256 + b[p++];
+        r.pos = p;
+        writeIntText(w, hi, lo, size, f.shownSigned);
+      } else {
+        writeInt(w, readInt(r, size, false), size, f.shownSigned);
+      }
+      w.byte(0x22);
+    } else if (f.kind === 'bool') {
+      w.ascii(r.getByte() !== 0 ? 'true' : 'false');
+    } else {
+      const start = r.pos;
+      r.skip(size);
+      if (f.desc.type === 'bool') {
+        w.ascii(size > 0 && r.bytes[start] !== 0 ? 'true' : 'false');
+      } else {
+        w.byte(0x22);
+        writeHexBytes(w, r.bytes, start, start + size);
+        w.byte(0x22);
+      }
+    }
+  }
+}

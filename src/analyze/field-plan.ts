@@ -1,0 +1,120 @@
+/**
+ * A vmdesc struct prepared for decoding, built once per description and shared by every decode of it
+ * (the value tree and the JSON text alike). It fixes what analyze-migration.py decides per field: how the
+ * field is read, which fields share a key (array elements gather into one list), and whether the element
+ * indices line up. A compressed array (`array_len`) stays one entry standing for `count` elements, so a
+ * 32768-element register file is one object here, not 32768.
+ */
+import type { VmdescField, VmdescStruct } from './vmdesc.js';
+import { intCodec } from './values.js';
+
+/** How a field's bytes are read. */
+export type FieldKind = 'int' | 'bool' | 'bytes' | 'struct';
+
+/** One description entry: a field, or every element of a compressed array. */
+export interface PlannedField {
+  readonly name: string;
+  readonly desc: VmdescField;
+  readonly kind: FieldKind;
+  /** Ints: QEMU reads the value as signed. */
+  readonly signed: boolean;
+  /** Ints: analyze-migration.py prints the value as signed (it reads "uint8 equal" and "uint16 equal" so). */
+  readonly shownSigned: boolean;
+  /** Struct fields: the plan of each element's struct. */
+  readonly struct: StructPlan | null;
+  /** True for array elements, which render as one JSON list per name. */
+  readonly indexed: boolean;
+  /** Index of the first element this entry stands for (0 for a compressed array). */
+  readonly firstIndex: number;
+  /** Elements this entry stands for: its array_len, or 1. */
+  readonly count: number;
+  /** Element count of the key's list before this entry (its first element's position in the list). */
+  readonly listPosition: number;
+  /** -1, or the number of elements already read that this entry's first index fails to follow. */
+  readonly indexError: number;
+}
+
+/** Consecutive entries that share one key: a single field, or the elements of one array. */
+export interface FieldGroup {
+  readonly name: string;
+  readonly indexed: boolean;
+  readonly fields: readonly PlannedField[];
+}
+
+/** A struct's fields in stream order, grouped by key, and its subsections. */
+export interface StructPlan {
+  readonly groups: readonly FieldGroup[];
+  /** The key of every group. */
+  readonly names: ReadonlySet<string>;
+  /** True when no two groups share a key, so no key is overwritten (Python dict semantics need no care). */
+  readonly distinctNames: boolean;
+  readonly subsections: readonly StructPlan[];
+  /** The description's vmsd_name ('' without one): what an error names when this subsection is missing. */
+  readonly vmsdName: string;
+}
+
+/** Codecs the script reads as signed although QEMU's values are unsigned. */
+const SCRIPT_SIGNED: ReadonlySet<string> = new Set(['uint8 equal', 'uint16 equal']);
+
+/** Whether analyze-migration.py prints an integer codec's values as signed. */
+export function scriptShowsSigned(type: string, signed: boolean): boolean {
+  return signed || SCRIPT_SIGNED.has(type);
+}
+
+const plans = new WeakMap<VmdescStruct, StructPlan>();
+
+/** The plan of `desc`, built on first use. */
+export function structPlan(desc: VmdescStruct): StructPlan {
+  let plan = plans.get(desc);
+  if (plan === undefined) {
+    plan = buildPlan(desc);
+    plans.set(desc, plan);
+  }
+  return plan;
+}
+
+function buildPlan(desc: VmdescStruct): StructPlan {
+  const groups: { name: string; indexed: boolean; fields: PlannedField[] }[] = [];
+  // Elements read so far per key, as the script counts them to check each index.
+  const listLengths = new Map<string, number>();
+  const names = new Set<string>();
+  // Indexed loops: plans are built in every CLI run, where for-of's iterator calls cost more than the work.
+  for (let i = 0; i < desc.fields.length; i++) {
+    const f = desc.fields[i];
+    const compressed = f.array_len !== undefined;
+    const count = compressed ? (f.array_len as number) : 1;
+    // A compressed array of no elements reads nothing and adds no key.
+    if (count === 0) continue;
+    const indexed = compressed || f.index !== undefined;
+    const firstIndex = compressed ? 0 : (f.index ?? 0);
+    const have = listLengths.get(f.name) ?? 0;
+    const indexError = indexed && have !== firstIndex ? have : -1;
+    if (indexed) listLengths.set(f.name, have + count);
+    const int = intCodec(f.type);
+    const kind: FieldKind = f.type === 'struct' ? 'struct' : int ? 'int' : f.type === 'bool' && f.size === 1 ? 'bool' : 'bytes';
+    const planned: PlannedField = {
+      name: f.name,
+      desc: f,
+      kind,
+      signed: int?.signed ?? false,
+      shownSigned: int !== undefined && scriptShowsSigned(f.type, int.signed),
+      struct: kind === 'struct' ? structPlan(f.struct as VmdescStruct) : null,
+      indexed,
+      firstIndex,
+      count,
+      listPosition: have,
+      indexError,
+    };
+    const last = groups[groups.length - 1];
+    if (indexed && last !== undefined && last.indexed && last.name === f.name) last.fields.push(planned);
+    else groups.push({ name: f.name, indexed, fields: [planned] });
+    names.add(f.name);
+  }
+  return {
+    groups,
+    names,
+    distinctNames: names.size === groups.length,
+    subsections: (desc.subsections ?? []).map(structPlan),
+    vmsdName: desc.vmsd_name ?? '',
+  };
+}

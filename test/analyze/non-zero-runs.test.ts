@@ -1,0 +1,46 @@
+// The zero scan: every byte that is not zero lies in exactly one reported range, ranges come in order
+// inside the bounds, for short and long ranges, odd lengths, and bytes that look like a BOM or a lone
+// surrogate in UTF-16.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { forEachNonZeroRun } from '../../src/analyze/non-zero-runs.js';
+import { seededRandom } from '../support/random.js';
+
+function check(bytes: Uint8Array, start: number, end: number, what: string): number {
+  const covered = new Uint8Array(bytes.length);
+  let last = start;
+  let runs = 0;
+  forEachNonZeroRun(bytes, start, end, (from, to) => {
+    assert.ok(from >= last && from < to && to <= end, `${what}: range ${from}..${to} after ${last}, bounds ${start}..${end}`);
+    covered.fill(1, from, to);
+    last = to;
+    runs++;
+  });
+  for (let i = 0; i < bytes.length; i++) {
+    const want = i >= start && i < end && bytes[i] !== 0;
+    if (want) assert.equal(covered[i], 1, `${what}: byte ${i} (${bytes[i]}) not covered`);
+    if (i < start || i >= end) assert.equal(covered[i], 0, `${what}: byte ${i} outside the bounds covered`);
+  }
+  return runs;
+}
+
+test('every byte that is not zero is covered once, in order, short and long, odd and even', () => {
+  const random = seededRandom(0x2e50);
+  for (const len of [0, 1, 2, 3, 255, 256, 257, 1000, 4097]) {
+    for (const density of [0, 0.001, 0.05, 0.5, 1]) {
+      const bytes = new Uint8Array(len + 10).map(() => (random() < density ? 1 + Math.floor(random() * 255) : 0));
+      const start = Math.floor(random() * 5);
+      check(bytes, start, start + len, `len ${len} density ${density}`);
+    }
+  }
+});
+
+test('bytes that UTF-16 would take for a BOM, surrogates or a trailing odd byte keep their positions', () => {
+  const tricky = [0xff, 0xfe, 0, 0, 0x00, 0xd8, 0, 0, 0x00, 0xdc, 0, 0, 0x3d, 0xd8, 0x00, 0xde, 0, 0, 0, 0, 7];
+  for (let pad = 0; pad < 300; pad += 299) {
+    const bytes = new Uint8Array([...tricky, ...new Array(pad).fill(0), ...tricky, 9]);
+    for (const start of [0, 1]) check(bytes, start, bytes.length - start, `pad ${pad} start ${start}`);
+  }
+  // All zero: no range at all.
+  assert.equal(check(new Uint8Array(1000), 0, 1000, 'zeros'), 0);
+});
