@@ -18,12 +18,6 @@ import {
   type Vmdesc,
 } from '../analyze/index.js';
 import { IoError, UsageError } from '../errors.js';
-import { orderCommand } from './order-command.js';
-import { planCommand } from './plan-command.js';
-import { restoreCommand, snapshotCommand } from './machine-commands.js';
-import { demoCommand } from './demo-command.js';
-import { migrateCommand } from './migrate-command.js';
-import { vmCommand } from './vm-command.js';
 import { ramDirSink } from './ram-dir.js';
 
 /** Where a command prints. */
@@ -147,20 +141,22 @@ export async function runCommand(argv: readonly string[], out: Output): Promise<
       return sectionsCommand(rest, out);
     case 'rewrite':
       return rewriteCommand(rest, out);
+    // The other commands load on demand: analyze, the command run most often, then starts without the
+    // machine, migration and QMP code (and node:net, node:child_process, node:crypto).
     case 'order':
-      return orderCommand(rest, out);
+      return (await import('./order-command.js')).orderCommand(rest, out);
     case 'plan':
-      return planCommand(rest, out);
+      return (await import('./plan-command.js')).planCommand(rest, out);
     case 'snapshot':
-      return snapshotCommand(rest, out);
+      return (await import('./machine-commands.js')).snapshotCommand(rest, out);
     case 'restore':
-      return restoreCommand(rest, out);
+      return (await import('./machine-commands.js')).restoreCommand(rest, out);
     case 'vm':
-      return vmCommand(rest, out);
+      return (await import('./vm-command.js')).vmCommand(rest, out);
     case 'migrate':
-      return migrateCommand(rest, out);
+      return (await import('./migrate-command.js')).migrateCommand(rest, out);
     case 'demo':
-      return demoCommand(rest, out);
+      return (await import('./demo-command.js')).demoCommand(rest, out);
     case undefined:
     case 'help':
     case '--help':

@@ -10,15 +10,14 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Machine } from '../machine/index.js';
 import { QmpClient } from '../qmp/index.js';
 import { parseArgs, type Output } from './args.js';
 import { resolveMachine } from './machine-commands.js';
 import { driveMigration, parseSize } from './migrate-command.js';
+import { cliEntry } from './package-root.js';
 import { ProgressPrinter } from './progress.js';
 
-const MAIN = path.join(path.dirname(fileURLToPath(import.meta.url)), 'main.js');
 
 /** What x-vmstate-query-workload returns. */
 interface Workload {
@@ -49,7 +48,7 @@ async function connectWhenReady(address: string, child: ChildProcess, log: () =>
 }
 
 function startVm(args: string[]): { child: ChildProcess; log: () => string } {
-  const child = spawn(process.execPath, [MAIN, 'vm', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, [cliEntry(), 'vm', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
   child.stderr?.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-4000)));
   return { child, log: () => err.trim() };

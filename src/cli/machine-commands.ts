@@ -6,20 +6,22 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { IoError, UsageError } from '../errors.js';
 import { loadMachineDescription, Machine, type DmaResult, type MachineDescription } from '../machine/index.js';
 import { ChunkedSource } from '../stream/index.js';
 import { openStreamFile } from '../analyze/index.js';
 import { parseArgs, type Output } from './args.js';
+import { packageRoot } from './package-root.js';
 
 /** The machines shipped in the package's machines/ folder. */
-export const MACHINES_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'machines');
+export function machinesDir(): string {
+  return path.join(packageRoot(), 'machines');
+}
 
 /** A description by path, or by the name of a shipped machine (`q35-default`). */
 export function resolveMachine(arg: string): MachineDescription {
-  if (!fs.existsSync(arg) && /^[a-z0-9-]+$/.test(arg) && fs.existsSync(path.join(MACHINES_DIR, `${arg}.json`))) {
-    return loadMachineDescription(path.join(MACHINES_DIR, `${arg}.json`));
+  if (!fs.existsSync(arg) && /^[a-z0-9-]+$/.test(arg) && fs.existsSync(path.join(machinesDir(), `${arg}.json`))) {
+    return loadMachineDescription(path.join(machinesDir(), `${arg}.json`));
   }
   return loadMachineDescription(arg);
 }

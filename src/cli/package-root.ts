@@ -1,0 +1,24 @@
+/** Where the vmstate package is installed, found from this file whether it runs bundled or not. */
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+let root: string | undefined;
+
+/** The folder holding vmstate's package.json. */
+export function packageRoot(): string {
+  if (root) return root;
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    const pkg = path.join(dir, 'package.json');
+    if (fs.existsSync(pkg) && (JSON.parse(fs.readFileSync(pkg, 'utf8')) as { name?: string }).name === 'vmstate') return (root = dir);
+    const up = path.dirname(dir);
+    if (up === dir) throw new Error('cannot find the vmstate package folder');
+    dir = up;
+  }
+}
+
+/** The CLI's entry point, for commands that start more vmstate processes. */
+export function cliEntry(): string {
+  return path.join(packageRoot(), 'dist', 'src', 'cli', 'main.js');
+}
