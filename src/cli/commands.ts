@@ -18,13 +18,9 @@ import {
   type Vmdesc,
 } from '../analyze/index.js';
 import { IoError, UsageError } from '../errors.js';
+export type { Output } from './args.js';
+import { parseArgs, type Output, type ParsedArgs } from './args.js';
 import { ramDirSink } from './ram-dir.js';
-
-/** Where a command prints. */
-export interface Output {
-  stdout(s: string): void;
-  stderr(s: string): void;
-}
 
 const USAGE = `usage: vmstate <command> [options]
 
@@ -63,42 +59,6 @@ commands:
   demo                         live-migrate the default machine between two processes and verify it
   help                         this text
 `;
-
-interface ParsedArgs {
-  readonly positional: string[];
-  readonly flags: Set<string>;
-  readonly options: Map<string, string[]>;
-}
-
-/** Splits argv into positionals, boolean flags and (repeatable) valued options. */
-function parseArgs(argv: readonly string[], booleans: readonly string[], valued: readonly string[]): ParsedArgs {
-  const positional: string[] = [];
-  const flags = new Set<string>();
-  const options = new Map<string, string[]>();
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    if (a === '--') {
-      positional.push(...argv.slice(i + 1));
-      break;
-    }
-    if (a.startsWith('--')) {
-      const eq = a.indexOf('=');
-      const name = eq >= 0 ? a.slice(2, eq) : a.slice(2);
-      if (booleans.includes(name) && eq < 0) {
-        flags.add(name);
-      } else if (valued.includes(name)) {
-        const value = eq >= 0 ? a.slice(eq + 1) : argv[++i];
-        if (value === undefined) throw new UsageError(`option --${name} needs a value`);
-        options.set(name, [...(options.get(name) ?? []), value]);
-      } else {
-        throw new UsageError(`unknown option ${a}`);
-      }
-    } else {
-      positional.push(a);
-    }
-  }
-  return { positional, flags, options };
-}
 
 function expectPositionals(args: ParsedArgs, names: readonly string[], command: string): string[] {
   if (args.positional.length !== names.length) {
