@@ -114,6 +114,7 @@ export class OutgoingMigration {
         await yieldToGuest();
       }
       this.checkCancel();
+      saver.warmUp();
       // Switch-over: the guest stops, the rest goes in one go.
       if (this.vm.running) {
         this.vm.pause();

@@ -84,6 +84,24 @@ export class StreamSaver {
     return done;
   }
 
+  /**
+   * Saves every device into a scratch buffer and throws it away: done while the guest still runs, it
+   * compiles the hot paths and fills the description cache, so the switch-over that follows is short.
+   */
+  warmUp(): void {
+    const scratch = new ByteWriter(1 << 20);
+    const desc = new QemuJsonWriter();
+    for (const e of this.plan.entries) {
+      const vmsd = e.vmsd;
+      if (!vmsd || vmsd.preSave || vmsd.postSave) continue;
+      if (vmsd.needed && !(vmsd.needed as (s: unknown) => boolean)(e.state)) continue;
+      desc.startObject();
+      saveState(scratch, vmsd, e.state as object, desc);
+      desc.endObject();
+      scratch.reset();
+    }
+  }
+
   /** END sections, then every needed device's FULL section in plan order, EOF and the trailer. */
   complete(): void {
     const w = this.w;
