@@ -46,7 +46,8 @@ export class ByteWriter {
 
   putBe64(v: bigint): void {
     this.reserve(8);
-    this.view.setBigUint64(this.length, BigInt.asUintN(64, v));
+    // asUintN allocates: only negative values (two's complement) need it.
+    this.view.setBigUint64(this.length, v >= 0n ? v : BigInt.asUintN(64, v));
     this.length += 8;
   }
 
