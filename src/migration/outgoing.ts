@@ -171,7 +171,8 @@ export class OutgoingMigration {
         this.lastYield = performance.now();
       }
     }
-    if (performance.now() - this.lastYield > GUEST_SLICE_MS) {
+    // The guest is stopped during the switch-over (unthrottled): nothing to yield to, every ms is downtime.
+    if (!unthrottled && performance.now() - this.lastYield > GUEST_SLICE_MS) {
       await yieldToGuest();
       this.lastYield = performance.now();
     }
