@@ -61,7 +61,8 @@ export class Machine implements DriverHost {
   /** The run state the next save records (QEMU's globalstate). */
   readonly globalState: GlobalState = newGlobalState('running');
   private readonly sectionOf = new Map<PciFunction, string>();
-  private readonly touched = new WeakMap<LoadContext, Set<PciFunction>>();
+  private touchedFor: LoadContext | null = null;
+  private touched = new Set<PciFunction>();
 
   constructor(
     readonly description: MachineDescription,
@@ -136,8 +137,11 @@ export class Machine implements DriverHost {
    */
   private touchBridges(dev: PciFunction, load: LoadContext): void {
     // Once per bridge per post-load: a unit rebuilding for a thousand devices reads each bridge once.
-    let seen = this.touched.get(load);
-    if (!seen) this.touched.set(load, (seen = new Set()));
+    if (this.touchedFor !== load) {
+      this.touchedFor = load;
+      this.touched = new Set();
+    }
+    const seen = this.touched;
     for (let p = dev.parent; p && !seen.has(p); p = p.parent) {
       seen.add(p);
       const idstr = this.sectionOf.get(p);

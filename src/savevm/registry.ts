@@ -65,8 +65,8 @@ export interface SavePlan {
 
 export class SaveRegistry {
   private readonly list: SaveEntry[] = [];
-  /** `idstr#instance` to entry: streams name sections this way, once per section. */
-  private readonly byName = new Map<string, SaveEntry>();
+  /** idstr to its entries (usually one): streams and hooks name entries this way, often. */
+  private readonly byIdstr = new Map<string, SaveEntry[]>();
   private readonly deps: Dependency[] = [];
   private nextSectionId: number;
 
@@ -103,7 +103,9 @@ export class SaveRegistry {
       label: `${o.idstr}#${instanceId}`,
     };
     this.list.push(entry as SaveEntry);
-    this.byName.set(entry.label, entry as SaveEntry);
+    const same = this.byIdstr.get(entry.idstr);
+    if (same) same.push(entry as SaveEntry);
+    else this.byIdstr.set(entry.idstr, [entry as SaveEntry]);
     return entry;
   }
 
@@ -116,7 +118,12 @@ export class SaveRegistry {
 
   /** The entry named by idstr and instance id (0 when omitted). */
   find(ref: EntryRef): SaveEntry | undefined {
-    return this.byName.get(`${ref.idstr}#${ref.instanceId ?? 0}`);
+    // No string is built: the idstr's own hash finds the entries, then the instance picks one.
+    const same = this.byIdstr.get(ref.idstr);
+    if (!same) return undefined;
+    const inst = ref.instanceId ?? 0;
+    for (const e of same) if (e.instanceId === inst) return e;
+    return undefined;
   }
 
   /** Every entry a selector picks. */

@@ -6,7 +6,7 @@
  */
 import { LoadError, prefixStreamError, SaveError, StreamFormatError } from '../errors.js';
 import type { ByteReader, ByteWriter } from '../stream/index.js';
-import type { AnyVmsd, Count, Field, LoadContext } from './fields.js';
+import type { AnyVmsd, Count, Field, IntField, LoadContext } from './fields.js';
 import type { QemuJsonWriter } from './json-writer.js';
 
 /** VMS_NULLPTR_MARKER: stands for a null element of an array of pointers. */
@@ -21,6 +21,10 @@ interface CompiledField {
   /** The name in the VMDESCRIPTION: `name[k]` when the name repeats in the description. */
   readonly descName: string;
   readonly compressible: boolean;
+  /** Sent only under a condition (exists predicate, or a version above 0). */
+  readonly gated: boolean;
+  /** A single integer with no load check: the hot path of most descriptions, handled inline. */
+  readonly plainInt: boolean;
 }
 
 const compiled = new WeakMap<AnyVmsd, readonly CompiledField[]>();
@@ -45,22 +49,20 @@ function hasPreSave(vmsd: AnyVmsd): boolean {
 
 /** The shape of `s` under `vmsd` at `version`, as a short string. */
 function shape(vmsd: AnyVmsd, s: State, version: number): string {
+  if (isShapeStatic(vmsd)) return '';
   let out = '';
-  for (const { f } of compile(vmsd)) {
-    if (!f.exists && (f.version ?? 0) > version) {
-      out += '0';
+  for (const cf of shapeFields(vmsd)) {
+    const f = cf.f;
+    // The version is part of the cache key, so only exists predicates need asking here.
+    if (!included(f, s, version)) {
+      out += cf.index + '-';
       continue;
     }
-    if (f.exists && !(f.exists as (s: State, v: number) => boolean)(s, version)) {
-      out += '0';
-      continue;
-    }
-    out += '1';
-    if (f.count === undefined && !f.nullable && f.kind !== 'struct' && (f.kind !== 'buffer' || typeof f.size === 'number')) continue;
+    out += cf.index + '+';
     const n = f.count === undefined ? 1 : countOf(f.count, s, vmsd, f);
     if (typeof f.count === 'object') out += `,${n}`;
     if (f.kind === 'buffer' && typeof f.size !== 'number') out += `,${sizeOf(f.size, s, vmsd, f)}`;
-    if (!f.nullable && f.kind !== 'struct') continue;
+    if (!f.nullable && (f.kind !== 'struct' || isShapeStatic(f.vmsd))) continue;
     const value = s[f.name];
     for (let i = 0; i < n; i++) {
       const el = f.count === undefined ? value : (value as ArrayLike<unknown>)[i];
@@ -75,6 +77,38 @@ function shape(vmsd: AnyVmsd, s: State, version: number): string {
   return out;
 }
 
+const shapeFieldCache = new WeakMap<AnyVmsd, readonly (CompiledField & { index: number })[]>();
+const shapeStaticCache = new WeakMap<AnyVmsd, boolean>();
+
+/** The fields whose presence, count, size or contents can change a description's text. */
+function shapeFields(vmsd: AnyVmsd): readonly (CompiledField & { index: number })[] {
+  let list = shapeFieldCache.get(vmsd);
+  if (!list) {
+    list = compile(vmsd)
+      .map((cf, index) => ({ ...cf, index }))
+      .filter(
+        ({ f }) =>
+          f.exists !== undefined ||
+          typeof f.count === 'object' ||
+          (f.kind === 'buffer' && typeof f.size !== 'number') ||
+          f.nullable === true ||
+          (f.kind === 'struct' && !isShapeStatic(f.vmsd)),
+      );
+    shapeFieldCache.set(vmsd, list);
+  }
+  return list;
+}
+
+/** True if the description's text depends on nothing but its version. */
+function isShapeStatic(vmsd: AnyVmsd): boolean {
+  let v = shapeStaticCache.get(vmsd);
+  if (v === undefined) {
+    v = shapeFields(vmsd).length === 0 && vmsd.subsections.every((sub) => !sub.needed && isShapeStatic(sub));
+    shapeStaticCache.set(vmsd, v);
+  }
+  return v;
+}
+
 function compile(vmsd: AnyVmsd): readonly CompiledField[] {
   let c = compiled.get(vmsd);
   if (c) return c;
@@ -84,7 +118,13 @@ function compile(vmsd: AnyVmsd): readonly CompiledField[] {
   c = vmsd.fields.map((f) => {
     const k = seen.get(f.name) ?? 0;
     seen.set(f.name, k + 1);
-    return { f, descName: (counts.get(f.name) ?? 0) > 1 ? `${f.name}[${k}]` : f.name, compressible: canCompress(f) };
+    return {
+      f,
+      descName: (counts.get(f.name) ?? 0) > 1 ? `${f.name}[${k}]` : f.name,
+      compressible: canCompress(f),
+      gated: f.exists !== undefined || (f.version ?? 0) > 0,
+      plainInt: f.kind === 'int' && f.count === undefined && f.check === undefined && !f.nullable,
+    };
   });
   compiled.set(vmsd, c);
   return c;
@@ -143,9 +183,15 @@ function saveBody(w: ByteWriter, vmsd: AnyVmsd, s: State, desc: QemuJsonWriter |
     desc.int('version', version);
     desc.startArray('fields');
   }
-  for (const cf of compile(vmsd)) {
+  const fields = compile(vmsd);
+  for (let k = 0; k < fields.length; k++) {
+    const cf = fields[k];
     const f = cf.f;
-    if (!included(f, s, version)) continue;
+    if (cf.gated && !included(f, s, version)) continue;
+    if (cf.plainInt && !desc) {
+      putInt(w, (f as IntField<string, unknown>).size, s[f.name], vmsd, f);
+      continue;
+    }
     const n = f.count === undefined ? 1 : countOf(f.count, s, vmsd, f);
     const value = s[f.name];
     const isArray = f.count !== undefined;
@@ -282,11 +328,16 @@ export function loadState(r: ByteReader, vmsd: AnyVmsd, state: object, version: 
     });
   }
   if (vmsd.preLoad) loadHook(() => (vmsd.preLoad as (s: State, c: LoadContext) => void)(s, { version, peer }), vmsd, 'pre-load');
-  for (const cf of compile(vmsd)) {
-    const f = cf.f;
-    if (!included(f, s, version)) continue;
-    try {
-      if (f.count === undefined) {
+  const fields = compile(vmsd);
+  let k = 0;
+  try {
+    for (; k < fields.length; k++) {
+      const cf = fields[k];
+      const f = cf.f;
+      if (cf.gated && !included(f, s, version)) continue;
+      if (cf.plainInt) {
+        s[f.name] = getInt(r, (f as IntField<string, unknown>).size, (f as IntField<string, unknown>).signed);
+      } else if (f.count === undefined) {
         const v = loadElement(r, f, s[f.name], s, vmsd, peer);
         if (f.kind !== 'unused') s[f.name] = v;
       } else {
@@ -309,9 +360,10 @@ export function loadState(r: ByteReader, vmsd: AnyVmsd, state: object, version: 
         }
         if (f.kind !== 'unused') s[f.name] = out;
       }
-    } catch (e) {
-      throw prefixStreamError(e, f.name);
     }
+  } catch (e) {
+    // One handler for the loop: the failing field is fields[k].
+    throw prefixStreamError(e, fields[k].f.name);
   }
   loadSubsections(r, vmsd, s, peer);
   if (vmsd.postLoad) loadHook(() => (vmsd.postLoad as (s: State, c: LoadContext) => void)(s, { version, peer }), vmsd, 'post-load');
