@@ -96,22 +96,11 @@ export function readStruct<S>(r: ByteReader, plan: StructPlan, sink: StructSink<
 /** Reads an integer of `size` bytes: a number up to 4 bytes, a bigint above (and for odd sizes). */
 export function readInt(r: ByteReader, size: number, signed: boolean): number | bigint {
   switch (size) {
-    case 1: {
-      const v = r.getByte();
-      return signed ? (v << 24) >> 24 : v;
-    }
-    case 2: {
-      const v = r.getBe16();
-      return signed ? (v << 16) >> 16 : v;
-    }
-    case 4: {
-      const v = r.getBe32();
-      return signed ? v | 0 : v;
-    }
-    case 8: {
-      const v = r.getBe64();
-      return signed ? BigInt.asIntN(64, v) : v;
-    }
+    case 1:
+    case 2:
+    case 4:
+    case 8:
+      return r.getBeInt(size, signed);
     default: {
       // Odd sizes do not occur in QEMU's codecs, but the description is untrusted: read them generically.
       const bytes = r.getBuffer(size);

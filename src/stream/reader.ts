@@ -89,6 +89,31 @@ export class ByteReader {
     return v;
   }
 
+  /**
+   * A big-endian integer of 1, 2, 4 or 8 bytes, signed or not: a number up to 4 bytes, a bigint for 8
+   * (VMState's integer codecs).
+   */
+  getBeInt(size: 1 | 2 | 4 | 8, signed: boolean): number | bigint {
+    switch (size) {
+      case 1: {
+        const v = this.getByte();
+        return signed ? (v << 24) >> 24 : v;
+      }
+      case 2: {
+        const v = this.getBe16();
+        return signed ? (v << 16) >> 16 : v;
+      }
+      case 4: {
+        const v = this.getBe32();
+        return signed ? v | 0 : v;
+      }
+      default: {
+        const v = this.getBe64();
+        return signed ? BigInt.asIntN(64, v) : v;
+      }
+    }
+  }
+
   /** A be64 known to fit in 2^53 (RAM offsets, lengths); larger values are a format error. */
   getBe64Number(): number {
     this.need(8);

@@ -336,7 +336,7 @@ export function loadState(r: ByteReader, vmsd: AnyVmsd, state: object, version: 
       const f = cf.f;
       if (cf.gated && !included(f, s, version)) continue;
       if (cf.plainInt) {
-        s[f.name] = getInt(r, (f as IntField<string, unknown>).size, (f as IntField<string, unknown>).signed);
+        s[f.name] = r.getBeInt((f as IntField<string, unknown>).size, (f as IntField<string, unknown>).signed);
       } else if (f.count === undefined) {
         const v = loadElement(r, f, s[f.name], s, vmsd, peer);
         if (f.kind !== 'unused') s[f.name] = v;
@@ -400,7 +400,7 @@ function loadElement(r: ByteReader, f: Field, local: unknown, s: State, vmsd: An
   switch (f.kind) {
     case 'int': {
       const offset = r.offset;
-      const v = getInt(r, f.size, f.signed);
+      const v = r.getBeInt(f.size, f.signed);
       if (f.check === 'equal' && local !== undefined && local !== v) {
         throw new LoadError(`${f.name}: incoming value ${String(v)} does not match local value ${String(local)}`, vmsd.name, {
           offset,
@@ -441,27 +441,6 @@ function loadElement(r: ByteReader, f: Field, local: unknown, s: State, vmsd: An
     }
     case 'custom':
       return f.read(r);
-  }
-}
-
-function getInt(r: ByteReader, size: number, signed: boolean): number | bigint {
-  switch (size) {
-    case 1: {
-      const v = r.getByte();
-      return signed ? (v << 24) >> 24 : v;
-    }
-    case 2: {
-      const v = r.getBe16();
-      return signed ? (v << 16) >> 16 : v;
-    }
-    case 4: {
-      const v = r.getBe32();
-      return signed ? v | 0 : v;
-    }
-    default: {
-      const v = r.getBe64();
-      return signed ? BigInt.asIntN(64, v) : v;
-    }
   }
 }
 
