@@ -28,4 +28,8 @@ process.stdout.on('error', (e: NodeJS.ErrnoException) => {
 
 main(process.argv.slice(2)).then((code) => {
   process.exitCode = code;
+  // A one-shot command is done once its output is written: leave without waiting for the heap's teardown.
+  // Long-running commands (vm, demo) only get here when they are finished too.
+  if (process.stdout.writableLength === 0) process.exit(code);
+  else process.stdout.once('drain', () => process.exit(code));
 });
