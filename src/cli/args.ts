@@ -1,9 +1,9 @@
 /** Argument parsing shared by the commands: positionals, boolean flags, repeatable valued options. */
 import { UsageError } from '../errors.js';
 
-/** Where a command prints. */
+/** Where a command prints. Bytes are written as they are (analyze's JSON is already ASCII bytes). */
 export interface Output {
-  stdout(s: string): void;
+  stdout(s: string | Uint8Array): void;
   stderr(s: string): void;
 }
 

@@ -143,7 +143,7 @@ async function analyzeCommand(argv: readonly string[], out: Output): Promise<num
     try {
       // Straight from the stream to JSON text: the same text as formatAnalysis(analyzeStream(...)), faster.
       const text = await analyzeStreamJson(stream.source(), vmdesc, { ram: sink });
-      out.stdout(Buffer.from(text.buffer, text.byteOffset, text.byteLength).toString('latin1'));
+      out.stdout(text);
     } finally {
       sink?.close();
     }
