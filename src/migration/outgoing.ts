@@ -184,7 +184,7 @@ export class OutgoingMigration {
     const s = this.state.status;
     const ended = isFinal(s);
     const total = this.ram?.totalBytes ?? 0;
-    const stats = this.ram?.stats ?? { zeroPages: 0, normalPages: 0, syncs: 0 };
+    const stats = this.ram?.stats ?? { zeroPages: 0, normalPages: 0, syncs: 0, dirtyPagesRate: 0 };
     const elapsed = ((ended ? this.endedAt : now) - this.startedAt) / 1000;
     const out: Record<string, unknown> = { status: s };
     if (s === 'none') return out;
@@ -205,7 +205,7 @@ export class OutgoingMigration {
       'page-size': 4096,
       mbps: elapsed > 0 ? (this.transferred * 8) / 1e6 / elapsed : 0,
       'pages-per-second': elapsed > 0 ? Math.round((stats.zeroPages + stats.normalPages) / elapsed) : 0,
-      'dirty-pages-rate': 0,
+      'dirty-pages-rate': stats.dirtyPagesRate,
     };
     return out;
   }

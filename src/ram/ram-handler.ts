@@ -29,6 +29,8 @@ export interface RamStats {
   normalPages: number;
   /** Dirty-bitmap syncs so far ("dirty-sync-count"). */
   syncs: number;
+  /** Pages the guest dirtied between the last two syncs, per second ("dirty-pages-rate"). */
+  dirtyPagesRate: number;
 }
 
 /** Options for RamHandler. */
@@ -59,7 +61,9 @@ function zeroWords(w: Int32Array, start: number, count: number): boolean {
 
 export class RamHandler implements IterativeHandler {
   readonly version = 4;
-  readonly stats: RamStats = { zeroPages: 0, normalPages: 0, syncs: 0 };
+  readonly stats: RamStats = { zeroPages: 0, normalPages: 0, syncs: 0, dirtyPagesRate: 0 };
+  /** When the dirty bitmap was last synced (or setup ran), in ms. */
+  private lastSync = 0;
   private readonly layout: RamLayout;
   private readonly perIteration: number;
   /** Pages still to send in this pass, one bit per page per block, and how many bits are set. */
@@ -101,7 +105,8 @@ export class RamHandler implements IterativeHandler {
     this.blockIndex = 0;
     this.page = 0;
     this.lastBlock = null;
-    this.stats.zeroPages = this.stats.normalPages = this.stats.syncs = 0;
+    this.stats.zeroPages = this.stats.normalPages = this.stats.syncs = this.stats.dirtyPagesRate = 0;
+    this.lastSync = performance.now();
     this.pending = 0;
     const ps = this.layout.pageSize;
     this.blocks.forEach((b, i) => {
@@ -134,17 +139,22 @@ export class RamHandler implements IterativeHandler {
 
   /** Adds the pages the guest dirtied since the last sync to what is to send, and starts a new pass. */
   syncDirty(): void {
+    let dirtied = 0;
     this.blocks.forEach((b, i) => {
       if (!b.dirty) return;
       const bits = this.toSend[i];
       for (let k = 0; k < bits.length; k++) {
         const d = b.dirty[k];
         if (d === 0) continue;
+        dirtied += popcount8(d);
         this.pending += popcount8(d & ~bits[k]);
         bits[k] |= d;
         b.dirty[k] = 0;
       }
     });
+    const now = performance.now();
+    if (now > this.lastSync) this.stats.dirtyPagesRate = Math.round((dirtied * 1000) / (now - this.lastSync));
+    this.lastSync = now;
     this.stats.syncs++;
     this.blockIndex = 0;
     this.page = 0;
