@@ -132,13 +132,16 @@ export class RamHandler implements IterativeHandler {
   }
 
   saveComplete(w: ByteWriter): void {
-    this.syncDirty();
+    this.syncDirty(false); // the guest is stopped: keep the rate it dirtied at while it ran
     this.sendPages(w, Infinity);
     new RamEncoder(this.layout, w).eos();
   }
 
-  /** Adds the pages the guest dirtied since the last sync to what is to send, and starts a new pass. */
-  syncDirty(): void {
+  /**
+   * Adds the pages the guest dirtied since the last sync to what is to send, and starts a new pass;
+   * `measure` updates dirty-pages-rate from them.
+   */
+  syncDirty(measure = true): void {
     let dirtied = 0;
     this.blocks.forEach((b, i) => {
       if (!b.dirty) return;
@@ -153,7 +156,7 @@ export class RamHandler implements IterativeHandler {
       }
     });
     const now = performance.now();
-    if (now > this.lastSync) this.stats.dirtyPagesRate = Math.round((dirtied * 1000) / (now - this.lastSync));
+    if (measure && now > this.lastSync) this.stats.dirtyPagesRate = Math.round((dirtied * 1000) / (now - this.lastSync));
     this.lastSync = now;
     this.stats.syncs++;
     this.blockIndex = 0;
