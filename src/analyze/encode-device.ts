@@ -34,16 +34,10 @@ function encodeInt(w: ByteWriter, v: IntValue): void {
   const n = v.value;
   switch (v.size) {
     case 1:
-      w.putByte(Number(n) & 0xff);
-      return;
     case 2:
-      w.putBe16(Number(n) & 0xffff);
-      return;
     case 4:
-      w.putBe32(Number(n) >>> 0);
-      return;
     case 8:
-      w.putBe64(BigInt(n));
+      w.putBeInt(v.size, n);
       return;
     default: {
       let u = BigInt.asUintN(v.size * 8, BigInt(n));

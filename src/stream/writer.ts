@@ -51,6 +51,23 @@ export class ByteWriter {
     this.length += 8;
   }
 
+  /** A big-endian integer of 1, 2, 4 or 8 bytes (two's complement for negatives): VMState's integer codecs. */
+  putBeInt(size: 1 | 2 | 4 | 8, v: number | bigint): void {
+    switch (size) {
+      case 1:
+        this.putByte(Number(v) & 0xff);
+        return;
+      case 2:
+        this.putBe16(Number(v) & 0xffff);
+        return;
+      case 4:
+        this.putBe32(Number(v) >>> 0);
+        return;
+      default:
+        this.putBe64(BigInt(v));
+    }
+  }
+
   /** A be64 from a non-negative safe integer (RAM offsets and lengths). */
   putBe64Number(v: number): void {
     this.reserve(8);

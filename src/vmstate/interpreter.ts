@@ -280,21 +280,9 @@ function sizeOf(c: Count, s: State, vmsd: AnyVmsd, f: Field): number {
   return typeof c === 'number' ? c : countOf(c, s, vmsd, f);
 }
 
-function putInt(w: ByteWriter, size: number, v: unknown, vmsd: AnyVmsd, f: Field): void {
-  switch (size) {
-    case 1:
-      w.putByte(Number(v) & 0xff);
-      return;
-    case 2:
-      w.putBe16(Number(v) & 0xffff);
-      return;
-    case 4:
-      w.putBe32(Number(v) >>> 0);
-      return;
-    default:
-      if (typeof v !== 'bigint') throw new SaveError(`field ${f.name} should hold a bigint`, vmsd.name);
-      w.putBe64(v);
-  }
+function putInt(w: ByteWriter, size: 1 | 2 | 4 | 8, v: unknown, vmsd: AnyVmsd, f: Field): void {
+  if (size === 8 && typeof v !== 'bigint') throw new SaveError(`field ${f.name} should hold a bigint`, vmsd.name);
+  w.putBeInt(size, v as number | bigint);
 }
 
 function runHook(hook: () => void, vmsd: AnyVmsd, what: string): void {
