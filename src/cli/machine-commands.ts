@@ -6,11 +6,12 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { IoError, UsageError } from '../errors.js';
+import { UsageError } from '../errors.js';
 import { loadMachineDescription, Machine, type DmaResult, type MachineDescription } from '../machine/index.js';
 import { ChunkedSource } from '../stream/index.js';
 import { openStreamFile } from '../analyze/index.js';
 import { parseArgs, type Output } from './args.js';
+import { writeAtomically } from './write-atomically.js';
 import { packageRoot } from './package-root.js';
 
 /** The machines shipped in the package's machines/ folder. */
@@ -33,32 +34,7 @@ function steps(args: ReturnType<typeof parseArgs>, fallback: number): number {
   return Number(v);
 }
 
-/** Writes through a temporary file renamed at the end, so a failure leaves nothing half-written. */
-function writeAtomically(target: string, write: (sink: (chunk: Uint8Array) => void) => void): number {
-  const tmp = path.join(path.dirname(path.resolve(target)), `.${path.basename(target)}.${process.pid}.tmp`);
-  let fd: number;
-  try {
-    fd = fs.openSync(tmp, 'w');
-  } catch (e) {
-    throw new IoError(`${target}: cannot write (${(e as Error).message})`, { path: target }, e);
-  }
-  let bytes = 0;
-  try {
-    write((chunk) => {
-      for (let done = 0; done < chunk.length; ) done += fs.writeSync(fd, chunk, done, chunk.length - done);
-      bytes += chunk.length;
-    });
-    fs.closeSync(fd);
-    fs.renameSync(tmp, target);
-    return bytes;
-  } catch (e) {
-    fs.closeSync(fd);
-    fs.rmSync(tmp, { force: true });
-    throw e;
-  }
-}
-
-export function snapshotCommand(argv: readonly string[], out: Output): number {
+export async function snapshotCommand(argv: readonly string[], out: Output): Promise<number> {
   const args = parseArgs(argv, ['legacy-order'], ['steps']);
   if (args.positional.length !== 2) throw new UsageError('snapshot takes MACHINE.json OUT.mig (see vmstate help)');
   const [machinePath, target] = args.positional;
@@ -71,7 +47,7 @@ export function snapshotCommand(argv: readonly string[], out: Output): number {
   const ranMs = performance.now() - t0;
   const t1 = performance.now();
   let order: string[] = [];
-  const bytes = writeAtomically(target, (sink) => {
+  const bytes = await writeAtomically(target, (sink) => {
     order = machine.save(sink).entries.filter((e) => e.vmsd).map((e) => e.idstr);
   });
   const savedMs = performance.now() - t1;

@@ -1,6 +1,5 @@
 /** The stream commands: analyze, sections, rewrite. Loaded on demand, like every command. */
 import fs from 'node:fs';
-import path from 'node:path';
 import {
   analyzeStreamJson,
   formatSectionTable,
@@ -20,6 +19,7 @@ import {
 import { IoError, UsageError } from '../errors.js';
 import { parseArgs, type Output, type ParsedArgs } from './args.js';
 import { ramDirSink } from './ram-dir.js';
+import { writeAtomically } from './write-atomically.js';
 
 function expectPositionals(args: ParsedArgs, names: readonly string[], command: string): string[] {
   if (args.positional.length !== names.length) {
@@ -103,33 +103,14 @@ export async function rewriteCommand(argv: readonly string[], out: Output): Prom
   const [input, output] = expectPositionals(args, ['IN', 'OUT'], 'rewrite');
   const edits = (args.options.get('set') ?? []).map(parseEdit);
   const stream = openStreamFile(input);
-  // Write beside the target and rename at the end, so a failure never leaves half a stream behind.
-  const tmp = path.join(path.dirname(path.resolve(output)), `.${path.basename(output)}.${process.pid}.tmp`);
-  let fd: number;
-  try {
-    fd = fs.openSync(tmp, 'w');
-  } catch (e) {
-    stream.close();
-    throw new IoError(`${output}: cannot write (${(e as Error).message})`, { path: output }, e);
-  }
   try {
     const vmdesc = chooseVmdesc(stream, args, true) as Vmdesc;
-    const result = await rewriteStream(stream.source(), vmdesc, (chunk) => {
-      let done = 0;
-      while (done < chunk.length) done += fs.writeSync(fd, chunk, done, chunk.length - done);
-    }, edits);
-    fs.closeSync(fd);
-    fs.renameSync(tmp, output);
+    let result = { bytesWritten: 0, editsApplied: 0 };
+    await writeAtomically(output, async (sink) => {
+      result = await rewriteStream(stream.source(), vmdesc, sink, edits);
+    });
     if (edits.length > 0) out.stderr(`vmstate: wrote ${output} (${result.bytesWritten} bytes, ${result.editsApplied} edit(s))\n`);
     return 0;
-  } catch (e) {
-    try {
-      fs.closeSync(fd);
-    } catch {
-      // already closed
-    }
-    fs.rmSync(tmp, { force: true });
-    throw e;
   } finally {
     stream.close();
   }
