@@ -38,6 +38,16 @@ export interface DecodedStreamHandler {
   vmdesc?(json: Uint8Array, offset: number): void;
 }
 
+/** The RAM record layout a configuration record implies: its target page size and x-ignore-shared. */
+export function ramLayoutOf(c: ConfigurationRecord, base: RamLayout): RamLayout {
+  let layout = base;
+  for (const s of c.subsections) {
+    if (s.name === CONFIG_SUBSECTION.targetPageBits) layout = { ...layout, pageSize: 2 ** s.targetPageBits };
+    if (s.name === CONFIG_SUBSECTION.capabilities && s.capabilities.includes('x-ignore-shared')) layout = { ...layout, ignoreShared: true };
+  }
+  return layout;
+}
+
 /** The RAM section's idstr and instance (the old-style handler in migration/ram.c). */
 export const RAM_IDSTR = 'ram';
 
@@ -55,10 +65,7 @@ export async function decodeStream(src: ChunkedSource, vmdesc: Vmdesc | null, ha
 
   await walkStream(src, {
     configuration(c, offset) {
-      for (const s of c.subsections) {
-        if (s.name === CONFIG_SUBSECTION.targetPageBits) layout = { ...layout, pageSize: 2 ** s.targetPageBits };
-        if (s.name === CONFIG_SUBSECTION.capabilities && s.capabilities.includes('x-ignore-shared')) layout = { ...layout, ignoreShared: true };
-      }
+      layout = ramLayoutOf(c, layout);
       handler.configuration?.(c, offset);
     },
     command: handler.command?.bind(handler),

@@ -4,7 +4,7 @@
  * edits the output equals the input byte for byte, which is how the decoders are proven complete.
  */
 import { UsageError } from '../errors.js';
-import { RamEncoder } from '../ram/index.js';
+import { RamEncoder, type RamLayout } from '../ram/index.js';
 import {
   writeCommand,
   writeConfiguration,
@@ -15,7 +15,7 @@ import {
   writeVmdesc,
 } from '../savevm/index.js';
 import { ByteWriter, type ChunkedSource } from '../stream/index.js';
-import { decodeStream } from './decode-stream.js';
+import { decodeStream, ramLayoutOf } from './decode-stream.js';
 import { encodeStruct } from './encode-device.js';
 import { applyEdit, type FieldEdit } from './edit.js';
 import { formatQemuJson, parseJsonTree } from './vmdesc-json.js';
@@ -42,17 +42,13 @@ export async function rewriteStream(src: ChunkedSource, vmdesc: Vmdesc, sink: By
     written += w.length;
     w.reset();
   };
-  let pageSize = vmdesc.page_size;
-  let ignoreShared = false;
-  const ram = new RamEncoder({ get pageSize() { return pageSize; }, get ignoreShared() { return ignoreShared; } }, w);
+  let layout: RamLayout = { pageSize: vmdesc.page_size };
+  const ram = new RamEncoder({ get pageSize() { return layout.pageSize; }, get ignoreShared() { return layout.ignoreShared; } }, w);
   const applied = new Set<FieldEdit>();
   writeHeader(w);
   await decodeStream(src, vmdesc, {
     configuration(c) {
-      for (const s of c.subsections) {
-        if (s.name === 'configuration/target-page-bits') pageSize = 2 ** s.targetPageBits;
-        if (s.name === 'configuration/capabilities') ignoreShared = s.capabilities.includes('x-ignore-shared');
-      }
+      layout = ramLayoutOf(c, layout);
       writeConfiguration(w, c);
     },
     command(c) {
