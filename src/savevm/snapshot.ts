@@ -15,7 +15,7 @@
  */
 import { LoadError, LoadOrderError } from '../errors.js';
 import { ByteWriter, type ChunkedSource } from '../stream/index.js';
-import { loadState, QemuJsonWriter, saveState, type EntryRef, type LoadContext } from '../vmstate/index.js';
+import { loadState, QemuJsonWriter, saveState, type AnyVmsd, type EntryRef, type LoadContext } from '../vmstate/index.js';
 import { writeConfiguration, writeEof, writeFooter, writeHeader, writeSectionHeader, writeVmdesc, type ConfigSubsection } from './framing.js';
 import type { PlanOptions } from './plan.js';
 import type { SaveEntry, SavePlan, SaveRegistry } from './registry.js';
@@ -91,14 +91,22 @@ export class StreamSaver {
   warmUp(): void {
     const scratch = new ByteWriter(1 << 20);
     const desc = new QemuJsonWriter();
-    for (const e of this.plan.entries) {
-      const vmsd = e.vmsd;
-      if (!vmsd || vmsd.preSave || vmsd.postSave) continue;
-      if (vmsd.needed && !(vmsd.needed as (s: unknown) => boolean)(e.state)) continue;
+    for (const [e, vmsd] of this.devicesToSave()) {
+      if (vmsd.preSave || vmsd.postSave) continue; // a hook may have effects: only the real save runs it
       desc.startObject();
       saveState(scratch, vmsd, e.state as object, desc);
       desc.endObject();
       scratch.reset();
+    }
+  }
+
+  /** Every entry with a description whose `needed` holds now, in plan order: the FULL sections. */
+  private *devicesToSave(): Generator<[SaveEntry, AnyVmsd]> {
+    for (const e of this.plan.entries) {
+      const vmsd = e.vmsd;
+      if (!vmsd) continue;
+      if (vmsd.needed && !(vmsd.needed as (s: unknown) => boolean)(e.state)) continue;
+      yield [e, vmsd];
     }
   }
 
@@ -110,10 +118,7 @@ export class StreamSaver {
     desc?.startObject();
     desc?.int('page_size', this.options.pageSize ?? 4096);
     desc?.startArray('devices');
-    for (const e of this.plan.entries) {
-      const vmsd = e.vmsd;
-      if (!vmsd) continue;
-      if (vmsd.needed && !(vmsd.needed as (s: unknown) => boolean)(e.state)) continue;
+    for (const [e, vmsd] of this.devicesToSave()) {
       desc?.startObject();
       desc?.str('name', e.idstr);
       desc?.int('instance_id', e.instanceId);
