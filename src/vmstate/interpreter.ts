@@ -6,7 +6,7 @@
  */
 import { LoadError, prefixStreamError, SaveError, StreamFormatError } from '../errors.js';
 import type { ByteReader, ByteWriter } from '../stream/index.js';
-import type { AnyVmsd, Count, Field, IntField, LoadContext } from './fields.js';
+import type { AnyVmsd, BufferField, Count, Field, LoadContext } from './fields.js';
 import type { QemuJsonWriter } from './json-writer.js';
 
 /** VMS_NULLPTR_MARKER: stands for a null element of an array of pointers. */
@@ -16,8 +16,26 @@ const SUBSECTION = 0x05;
 
 type State = Record<string, unknown>;
 
+/**
+ * A field as the hot loops read it. Field declarations come in many object shapes (each builder spreads
+ * its own options), which makes every `f.size` a megamorphic load; these records all have one shape.
+ */
 interface CompiledField {
   readonly f: Field;
+  readonly name: string;
+  readonly kind: Field['kind'];
+  /** Size of an int, unused or custom field, or of a fixed-size buffer; -1 for a buffer sized by a field. */
+  readonly size: number;
+  readonly signed: boolean;
+  readonly check: 'equal' | 'le' | null;
+  /** Element count; null for a single element. */
+  readonly count: Count | null;
+  readonly nullable: boolean;
+  readonly exists: ((s: State, version: number) => boolean) | null;
+  readonly version: number;
+  readonly sub: AnyVmsd | null;
+  readonly read: ((r: ByteReader) => unknown) | null;
+  readonly write: ((w: ByteWriter, v: unknown) => void) | null;
   /** The name in the VMDESCRIPTION: `name[k]` when the name repeats in the description. */
   readonly descName: string;
   readonly compressible: boolean;
@@ -27,7 +45,17 @@ interface CompiledField {
   readonly plainInt: boolean;
 }
 
-const compiled = new WeakMap<AnyVmsd, readonly CompiledField[]>();
+/** A description as the hot loops read it: one object shape for all descriptions, hooks or not. */
+interface CompiledVmsd {
+  readonly fields: readonly CompiledField[];
+  readonly subsections: readonly AnyVmsd[];
+  readonly preSave: ((s: State) => void) | null;
+  readonly postSave: ((s: State) => void) | null;
+  readonly preLoad: ((s: State, c: LoadContext) => void) | null;
+  readonly postLoad: ((s: State, c: LoadContext) => void) | null;
+}
+
+const compiled = new WeakMap<AnyVmsd, CompiledVmsd>();
 
 /**
  * The VMDESCRIPTION text of a description depends on the state only through its "shape": which fields
@@ -35,7 +63,7 @@ const compiled = new WeakMap<AnyVmsd, readonly CompiledField[]>();
  * is generated once per shape and reused, which keeps a thousand-device snapshot cheap. Descriptions with
  * a pre-save hook anywhere inside are not cached: the hook may change the shape after it was computed.
  */
-const textByShape = new WeakMap<AnyVmsd, Map<string, string>>();
+const textByShape = new WeakMap<AnyVmsd, Map<number, Map<string, string>>>();
 const preSaveInside = new WeakMap<AnyVmsd, boolean>();
 
 function hasPreSave(vmsd: AnyVmsd): boolean {
@@ -51,23 +79,23 @@ function hasPreSave(vmsd: AnyVmsd): boolean {
 function shape(vmsd: AnyVmsd, s: State, version: number): string {
   if (isShapeStatic(vmsd)) return '';
   let out = '';
-  for (const cf of shapeFields(vmsd)) {
-    const f = cf.f;
+  for (const { cf, present, absent } of shapeFields(vmsd)) {
     // The version is part of the cache key, so only exists predicates need asking here.
-    if (!included(f, s, version)) {
-      out += cf.index + '-';
+    if (!included(cf, s, version)) {
+      out += absent;
       continue;
     }
-    out += cf.index + '+';
-    const n = f.count === undefined ? 1 : countOf(f.count, s, vmsd, f);
-    if (typeof f.count === 'object') out += `,${n}`;
-    if (f.kind === 'buffer' && typeof f.size !== 'number') out += `,${sizeOf(f.size, s, vmsd, f)}`;
-    if (!f.nullable && (f.kind !== 'struct' || isShapeStatic(f.vmsd))) continue;
-    const value = s[f.name];
+    out += present;
+    const n = cf.count === null ? 1 : countOf(cf.count, s, vmsd, cf);
+    if (typeof cf.count === 'object' && cf.count !== null) out += `,${n}`;
+    if (cf.kind === 'buffer' && cf.size < 0) out += `,${bufferSize(cf, s, vmsd)}`;
+    const sub = cf.sub;
+    if (!cf.nullable && (sub === null || isShapeStatic(sub))) continue;
+    const value = s[cf.name];
     for (let i = 0; i < n; i++) {
-      const el = f.count === undefined ? value : (value as ArrayLike<unknown>)[i];
-      if (f.nullable && (el === null || el === undefined)) out += 'n';
-      else if (f.kind === 'struct') out += `(${shape(f.vmsd, el as State, f.vmsd.version)})`;
+      const el = cf.count === null ? value : (value as ArrayLike<unknown>)[i];
+      if (cf.nullable && (el === null || el === undefined)) out += 'n';
+      else if (sub !== null) out += `(${shape(sub, el as State, sub.version)})`;
     }
   }
   for (const sub of vmsd.subsections) {
@@ -77,22 +105,29 @@ function shape(vmsd: AnyVmsd, s: State, version: number): string {
   return out;
 }
 
-const shapeFieldCache = new WeakMap<AnyVmsd, readonly (CompiledField & { index: number })[]>();
+interface ShapeField {
+  readonly cf: CompiledField;
+  /** What the shape string says when the field is sent, and when it is not: its index and + or -. */
+  readonly present: string;
+  readonly absent: string;
+}
+
+const shapeFieldCache = new WeakMap<AnyVmsd, readonly ShapeField[]>();
 const shapeStaticCache = new WeakMap<AnyVmsd, boolean>();
 
 /** The fields whose presence, count, size or contents can change a description's text. */
-function shapeFields(vmsd: AnyVmsd): readonly (CompiledField & { index: number })[] {
+function shapeFields(vmsd: AnyVmsd): readonly ShapeField[] {
   let list = shapeFieldCache.get(vmsd);
   if (!list) {
     list = compile(vmsd)
-      .map((cf, index) => ({ ...cf, index }))
+      .fields.map((cf, index) => ({ cf, present: `${index}+`, absent: `${index}-` }))
       .filter(
-        ({ f }) =>
-          f.exists !== undefined ||
-          typeof f.count === 'object' ||
-          (f.kind === 'buffer' && typeof f.size !== 'number') ||
-          f.nullable === true ||
-          (f.kind === 'struct' && !isShapeStatic(f.vmsd)),
+        ({ cf }) =>
+          cf.exists !== null ||
+          typeof cf.count === 'object' && cf.count !== null ||
+          (cf.kind === 'buffer' && cf.size < 0) ||
+          cf.nullable ||
+          (cf.sub !== null && !isShapeStatic(cf.sub)),
       );
     shapeFieldCache.set(vmsd, list);
   }
@@ -109,23 +144,44 @@ function isShapeStatic(vmsd: AnyVmsd): boolean {
   return v;
 }
 
-function compile(vmsd: AnyVmsd): readonly CompiledField[] {
+function compile(vmsd: AnyVmsd): CompiledVmsd {
   let c = compiled.get(vmsd);
   if (c) return c;
   const counts = new Map<string, number>();
   for (const f of vmsd.fields) counts.set(f.name, (counts.get(f.name) ?? 0) + 1);
   const seen = new Map<string, number>();
-  c = vmsd.fields.map((f) => {
+  const fields = vmsd.fields.map((f): CompiledField => {
     const k = seen.get(f.name) ?? 0;
     seen.set(f.name, k + 1);
+    const size = f.kind === 'int' || f.kind === 'unused' || f.kind === 'custom' ? f.size : f.kind === 'buffer' && typeof f.size === 'number' ? f.size : -1;
     return {
       f,
+      name: f.name,
+      kind: f.kind,
+      size,
+      signed: f.kind === 'int' && f.signed,
+      check: (f.kind === 'int' && f.check) || null,
+      count: f.count ?? null,
+      nullable: f.nullable === true,
+      exists: (f.exists as CompiledField['exists']) ?? null,
+      version: f.version ?? 0,
+      sub: f.kind === 'struct' ? f.vmsd : null,
+      read: f.kind === 'custom' ? (f.read as (r: ByteReader) => unknown) : null,
+      write: f.kind === 'custom' ? (f.write as (w: ByteWriter, v: unknown) => void) : null,
       descName: (counts.get(f.name) ?? 0) > 1 ? `${f.name}[${k}]` : f.name,
       compressible: canCompress(f),
       gated: f.exists !== undefined || (f.version ?? 0) > 0,
       plainInt: f.kind === 'int' && f.count === undefined && f.check === undefined && !f.nullable,
     };
   });
+  c = {
+    fields,
+    subsections: vmsd.subsections,
+    preSave: (vmsd.preSave as CompiledVmsd['preSave']) ?? null,
+    postSave: (vmsd.postSave as CompiledVmsd['postSave']) ?? null,
+    preLoad: (vmsd.preLoad as CompiledVmsd['preLoad']) ?? null,
+    postLoad: (vmsd.postLoad as CompiledVmsd['postLoad']) ?? null,
+  };
   compiled.set(vmsd, c);
   return c;
 }
@@ -137,18 +193,22 @@ function canCompress(f: Field): boolean {
   return true;
 }
 
-function included(f: Field, state: State, version: number): boolean {
-  return f.exists ? (f.exists as (s: State, v: number) => boolean)(state, version) : (f.version ?? 0) <= version;
+function included(cf: CompiledField, state: State, version: number): boolean {
+  return cf.exists !== null ? cf.exists(state, version) : cf.version <= version;
 }
 
-function countOf(c: Count | undefined, state: State, vmsd: AnyVmsd, f: Field): number {
-  if (c === undefined) return 1;
+function countOf(c: Count, state: State, vmsd: AnyVmsd, cf: CompiledField): number {
   if (typeof c === 'number') return c;
   const v = state[c.field];
   if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) {
-    throw new StreamFormatError(`count field "${c.field}" holds ${String(v)}, not a non-negative integer`, { offset: -1, path: `${vmsd.name}.${f.name}` });
+    throw new StreamFormatError(`count field "${c.field}" holds ${String(v)}, not a non-negative integer`, { offset: -1, path: `${vmsd.name}.${cf.name}` });
   }
   return v * (c.multiply ?? 1);
+}
+
+/** A buffer's size: fixed, or another field's value (VMS_VBUFFER). */
+function bufferSize(cf: CompiledField, s: State, vmsd: AnyVmsd): number {
+  return cf.size >= 0 ? cf.size : countOf((cf.f as BufferField).size, s, vmsd, cf);
 }
 
 // ---------------------------------------------------------------- save
@@ -162,9 +222,11 @@ export function saveState(w: ByteWriter, vmsd: AnyVmsd, state: object, desc?: Qe
     saveBody(w, vmsd, state as State, desc, version);
     return;
   }
-  const k = `${version}:${shape(vmsd, state as State, version)}`;
-  let texts = textByShape.get(vmsd);
-  if (!texts) textByShape.set(vmsd, (texts = new Map()));
+  let byVersion = textByShape.get(vmsd);
+  if (!byVersion) textByShape.set(vmsd, (byVersion = new Map()));
+  let texts = byVersion.get(version);
+  if (!texts) byVersion.set(version, (texts = new Map()));
+  const k = shape(vmsd, state as State, version);
   const text = texts.get(k);
   if (text !== undefined) {
     saveBody(w, vmsd, state as State, undefined, version);
@@ -177,26 +239,26 @@ export function saveState(w: ByteWriter, vmsd: AnyVmsd, state: object, desc?: Qe
 }
 
 function saveBody(w: ByteWriter, vmsd: AnyVmsd, s: State, desc: QemuJsonWriter | undefined, version: number): void {
-  if (vmsd.preSave) runHook(() => (vmsd.preSave as (s: State) => void)(s), vmsd, 'pre-save');
+  const c = compile(vmsd);
+  if (c.preSave !== null) runHook(c.preSave, s, vmsd, 'pre-save');
   if (desc) {
     desc.str('vmsd_name', vmsd.name);
     desc.int('version', version);
     desc.startArray('fields');
   }
-  const fields = compile(vmsd);
+  const fields = c.fields;
   for (let k = 0; k < fields.length; k++) {
     const cf = fields[k];
-    const f = cf.f;
-    if (cf.gated && !included(f, s, version)) continue;
+    if (cf.gated && !included(cf, s, version)) continue;
     if (cf.plainInt && !desc) {
-      putInt(w, (f as IntField<string, unknown>).size, s[f.name], vmsd, f);
+      putInt(w, cf, s[cf.name], vmsd);
       continue;
     }
-    const n = f.count === undefined ? 1 : countOf(f.count, s, vmsd, f);
-    const value = s[f.name];
-    const isArray = f.count !== undefined;
-    if (isArray && !Array.isArray(value) && !(value instanceof Uint8Array && f.kind === 'int')) {
-      throw new SaveError(`field ${f.name} should hold an array of ${n} elements`, vmsd.name);
+    const n = cf.count === null ? 1 : countOf(cf.count, s, vmsd, cf);
+    const value = s[cf.name];
+    const isArray = cf.count !== null;
+    if (isArray && !Array.isArray(value) && !(value instanceof Uint8Array && cf.kind === 'int')) {
+      throw new SaveError(`field ${cf.name} should hold an array of ${n} elements`, vmsd.name);
     }
     let describe = desc;
     for (let i = 0; i < n; i++) {
@@ -209,16 +271,16 @@ function saveBody(w: ByteWriter, vmsd: AnyVmsd, s: State, desc: QemuJsonWriter |
           if (cf.compressible) describe.int('array_len', n);
           else describe.int('index', i);
         }
-        describe.str('type', f.type);
-        if (f.kind === 'struct') describe.startObject('struct');
+        describe.str('type', cf.f.type);
+        if (cf.kind === 'struct') describe.startObject('struct');
       }
-      if (f.nullable && (el === null || el === undefined)) {
+      if (cf.nullable && (el === null || el === undefined)) {
         w.putByte(NULLPTR_MARKER);
       } else {
-        saveElement(w, f, el, vmsd, describe, s);
+        saveElement(w, cf, el, vmsd, describe, s);
       }
       if (describe) {
-        if (f.kind === 'struct') describe.endObject();
+        if (cf.kind === 'struct') describe.endObject();
         describe.int('size', w.length - start);
         describe.endObject();
         if (cf.compressible) describe = undefined;
@@ -227,7 +289,7 @@ function saveBody(w: ByteWriter, vmsd: AnyVmsd, s: State, desc: QemuJsonWriter |
   }
   if (desc) desc.endArray();
   let anySub = false;
-  for (const sub of vmsd.subsections) {
+  for (const sub of c.subsections) {
     if (sub.needed && !(sub.needed as (s: State) => boolean)(s)) continue;
     if (desc) {
       if (!anySub) desc.startArray('subsections');
@@ -241,13 +303,13 @@ function saveBody(w: ByteWriter, vmsd: AnyVmsd, s: State, desc: QemuJsonWriter |
     if (desc) desc.endObject();
   }
   if (desc && anySub) desc.endArray();
-  if (vmsd.postSave) runHook(() => (vmsd.postSave as (s: State) => void)(s), vmsd, 'post-save');
+  if (c.postSave !== null) runHook(c.postSave, s, vmsd, 'post-save');
 }
 
-function saveElement(w: ByteWriter, f: Field, v: unknown, vmsd: AnyVmsd, desc: QemuJsonWriter | undefined, s: State): void {
-  switch (f.kind) {
+function saveElement(w: ByteWriter, cf: CompiledField, v: unknown, vmsd: AnyVmsd, desc: QemuJsonWriter | undefined, s: State): void {
+  switch (cf.kind) {
     case 'int':
-      putInt(w, f.size, v, vmsd, f);
+      putInt(w, cf, v, vmsd);
       return;
     case 'bool':
       w.putByte(v ? 1 : 0);
@@ -256,38 +318,34 @@ function saveElement(w: ByteWriter, f: Field, v: unknown, vmsd: AnyVmsd, desc: Q
       w.putBe64(typeof v === 'bigint' ? v : -1n);
       return;
     case 'buffer': {
-      const size = f.count === undefined ? sizeOf(f.size, s, vmsd, f) : (f.size as number);
+      const size = cf.count === null ? bufferSize(cf, s, vmsd) : cf.size;
       if (!(v instanceof Uint8Array) || v.length < size) {
-        throw new SaveError(`field ${f.name} should hold at least ${size} bytes`, vmsd.name);
+        throw new SaveError(`field ${cf.name} should hold at least ${size} bytes`, vmsd.name);
       }
       w.putBuffer(v.length === size ? v : v.subarray(0, size));
       return;
     }
     case 'unused':
-      w.putFill(0, f.size);
+      w.putFill(0, cf.size);
       return;
     case 'struct':
-      if (typeof v !== 'object' || v === null) throw new SaveError(`field ${f.name} should hold a ${f.vmsd.name} object`, vmsd.name);
-      saveState(w, f.vmsd, v, desc);
+      if (typeof v !== 'object' || v === null) throw new SaveError(`field ${cf.name} should hold a ${(cf.sub as AnyVmsd).name} object`, vmsd.name);
+      saveState(w, cf.sub as AnyVmsd, v, desc);
       return;
     case 'custom':
-      (f.write as (w: ByteWriter, v: unknown) => void)(w, v);
+      (cf.write as (w: ByteWriter, v: unknown) => void)(w, v);
       return;
   }
 }
 
-function sizeOf(c: Count, s: State, vmsd: AnyVmsd, f: Field): number {
-  return typeof c === 'number' ? c : countOf(c, s, vmsd, f);
+function putInt(w: ByteWriter, cf: CompiledField, v: unknown, vmsd: AnyVmsd): void {
+  if (cf.size === 8 && typeof v !== 'bigint') throw new SaveError(`field ${cf.name} should hold a bigint`, vmsd.name);
+  w.putBeInt(cf.size as 1 | 2 | 4 | 8, v as number | bigint);
 }
 
-function putInt(w: ByteWriter, size: 1 | 2 | 4 | 8, v: unknown, vmsd: AnyVmsd, f: Field): void {
-  if (size === 8 && typeof v !== 'bigint') throw new SaveError(`field ${f.name} should hold a bigint`, vmsd.name);
-  w.putBeInt(size, v as number | bigint);
-}
-
-function runHook(hook: () => void, vmsd: AnyVmsd, what: string): void {
+function runHook(hook: (s: State) => void, s: State, vmsd: AnyVmsd, what: string): void {
   try {
-    hook();
+    hook(s);
   } catch (e) {
     if (e instanceof SaveError) throw e;
     throw new SaveError(`${what} hook failed: ${(e as Error).message}`, vmsd.name, {}, e);
@@ -315,27 +373,27 @@ export function loadState(r: ByteReader, vmsd: AnyVmsd, state: object, version: 
       local: vmsd.minVersion,
     });
   }
-  if (vmsd.preLoad) loadHook(() => (vmsd.preLoad as (s: State, c: LoadContext) => void)(s, { version, peer }), vmsd, 'pre-load');
-  const fields = compile(vmsd);
+  const c = compile(vmsd);
+  if (c.preLoad !== null) loadHook(c.preLoad, s, { version, peer }, vmsd, 'pre-load');
+  const fields = c.fields;
   let k = 0;
   try {
     for (; k < fields.length; k++) {
       const cf = fields[k];
-      const f = cf.f;
-      if (cf.gated && !included(f, s, version)) continue;
+      if (cf.gated && !included(cf, s, version)) continue;
       if (cf.plainInt) {
-        s[f.name] = r.getBeInt((f as IntField<string, unknown>).size, (f as IntField<string, unknown>).signed);
-      } else if (f.count === undefined) {
-        const v = loadElement(r, f, s[f.name], s, vmsd, peer);
-        if (f.kind !== 'unused') s[f.name] = v;
+        s[cf.name] = r.getBeInt(cf.size as 1 | 2 | 4 | 8, cf.signed);
+      } else if (cf.count === null) {
+        const v = loadElement(r, cf, s[cf.name], s, vmsd, peer);
+        if (cf.kind !== 'unused') s[cf.name] = v;
       } else {
-        const n = countOf(f.count, s, vmsd, f);
-        const prev = s[f.name];
+        const n = countOf(cf.count, s, vmsd, cf);
+        const prev = s[cf.name];
         const old = Array.isArray(prev) ? prev : [];
         const out = new Array<unknown>(n);
         for (let i = 0; i < n; i++) {
           const local = old[i];
-          if (f.nullable && (local === null || local === undefined)) {
+          if (cf.nullable && (local === null || local === undefined)) {
             const offset = r.offset;
             const m = r.getByte();
             if (m !== NULLPTR_MARKER) {
@@ -343,18 +401,18 @@ export function loadState(r: ByteReader, vmsd: AnyVmsd, state: object, version: 
             }
             out[i] = null;
           } else {
-            out[i] = loadElement(r, f, local, s, vmsd, peer);
+            out[i] = loadElement(r, cf, local, s, vmsd, peer);
           }
         }
-        if (f.kind !== 'unused') s[f.name] = out;
+        if (cf.kind !== 'unused') s[cf.name] = out;
       }
     }
   } catch (e) {
     // One handler for the loop: the failing field is fields[k].
-    throw prefixStreamError(e, fields[k].f.name);
+    throw prefixStreamError(e, fields[k].name);
   }
   loadSubsections(r, vmsd, s, peer);
-  if (vmsd.postLoad) loadHook(() => (vmsd.postLoad as (s: State, c: LoadContext) => void)(s, { version, peer }), vmsd, 'post-load');
+  if (c.postLoad !== null) loadHook(c.postLoad, s, { version, peer }, vmsd, 'post-load');
 }
 
 function loadSubsections(r: ByteReader, vmsd: AnyVmsd, s: State, peer: LoadContext['peer']): void {
@@ -384,20 +442,20 @@ function loadSubsections(r: ByteReader, vmsd: AnyVmsd, s: State, peer: LoadConte
   }
 }
 
-function loadElement(r: ByteReader, f: Field, local: unknown, s: State, vmsd: AnyVmsd, peer: LoadContext['peer']): unknown {
-  switch (f.kind) {
+function loadElement(r: ByteReader, cf: CompiledField, local: unknown, s: State, vmsd: AnyVmsd, peer: LoadContext['peer']): unknown {
+  switch (cf.kind) {
     case 'int': {
       const offset = r.offset;
-      const v = r.getBeInt(f.size, f.signed);
-      if (f.check === 'equal' && local !== undefined && local !== v) {
-        throw new LoadError(`${f.name}: incoming value ${String(v)} does not match local value ${String(local)}`, vmsd.name, {
+      const v = r.getBeInt(cf.size as 1 | 2 | 4 | 8, cf.signed);
+      if (cf.check === 'equal' && local !== undefined && local !== v) {
+        throw new LoadError(`${cf.name}: incoming value ${String(v)} does not match local value ${String(local)}`, vmsd.name, {
           offset,
           incoming: String(v),
           local: String(local),
         });
       }
-      if (f.check === 'le' && local !== undefined && (Number(v) < 0 || Number(v) > Number(local))) {
-        throw new LoadError(`${f.name}: incoming value ${String(v)} is not between 0 and local value ${String(local)}`, vmsd.name, {
+      if (cf.check === 'le' && local !== undefined && (Number(v) < 0 || Number(v) > Number(local))) {
+        throw new LoadError(`${cf.name}: incoming value ${String(v)} is not between 0 and local value ${String(local)}`, vmsd.name, {
           offset,
           incoming: String(v),
           local: String(local),
@@ -410,7 +468,7 @@ function loadElement(r: ByteReader, f: Field, local: unknown, s: State, vmsd: An
     case 'timer':
       return BigInt.asIntN(64, r.getBe64());
     case 'buffer': {
-      const size = f.count === undefined ? sizeOf(f.size, s, vmsd, f) : (f.size as number);
+      const size = cf.count === null ? bufferSize(cf, s, vmsd) : cf.size;
       const bytes = r.getBuffer(size);
       // Copy into the local buffer when it has the right size: devices keep references to their buffers.
       if (local instanceof Uint8Array && local.length === size) {
@@ -420,21 +478,22 @@ function loadElement(r: ByteReader, f: Field, local: unknown, s: State, vmsd: An
       return bytes.slice();
     }
     case 'unused':
-      r.skip(f.size);
+      r.skip(cf.size);
       return undefined;
     case 'struct': {
+      const sub = cf.sub as AnyVmsd;
       const target = typeof local === 'object' && local !== null ? local : {};
-      loadState(r, f.vmsd, target, f.vmsd.version, peer);
+      loadState(r, sub, target, sub.version, peer);
       return target;
     }
     case 'custom':
-      return f.read(r);
+      return (cf.read as (r: ByteReader) => unknown)(r);
   }
 }
 
-function loadHook(hook: () => void, vmsd: AnyVmsd, what: string): void {
+function loadHook(hook: (s: State, c: LoadContext) => void, s: State, ctx: LoadContext, vmsd: AnyVmsd, what: string): void {
   try {
-    hook();
+    hook(s, ctx);
   } catch (e) {
     if (e instanceof LoadError || (e as { code?: string }).code === 'LOAD_ORDER') throw e;
     throw new LoadError(`${what} hook failed: ${(e as Error).message}`, vmsd.name, {}, e);
