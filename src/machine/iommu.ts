@@ -6,7 +6,7 @@
  */
 import type { GuestRam } from '../ram/index.js';
 import type { AnyVmsd, LoadContext } from '../vmstate/index.js';
-import type { PciFunction } from './pci.js';
+import type { PciBridge, PciFunction } from './pci.js';
 
 /** A DMA the IOMMU refused: no context or stream entry, no mapping, or translation off for that device. */
 export class DmaFault extends Error {
@@ -26,11 +26,29 @@ export interface GuestAllocator {
   alloc(bytes: number, align: number): number;
 }
 
+/** The DMA masters on one bus: the functions below one bridge (or on the root bus), which share its bus number. */
+export interface BusGroup {
+  /** The bridge whose secondary bus they sit on; null for the root bus. */
+  readonly bridge: PciBridge | null;
+  readonly functions: readonly PciFunction[];
+}
+
+/** Groups functions by the bus they sit on, in first-seen order. */
+export function groupByBus(functions: readonly PciFunction[]): BusGroup[] {
+  const groups = new Map<PciBridge | null, PciFunction[]>();
+  for (const f of functions) {
+    const list = groups.get(f.parent);
+    if (list) list.push(f);
+    else groups.set(f.parent, [f]);
+  }
+  return [...groups].map(([bridge, fs]) => ({ bridge, functions: fs }));
+}
+
 /** Everything a unit reaches in the machine. */
 export interface IommuContext {
   readonly ram: GuestRam;
-  /** Every PCI function that can master DMA (bridges do not); the unit picks those on its buses. */
-  readonly functions: () => readonly PciFunction[];
+  /** Every PCI function that can master DMA (bridges do not), by bus; the unit picks those on its buses. */
+  readonly busGroups: () => readonly BusGroup[];
 }
 
 export interface IommuModel {
@@ -59,6 +77,27 @@ export interface IommuModel {
  * has not been loaded yet.
  */
 export type BridgeToucher = (dev: PciFunction, ctx: LoadContext) => void;
+
+/**
+ * Calls `visit` with each DMA master on the unit's buses and its requester ID, the bus number read live
+ * from the bridge above it. A post-load passes `load` and `touch`: the bridges above each bus are then
+ * read through the registry first, once per bus, not once per device.
+ */
+export function forEachDeviceInScope(
+  unit: IommuModel,
+  groups: readonly BusGroup[],
+  visit: (dev: PciFunction, requesterId: number) => void,
+  load?: LoadContext,
+  touch?: BridgeToucher,
+): void {
+  for (const g of groups) {
+    if (g.functions.length === 0) continue;
+    if (load && touch) touch(g.functions[0], load);
+    const bus = g.bridge ? g.bridge.secondaryBus : 0;
+    if (!ownsBus(unit, bus)) continue;
+    for (const dev of g.functions) visit(dev, (bus << 8) | dev.devfn);
+  }
+}
 
 /** True if `bus` lies in the unit's range. */
 export function ownsBus(unit: IommuModel, bus: number): boolean {

@@ -14,7 +14,7 @@ import { MigPriority, type AnyVmsd, type LoadContext } from '../vmstate/index.js
 import type { MachineDescription } from './description.js';
 import { bootDriver, driverStep, runStep, type DmaResult, type DriverHost } from './driver.js';
 import { DmaEngine, dmaEngineVmsd, type DmaPort } from './dma-engine.js';
-import { ownsBus, type IommuContext, type IommuModel } from './iommu.js';
+import { groupByBus, ownsBus, type IommuContext, type IommuModel } from './iommu.js';
 import { newPciDeviceState, pcieRootPortVmsd, pciePciBridgeVmsd, SHPC_STATE_SIZE, xio3130DownstreamVmsd, xio3130UpstreamVmsd } from './layouts/pci.js';
 import { allFunctions, enumerateBuses, PciBridge, type PciFunction } from './pci.js';
 import { globalStateVmsd, newGlobalState, runStateOf, setRunState, type GlobalState } from './layouts/globalstate.js';
@@ -73,7 +73,8 @@ export class Machine implements DriverHost {
     this.rootBus = buildPciTree(description).rootBus;
     this.functions = allFunctions(this.rootBus);
     const masters = this.functions.filter((f) => !(f instanceof PciBridge));
-    const ctx: IommuContext = { ram: this.ram, functions: () => masters };
+    const groups = groupByBus(masters);
+    const ctx: IommuContext = { ram: this.ram, busGroups: () => groups };
     const touch = (dev: PciFunction, load: LoadContext) => this.touchBridges(dev, load);
     this.iommus = description.iommus.map((u) =>
       description.flavour === 'q35' ? new VtdUnit(u.id, [u.first, u.last], ctx, touch) : new Smmuv3Unit({ id: u.id, busRange: [u.first, u.last], ctx, touchBridges: touch }),

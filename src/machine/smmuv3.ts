@@ -26,7 +26,7 @@
  */
 import { GuestMemoryError } from '../ram/index.js';
 import { defineVmsd, type LoadContext } from '../vmstate/index.js';
-import { DmaFault, ownsBus, type BridgeToucher, type GuestAllocator, type IommuContext, type IommuModel } from './iommu.js';
+import { DmaFault, forEachDeviceInScope, ownsBus, type BridgeToucher, type GuestAllocator, type IommuContext, type IommuModel } from './iommu.js';
 import { smmuv3Fields, smmuv3Vmsd, type Smmuv3State } from './layouts/smmuv3.js';
 import type { PciFunction } from './pci.js';
 
@@ -202,11 +202,8 @@ export class Smmuv3Unit implements IommuModel {
   private rebuild(load?: LoadContext, touch?: BridgeToucher): void {
     this.cache = new Map();
     if (!this.enabled) return;
-    for (const dev of this.ctx.functions()) {
-      if (load && touch) touch(dev, load);
-      if (!ownsBus(this, dev.bus)) continue;
-      this.cache.set(dev, this.fetchSte(dev.requesterId));
-    }
+    const cache = this.cache;
+    forEachDeviceInScope(this, this.ctx.busGroups(), (dev, sid) => cache.set(dev, this.fetchSte(sid)), load, touch);
   }
 
   /** Reads and decodes the STE of `sid` from the stream table in guest memory. */

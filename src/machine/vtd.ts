@@ -16,7 +16,7 @@
  */
 import type { LoadContext } from '../vmstate/index.js';
 import { defineVmsd } from '../vmstate/index.js';
-import { DmaFault, ownsBus, type BridgeToucher, type GuestAllocator, type IommuContext, type IommuModel } from './iommu.js';
+import { DmaFault, forEachDeviceInScope, type BridgeToucher, type GuestAllocator, type IommuContext, type IommuModel } from './iommu.js';
 import { DMAR_REG_SIZE, intelIommuFields, type IntelIommuState } from './layouts/intel-iommu.js';
 import { MigPriority } from '../vmstate/index.js';
 import type { PciFunction } from './pci.js';
@@ -118,20 +118,24 @@ export class VtdUnit implements IommuModel {
     if (!this.state.dmar_enabled) return;
     const ram = this.ctx.ram;
     const root = Number(this.state.root);
-    for (const dev of this.ctx.functions()) {
-      if (load && touch) touch(dev, load);
-      if (!ownsBus(this, dev.bus)) continue;
-      const rid = dev.requesterId;
-      const rootLo = ram.readU64(root + (rid >> 8) * 16);
-      if ((rootLo & 1) === 0) {
-        this.cache.set(dev, { rid, present: false, slptptr: 0, domain: 0 });
-        continue;
-      }
-      const ce = pageBase(rootLo) + (rid & 0xff) * 16;
-      const lo = ram.readU64(ce);
-      const hi = ram.readU64(ce + 8);
-      this.cache.set(dev, { rid, present: (lo & 1) === 1, slptptr: pageBase(lo), domain: Math.floor(hi / 256) & 0xffff });
-    }
+    const cache = this.cache;
+    forEachDeviceInScope(
+      this,
+      this.ctx.busGroups(),
+      (dev, rid) => {
+        const rootLo = ram.readU64(root + (rid >> 8) * 16);
+        if ((rootLo & 1) === 0) {
+          cache.set(dev, { rid, present: false, slptptr: 0, domain: 0 });
+          return;
+        }
+        const ce = pageBase(rootLo) + (rid & 0xff) * 16;
+        const lo = ram.readU64(ce);
+        const hi = ram.readU64(ce + 8);
+        cache.set(dev, { rid, present: (lo & 1) === 1, slptptr: pageBase(lo), domain: Math.floor(hi / 256) & 0xffff });
+      },
+      load,
+      touch,
+    );
   }
 
   translate(dev: PciFunction, iova: number, write: boolean): number {
