@@ -8,19 +8,20 @@ import { LoadError, prefixStreamError, SaveError, StreamFormatError } from '../e
 import type { ByteReader, ByteWriter } from '../stream/index.js';
 import type { AnyVmsd, BufferField, Count, Field, LoadContext } from './fields.js';
 import type { QemuJsonWriter } from './json-writer.js';
+import { specializeLoad, specializeSave, type FieldLoader, type FieldSaver, type LoopHelpers } from './specialize.js';
 
 /** VMS_NULLPTR_MARKER: stands for a null element of an array of pointers. */
 export const NULLPTR_MARKER = 0x30;
 /** QEMU_VM_SUBSECTION. */
 const SUBSECTION = 0x05;
 
-type State = Record<string, unknown>;
+export type State = Record<string, unknown>;
 
 /**
  * A field as the hot loops read it. Field declarations come in many object shapes (each builder spreads
  * its own options), which makes every `f.size` a megamorphic load; these records all have one shape.
  */
-interface CompiledField {
+export interface CompiledField {
   readonly f: Field;
   readonly name: string;
   readonly kind: Field['kind'];
@@ -53,6 +54,9 @@ interface CompiledVmsd {
   readonly postSave: ((s: State) => void) | null;
   readonly preLoad: ((s: State, c: LoadContext) => void) | null;
   readonly postLoad: ((s: State, c: LoadContext) => void) | null;
+  /** The field loops, written out for this description (see specialize.ts). */
+  readonly loadFields: FieldLoader;
+  readonly saveFields: FieldSaver;
 }
 
 const compiled = new WeakMap<AnyVmsd, CompiledVmsd>();
@@ -181,6 +185,8 @@ function compile(vmsd: AnyVmsd): CompiledVmsd {
     postSave: (vmsd.postSave as CompiledVmsd['postSave']) ?? null,
     preLoad: (vmsd.preLoad as CompiledVmsd['preLoad']) ?? null,
     postLoad: (vmsd.postLoad as CompiledVmsd['postLoad']) ?? null,
+    loadFields: specializeLoad(vmsd, fields, LOOP_HELPERS),
+    saveFields: specializeSave(vmsd, fields, LOOP_HELPERS),
   };
   compiled.set(vmsd, c);
   return c;
@@ -246,46 +252,10 @@ function saveBody(w: ByteWriter, vmsd: AnyVmsd, s: State, desc: QemuJsonWriter |
     desc.int('version', version);
     desc.startArray('fields');
   }
-  const fields = c.fields;
-  for (let k = 0; k < fields.length; k++) {
-    const cf = fields[k];
-    if (cf.gated && !included(cf, s, version)) continue;
-    if (cf.plainInt && !desc) {
-      putInt(w, cf, s[cf.name], vmsd);
-      continue;
-    }
-    const n = cf.count === null ? 1 : countOf(cf.count, s, vmsd, cf);
-    const value = s[cf.name];
-    const isArray = cf.count !== null;
-    if (isArray && !Array.isArray(value) && !(value instanceof Uint8Array && cf.kind === 'int')) {
-      throw new SaveError(`field ${cf.name} should hold an array of ${n} elements`, vmsd.name);
-    }
-    let describe = desc;
-    for (let i = 0; i < n; i++) {
-      const el = isArray ? (value as ArrayLike<unknown>)[i] : value;
-      const start = w.length;
-      if (describe) {
-        describe.startObject();
-        describe.str('name', cf.descName);
-        if (n > 1) {
-          if (cf.compressible) describe.int('array_len', n);
-          else describe.int('index', i);
-        }
-        describe.str('type', cf.f.type);
-        if (cf.kind === 'struct') describe.startObject('struct');
-      }
-      if (cf.nullable && (el === null || el === undefined)) {
-        w.putByte(NULLPTR_MARKER);
-      } else {
-        saveElement(w, cf, el, vmsd, describe, s);
-      }
-      if (describe) {
-        if (cf.kind === 'struct') describe.endObject();
-        describe.int('size', w.length - start);
-        describe.endObject();
-        if (cf.compressible) describe = undefined;
-      }
-    }
+  if (desc) {
+    for (const cf of c.fields) if (!cf.gated || included(cf, s, version)) saveField(w, cf, s, vmsd, desc);
+  } else {
+    c.saveFields(w, s, version);
   }
   if (desc) desc.endArray();
   let anySub = false;
@@ -304,6 +274,42 @@ function saveBody(w: ByteWriter, vmsd: AnyVmsd, s: State, desc: QemuJsonWriter |
   }
   if (desc && anySub) desc.endArray();
   if (c.postSave !== null) runHook(c.postSave, s, vmsd, 'post-save');
+}
+
+/** One field (all its elements), and with `desc` its entry in the description. */
+function saveField(w: ByteWriter, cf: CompiledField, s: State, vmsd: AnyVmsd, desc?: QemuJsonWriter): void {
+  const n = cf.count === null ? 1 : countOf(cf.count, s, vmsd, cf);
+  const value = s[cf.name];
+  const isArray = cf.count !== null;
+  if (isArray && !Array.isArray(value) && !(value instanceof Uint8Array && cf.kind === 'int')) {
+    throw new SaveError(`field ${cf.name} should hold an array of ${n} elements`, vmsd.name);
+  }
+  let describe = desc;
+  for (let i = 0; i < n; i++) {
+    const el = isArray ? (value as ArrayLike<unknown>)[i] : value;
+    const start = w.length;
+    if (describe) {
+      describe.startObject();
+      describe.str('name', cf.descName);
+      if (n > 1) {
+        if (cf.compressible) describe.int('array_len', n);
+        else describe.int('index', i);
+      }
+      describe.str('type', cf.f.type);
+      if (cf.kind === 'struct') describe.startObject('struct');
+    }
+    if (cf.nullable && (el === null || el === undefined)) {
+      w.putByte(NULLPTR_MARKER);
+    } else {
+      saveElement(w, cf, el, vmsd, describe, s);
+    }
+    if (describe) {
+      if (cf.kind === 'struct') describe.endObject();
+      describe.int('size', w.length - start);
+      describe.endObject();
+      if (cf.compressible) describe = undefined;
+    }
+  }
 }
 
 function saveElement(w: ByteWriter, cf: CompiledField, v: unknown, vmsd: AnyVmsd, desc: QemuJsonWriter | undefined, s: State): void {
@@ -375,44 +381,36 @@ export function loadState(r: ByteReader, vmsd: AnyVmsd, state: object, version: 
   }
   const c = compile(vmsd);
   if (c.preLoad !== null) loadHook(c.preLoad, s, { version, peer }, vmsd, 'pre-load');
-  const fields = c.fields;
-  let k = 0;
-  try {
-    for (; k < fields.length; k++) {
-      const cf = fields[k];
-      if (cf.gated && !included(cf, s, version)) continue;
-      if (cf.plainInt) {
-        s[cf.name] = r.getBeInt(cf.size as 1 | 2 | 4 | 8, cf.signed);
-      } else if (cf.count === null) {
-        const v = loadElement(r, cf, s[cf.name], s, vmsd, peer);
-        if (cf.kind !== 'unused') s[cf.name] = v;
-      } else {
-        const n = countOf(cf.count, s, vmsd, cf);
-        const prev = s[cf.name];
-        const old = Array.isArray(prev) ? prev : [];
-        const out = new Array<unknown>(n);
-        for (let i = 0; i < n; i++) {
-          const local = old[i];
-          if (cf.nullable && (local === null || local === undefined)) {
-            const offset = r.offset;
-            const m = r.getByte();
-            if (m !== NULLPTR_MARKER) {
-              throw new StreamFormatError(`element ${i} is null here, so the null marker 0x30 was expected, found 0x${m.toString(16)}`, { offset, path: '' });
-            }
-            out[i] = null;
-          } else {
-            out[i] = loadElement(r, cf, local, s, vmsd, peer);
-          }
-        }
-        if (cf.kind !== 'unused') s[cf.name] = out;
-      }
-    }
-  } catch (e) {
-    // One handler for the loop: the failing field is fields[k].
-    throw prefixStreamError(e, fields[k].name);
-  }
+  c.loadFields(r, s, version, peer);
   loadSubsections(r, vmsd, s, peer);
   if (c.postLoad !== null) loadHook(c.postLoad, s, { version, peer }, vmsd, 'post-load');
+}
+
+/** One field that is not a plain integer: a single element or an array. */
+function loadField(r: ByteReader, cf: CompiledField, s: State, vmsd: AnyVmsd, peer: LoadContext['peer']): void {
+  if (cf.count === null) {
+    const v = loadElement(r, cf, s[cf.name], s, vmsd, peer);
+    if (cf.kind !== 'unused') s[cf.name] = v;
+    return;
+  }
+  const n = countOf(cf.count, s, vmsd, cf);
+  const prev = s[cf.name];
+  const old = Array.isArray(prev) ? prev : [];
+  const out = new Array<unknown>(n);
+  for (let i = 0; i < n; i++) {
+    const local = old[i];
+    if (cf.nullable && (local === null || local === undefined)) {
+      const offset = r.offset;
+      const m = r.getByte();
+      if (m !== NULLPTR_MARKER) {
+        throw new StreamFormatError(`element ${i} is null here, so the null marker 0x30 was expected, found 0x${m.toString(16)}`, { offset, path: '' });
+      }
+      out[i] = null;
+    } else {
+      out[i] = loadElement(r, cf, local, s, vmsd, peer);
+    }
+  }
+  if (cf.kind !== 'unused') s[cf.name] = out;
 }
 
 function loadSubsections(r: ByteReader, vmsd: AnyVmsd, s: State, peer: LoadContext['peer']): void {
@@ -499,3 +497,12 @@ function loadHook(hook: (s: State, c: LoadContext) => void, s: State, ctx: LoadC
     throw new LoadError(`${what} hook failed: ${(e as Error).message}`, vmsd.name, {}, e);
   }
 }
+
+/** The general per-field code, for the loops specialize.ts writes out. */
+const LOOP_HELPERS: LoopHelpers = {
+  loadField,
+  saveField: (w, cf, s, vmsd) => saveField(w, cf, s, vmsd),
+  loadState,
+  saveState: (w, vmsd, state) => saveState(w, vmsd, state),
+  prefix: prefixStreamError,
+};

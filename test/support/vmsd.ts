@@ -1,12 +1,20 @@
 // Helpers for interpreter tests: save a state to bytes plus its VMDESCRIPTION text, load bytes back.
+import assert from 'node:assert/strict';
 import { ByteReader, ByteWriter, loadState, QemuJsonWriter, saveState, type AnyVmsd, type LoadContext } from '../../src/index.js';
 
+/**
+ * Saves twice: with the description (the interpreter's loop, which writes it) and without (the loop written
+ * out for the description); both must give the same bytes.
+ */
 export function save(vmsd: AnyVmsd, state: object, version?: number): { bytes: number[]; desc: string } {
   const w = new ByteWriter(16);
   const desc = new QemuJsonWriter();
   desc.startObject();
   saveState(w, vmsd, state, desc, version);
   desc.endObject();
+  const bare = new ByteWriter(16);
+  saveState(bare, vmsd, state, undefined, version);
+  assert.deepEqual([...bare.peek()], [...w.peek()], 'the same bytes with and without the description');
   return { bytes: [...w.peek()], desc: desc.toString() };
 }
 
