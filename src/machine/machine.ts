@@ -61,7 +61,7 @@ export class Machine implements DriverHost {
   /** The run state the next save records (QEMU's globalstate). */
   readonly globalState: GlobalState = newGlobalState('running');
   private readonly sectionOf = new Map<PciFunction, string>();
-  private touchedFor: LoadContext | null = null;
+  private touchedFor: LoadContext['peer'] | null = null;
   private touched = new Set<PciFunction>();
 
   constructor(
@@ -137,9 +137,9 @@ export class Machine implements DriverHost {
    * the load-order guard sees a bridge that has not been loaded yet.
    */
   private touchBridges(dev: PciFunction, load: LoadContext): void {
-    // Once per bridge per post-load: a unit rebuilding for a thousand devices reads each bridge once.
-    if (this.touchedFor !== load) {
-      this.touchedFor = load;
+    // Once per bridge per load (one `peer` per load): several units rebuilding read each bridge once.
+    if (this.touchedFor !== load.peer) {
+      this.touchedFor = load.peer;
       this.touched = new Set();
     }
     const seen = this.touched;
