@@ -8,7 +8,7 @@
 import type { ByteReader } from '../stream/index.js';
 import { decodeStruct, readInt, readStruct, type StructSink } from './decode-device.js';
 import { structPlan, type FieldGroup, type PlannedField, type StructPlan } from './field-plan.js';
-import { forEachNonZeroRun } from './non-zero-runs.js';
+import { forEachNonZeroRun } from '../stream/index.js';
 import type { PyJsonWriter } from './py-json-writer.js';
 import { renderStruct } from './render-state.js';
 import { putHex, writeHexBytes, writeInt, writeIntText } from './script-format.js';

@@ -4,7 +4,7 @@
  * is negative; a buffer as lowercase hex pairs separated by spaces. These write into a PyJsonWriter, so the
  * JSON path puts them straight into its output and the value tree gets its strings from the same code.
  */
-import { forEachNonZeroRun } from './non-zero-runs.js';
+import { forEachNonZeroRun } from '../stream/index.js';
 import { HEX_DIGITS, PyJsonWriter } from './py-json-writer.js';
 
 /** Puts the `digits` low hex digits of `v` (up to 32 bits, unsigned) at b[p]; returns the position after them. */

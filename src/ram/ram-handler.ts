@@ -10,7 +10,7 @@
  */
 import { LoadError } from '../errors.js';
 import type { IterativeHandler, SectionBodyDecoder } from '../savevm/index.js';
-import type { ByteWriter } from '../stream/index.js';
+import { forEachNonZeroRun, type ByteWriter } from '../stream/index.js';
 import { RamDecoder, RamEncoder, type RamLayout } from './records.js';
 
 /** A named RAM block (QEMU's RAMBlock idstr and its used length). */
@@ -144,16 +144,20 @@ export class RamHandler implements IterativeHandler {
   syncDirty(measure = true): void {
     let dirtied = 0;
     this.blocks.forEach((b, i) => {
-      if (!b.dirty) return;
+      const dirty = b.dirty;
+      if (!dirty) return;
       const bits = this.toSend[i];
-      for (let k = 0; k < bits.length; k++) {
-        const d = b.dirty[k];
-        if (d === 0) continue;
-        dirtied += popcount8(d);
-        this.pending += popcount8(d & ~bits[k]);
-        bits[k] |= d;
-        b.dirty[k] = 0;
-      }
+      // After the first pass the bitmap is nearly all zeros: only its non-zero runs are visited.
+      forEachNonZeroRun(dirty, 0, dirty.length, (from, to) => {
+        for (let k = from; k < to; k++) {
+          const d = dirty[k];
+          if (d === 0) continue;
+          dirtied += popcount8(d);
+          this.pending += popcount8(d & ~bits[k]);
+          bits[k] |= d;
+          dirty[k] = 0;
+        }
+      });
     });
     const now = performance.now();
     if (measure && now > this.lastSync) this.stats.dirtyPagesRate = Math.round((dirtied * 1000) / (now - this.lastSync));
@@ -171,19 +175,18 @@ export class RamHandler implements IterativeHandler {
     while (this.blockIndex < this.blocks.length && sent < max && this.pending > 0) {
       const b = this.blocks[this.blockIndex];
       const bits = this.toSend[this.blockIndex];
+      const words = this.words[this.blockIndex];
       const pages = b.data.length / ps;
       let p = this.page;
-      while (p < pages && sent < max) {
-        if (bits[p >> 3] === 0) {
-          p = (p | 7) + 1; // a whole byte of clean pages
-          continue;
-        }
-        if (bits[p >> 3] & (1 << (p & 7))) {
+      // Only the bitmap's non-zero runs are visited: after the first pass it is nearly all zeros.
+      forEachNonZeroRun(bits, p >> 3, bits.length, (from, to) => {
+        for (p = Math.max(p, from * 8); p < to * 8 && p < pages; p++) {
+          if (sent >= max) return false;
+          if ((bits[p >> 3] & (1 << (p & 7))) === 0) continue;
           bits[p >> 3] &= ~(1 << (p & 7));
           this.pending--;
           const offset = p * ps;
           const named = this.lastBlock !== b.name;
-          const words = this.words[this.blockIndex];
           const zero = words ? zeroWords(words, offset >> 2, ps >> 2) : isZeroPage(b.data.subarray(offset, offset + ps));
           if (zero) {
             enc.zeroPage(b.name, offset, 0, named);
@@ -195,13 +198,14 @@ export class RamHandler implements IterativeHandler {
           this.lastBlock = b.name;
           sent++;
         }
-        p++;
+        return true;
+      });
+      if (sent >= max && p < pages) {
+        this.page = p;
+        return;
       }
-      this.page = p;
-      if (p >= pages) {
-        this.blockIndex++;
-        this.page = 0;
-      }
+      this.blockIndex++;
+      this.page = 0;
     }
   }
 

@@ -3,3 +3,4 @@ export { ByteReader } from './reader.js';
 export { ByteWriter } from './writer.js';
 export { ChunkedSource, pullFromIterable } from './chunked-source.js';
 export type { PullSource, ChunkedSourceOptions } from './chunked-source.js';
+export { forEachNonZeroRun } from './non-zero-runs.js';

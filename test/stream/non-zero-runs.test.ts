@@ -1,9 +1,9 @@
 // The zero scan: every byte that is not zero lies in exactly one reported range, ranges come in order
 // inside the bounds, for short and long ranges, odd lengths, and bytes that look like a BOM or a lone
-// surrogate in UTF-16.
+// surrogate in UTF-16. The scan stops when told to.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { forEachNonZeroRun } from '../../src/analyze/non-zero-runs.js';
+import { forEachNonZeroRun } from '../../src/stream/non-zero-runs.js';
 import { seededRandom } from '../support/random.js';
 
 function check(bytes: Uint8Array, start: number, end: number, what: string): number {
@@ -43,4 +43,23 @@ test('bytes that UTF-16 would take for a BOM, surrogates or a trailing odd byte 
   }
   // All zero: no range at all.
   assert.equal(check(new Uint8Array(1000), 0, 1000, 'zeros'), 0);
+});
+
+test('the scan stops when the visitor returns false, also across windows of a long range', () => {
+  const bytes = new Uint8Array(300_000);
+  for (const at of [5, 1000, 70_000, 200_000]) bytes[at] = 1;
+  for (const [start, end] of [[0, 300], [0, bytes.length]]) {
+    const seen: number[] = [];
+    forEachNonZeroRun(bytes, start, end, (from, to) => {
+      for (let i = from; i < to; i++) if (bytes[i] !== 0) seen.push(i);
+      return seen.length < 2;
+    });
+    assert.deepEqual(seen, end === 300 ? [5] : [5, 1000]);
+  }
+  // Without stopping, every window is visited.
+  const all: number[] = [];
+  forEachNonZeroRun(bytes, 0, bytes.length, (from, to) => {
+    for (let i = from; i < to; i++) if (bytes[i] !== 0) all.push(i);
+  });
+  assert.deepEqual(all, [5, 1000, 70_000, 200_000]);
 });
