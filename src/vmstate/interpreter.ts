@@ -284,6 +284,12 @@ function saveField(w: ByteWriter, cf: CompiledField, s: State, vmsd: AnyVmsd, de
   if (isArray && !Array.isArray(value) && !(value instanceof Uint8Array && cf.kind === 'int')) {
     throw new SaveError(`field ${cf.name} should hold an array of ${n} elements`, vmsd.name);
   }
+  if (!desc && isArray && cf.kind === 'int' && cf.size === 1 && !cf.nullable) {
+    // A byte register file (VT-d's csr, 560 bytes): one native copy, not a call per element.
+    w.putBuffer(value instanceof Uint8Array ? value.subarray(0, n) : Uint8Array.from((value as number[]).slice(0, n)));
+    if (value instanceof Uint8Array && value.length < n) w.putFill(0, n - value.length);
+    return;
+  }
   let describe = desc;
   for (let i = 0; i < n; i++) {
     const el = isArray ? (value as ArrayLike<unknown>)[i] : value;
@@ -394,6 +400,12 @@ function loadField(r: ByteReader, cf: CompiledField, s: State, vmsd: AnyVmsd, pe
     return;
   }
   const n = countOf(cf.count, s, vmsd, cf);
+  if (cf.kind === 'int' && cf.size === 1 && cf.check === null && !cf.nullable) {
+    // A byte register file: one native copy into numbers, not a call per element.
+    const bytes = r.getBuffer(n);
+    s[cf.name] = Array.from(cf.signed ? new Int8Array(bytes.buffer, bytes.byteOffset, n) : bytes);
+    return;
+  }
   const prev = s[cf.name];
   const old = Array.isArray(prev) ? prev : [];
   const out = new Array<unknown>(n);

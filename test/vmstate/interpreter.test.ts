@@ -129,6 +129,23 @@ test('arrays: array_len for compressible elements, index otherwise, count from a
   assert.deepEqual(load(arrays, bytes, 1), state);
 });
 
+const byteFiles = defineVmsd({ name: 'bytes', version: 1, fields: [u8Array('csr', 4), array(i8('deltas'), 3), u8('n'), varray(u8('dyn'), 'n')] });
+
+test('byte arrays (register files) as numbers, signed and unsigned, or held in a Uint8Array', () => {
+  const state = { csr: [0x10, 0, 0xff, 7], deltas: [-1, 0, 127], n: 0, dyn: [] };
+  const { bytes } = save(byteFiles, state);
+  assert.deepEqual(bytes, [
+    0x10, 0, 0xff, 7, //                      csr[4]
+    0xff, 0, 0x7f, //                         deltas[3]: int8 -1, 0, 127
+    0, //                                     n (dyn has none)
+  ]);
+  assert.deepEqual(load(byteFiles, bytes, 1), state);
+  // A Uint8Array holding fewer bytes than the count is padded with zeros, as element by element.
+  assert.deepEqual(save(byteFiles, { ...state, csr: new Uint8Array([1, 2]) }).bytes.slice(0, 4), [1, 2, 0, 0]);
+  const withDyn = load(byteFiles, [1, 2, 3, 4, 0x80, 0x81, 0xfe, 2, 9, 8], 1);
+  assert.deepEqual(withDyn, { csr: [1, 2, 3, 4], deltas: [-128, -127, -2], n: 2, dyn: [9, 8] });
+});
+
 const versioned = defineVmsd({
   name: 'dev',
   version: 3,
