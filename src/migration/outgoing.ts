@@ -124,8 +124,11 @@ export class OutgoingMigration {
       if (!this.state.transition('active', 'device')) throw new Cancelled();
       saver.complete();
       await this.flush(true);
+      // Downtime and total-time end with the last byte handed to the OS, as QEMU's do
+      // (migration_calculate_complete); closing the connection comes after.
+      const flushedAt = performance.now();
       await this.transport.end();
-      this.endedAt = performance.now();
+      this.endedAt = flushedAt;
       if (!this.state.transition('device', 'completed')) throw new Cancelled();
       return 'completed';
     } catch (e) {
