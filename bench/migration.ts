@@ -16,7 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { QmpClient } from '../src/qmp/index.js';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-const cli = path.join(repo, 'dist', 'src', 'cli', 'main.js');
+const cli = path.join(repo, 'dist', 'src', 'cli', 'vmstate.cjs');
 const cache = path.join(os.tmpdir(), 'vmstate-bench');
 const RANDOM_BYTES = 900 << 20;
 const DOWNTIME_LIMIT = 300;

@@ -74,7 +74,7 @@ function fail(message: string): never {
 const here = path.dirname(fileURLToPath(import.meta.url));
 /** The repository root: this file runs as dist/bench/run.js. */
 const repo = path.resolve(here, '..', '..');
-const cli = path.join(repo, 'dist', 'src', 'cli', 'main.js');
+const cli = path.join(repo, 'dist', 'src', 'cli', 'vmstate.cjs');
 const fixturesDir = path.join(repo, 'test', 'fixtures');
 const cacheDir = path.join(os.tmpdir(), 'vmstate-bench');
 /** The developers' shared tool beside the repository (see ../shared/tools). */
@@ -228,10 +228,6 @@ async function timeInProcess(file: string, warmup: number, runs: number, how: In
 }
 
 /** True if the CLI entry point is the esbuild bundle `npm run build` makes, not tsc's module graph. */
-function cliIsBundled(): boolean {
-  return !/from ['"]\.\/commands\.js['"]/.test(fs.readFileSync(cli, 'utf8'));
-}
-
 // ---------------------------------------------------------------------------------------------------
 // Printing
 
@@ -478,7 +474,7 @@ async function main(): Promise<void> {
   say(`  ${os.cpus().length} x ${os.cpus()[0]?.model ?? '?'}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, ${os.platform()} ${os.release()}`);
   say(`  script: ${python} ${script}`);
   say(`  runs: ${opts.runs} per whole-process figure (median), ${opts.inRuns} in-process after 2 warm-ups${opts.quick ? ' (--quick)' : ''}`);
-  say(`  CLI: ${cliIsBundled() ? 'the esbuild bundle (npm run build)' : 'NOT bundled: tsc output only; run npm run build for the shipped CLI'}`);
+  say(`  CLI: dist/src/cli/vmstate.cjs (the bundle npm run build makes${fs.existsSync(`${path.dirname(cli)}/main.cjs.v8-cache`) ? ', with its code cache' : ', NO code cache'})`);
   say();
 
   // --- start-up
@@ -493,7 +489,7 @@ async function main(): Promise<void> {
       ['command', 'median', 'min'],
       [
         ['node -e 0', fmtMs(nodeStart.ms), fmtMs(Math.min(...nodeStart.all))],
-        ['node dist/src/cli/main.js help (loads the CLI)', fmtMs(cliStart.ms), fmtMs(Math.min(...cliStart.all))],
+        ['node dist/src/cli/vmstate.cjs help (loads the CLI)', fmtMs(cliStart.ms), fmtMs(Math.min(...cliStart.all))],
         [`${python} -c pass`, fmtMs(pyStart.ms), fmtMs(Math.min(...pyStart.all))],
         [`${python} -c "import <the script's imports>"`, fmtMs(pyImports.ms), fmtMs(Math.min(...pyImports.all))],
         ['python3 -c pass (via PATH: not used, for information)', fmtMs(pathPyStart.ms), fmtMs(Math.min(...pathPyStart.all))],
@@ -555,7 +551,7 @@ async function main(): Promise<void> {
     if (!r.py.ok) say(`  note: the script fails on ${r.name}: ${r.py.error}`);
     if (!r.cli.ok) say(`  note: vmstate fails on ${r.name}: ${r.cli.error}`);
   }
-  say(`  vmstate / script: median whole-process wall time of \`node dist/src/cli/main.js analyze F\` / \`${python} analyze-migration.py -f F\`.`);
+  say(`  vmstate / script: median whole-process wall time of \`node dist/src/cli/vmstate.cjs analyze F\` / \`${python} analyze-migration.py -f F\`.`);
   say(`  in-process: what the CLI runs (openStreamFile+requireVmdesc+analyzeStreamJson+bytes to string), median after warm-up.`);
   say(`  tree: the same through the public value tree (analyzeStream+formatAnalysis), for information.`);
   say(`  script-py0: the script's time minus \`${python} -c pass\` (${fmtMs(pyBase)}).`);

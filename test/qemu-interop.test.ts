@@ -125,9 +125,9 @@ function prerequisites(t: Skippable): { binary: string } | null {
   return { binary };
 }
 
-/** Runs our CLI (`node dist/src/cli/main.js ARGS...`). */
+/** Runs our CLI (`node dist/src/cli/vmstate.cjs ARGS...`). */
 function runCli(args: readonly string[]): RunResult {
-  if (!existsSync(cliPath)) assert.fail(`${cliPath} does not exist; build first (npx tsc -p tsconfig.json)`);
+  if (!existsSync(cliPath)) assert.fail(`${cliPath} does not exist; build first (npm run build)`);
   const result = spawnSync(process.execPath, [cliPath, ...args], {
     encoding: 'utf8',
     maxBuffer: 512 * 1024 * 1024,

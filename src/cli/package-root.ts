@@ -8,7 +8,8 @@ let root: string | undefined;
 /** The folder holding vmstate's package.json. */
 export function packageRoot(): string {
   if (root) return root;
-  let dir = path.dirname(fileURLToPath(import.meta.url));
+  // __filename exists where this runs bundled as CommonJS (dist/src/cli/main.cjs); as an ES module it does not.
+  let dir = path.dirname(typeof __filename === 'string' ? __filename : fileURLToPath(import.meta.url));
   for (;;) {
     const pkg = path.join(dir, 'package.json');
     if (fs.existsSync(pkg) && (JSON.parse(fs.readFileSync(pkg, 'utf8')) as { name?: string }).name === 'vmstate') return (root = dir);
@@ -18,7 +19,7 @@ export function packageRoot(): string {
   }
 }
 
-/** The CLI's entry point, for commands that start more vmstate processes. */
+/** The CLI's entry point (the bundle `npm run build` makes), for commands that start more vmstate processes. */
 export function cliEntry(): string {
-  return path.join(packageRoot(), 'dist', 'src', 'cli', 'main.js');
+  return path.join(packageRoot(), 'dist', 'src', 'cli', 'vmstate.cjs');
 }

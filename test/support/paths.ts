@@ -7,6 +7,6 @@ export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)
 /** Committed streams captured from real QEMU, with golden JSON. */
 export const fixturesDir = path.join(repoRoot, 'test', 'fixtures');
 /** The compiled CLI entry point. */
-export const cliPath = path.join(repoRoot, 'dist', 'src', 'cli', 'main.js');
+export const cliPath = path.join(repoRoot, 'dist', 'src', 'cli', 'vmstate.cjs');
 /** The developers' shared folder beside the repo (absent for users; tests that need it say so). */
 export const sharedDir = path.resolve(repoRoot, '..', 'shared');
