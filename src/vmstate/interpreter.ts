@@ -285,9 +285,15 @@ function saveField(w: ByteWriter, cf: CompiledField, s: State, vmsd: AnyVmsd, de
     throw new SaveError(`field ${cf.name} should hold an array of ${n} elements`, vmsd.name);
   }
   if (!desc && isArray && cf.kind === 'int' && cf.size === 1 && !cf.nullable) {
-    // A byte register file (VT-d's csr, 560 bytes): one native copy, not a call per element.
-    w.putBuffer(value instanceof Uint8Array ? value.subarray(0, n) : Uint8Array.from((value as number[]).slice(0, n)));
-    if (value instanceof Uint8Array && value.length < n) w.putFill(0, n - value.length);
+    // A byte register file (VT-d's csr, 560 bytes): one native copy, not a call per element. Elements
+    // past the end of a short value are written as zeros, as element by element.
+    if (value instanceof Uint8Array && value.length >= n) {
+      w.putBuffer(value.subarray(0, n));
+    } else {
+      const bytes = new Uint8Array(n);
+      bytes.set((value as ArrayLike<number>).length > n ? (value as number[]).slice(0, n) : (value as ArrayLike<number>));
+      w.putBuffer(bytes);
+    }
     return;
   }
   let describe = desc;
@@ -401,9 +407,12 @@ function loadField(r: ByteReader, cf: CompiledField, s: State, vmsd: AnyVmsd, pe
   }
   const n = countOf(cf.count, s, vmsd, cf);
   if (cf.kind === 'int' && cf.size === 1 && cf.check === null && !cf.nullable) {
-    // A byte register file: one native copy into numbers, not a call per element.
+    // A byte register file: one loop over the bytes, not a call per element.
     const bytes = r.getBuffer(n);
-    s[cf.name] = Array.from(cf.signed ? new Int8Array(bytes.buffer, bytes.byteOffset, n) : bytes);
+    const out = new Array<number>(n);
+    if (cf.signed) for (let i = 0; i < n; i++) out[i] = (bytes[i] << 24) >> 24;
+    else for (let i = 0; i < n; i++) out[i] = bytes[i];
+    s[cf.name] = out;
     return;
   }
   const prev = s[cf.name];
