@@ -5,31 +5,35 @@
  */
 import { runCommand } from './commands.js';
 import { VmstateError, UsageError } from '../errors.js';
+import { writeAll } from './write-fd.js';
+
+/** stdout closed early (`vmstate analyze f | head`) is not a failure worth a trace. */
+function stdout(s: string | Uint8Array): void {
+  try {
+    writeAll(1, s);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EPIPE') process.exit(0);
+    throw e;
+  }
+}
+
+const stderr = (s: string) => writeAll(2, s);
 
 async function main(argv: string[]): Promise<number> {
   try {
-    return await runCommand(argv, { stdout: (s) => process.stdout.write(s), stderr: (s) => process.stderr.write(s) });
+    return await runCommand(argv, { stdout, stderr });
   } catch (e) {
     if (e instanceof VmstateError) {
-      process.stderr.write(`vmstate: ${e.message}\n`);
+      stderr(`vmstate: ${e.message}\n`);
       return e instanceof UsageError ? 2 : 1;
     }
     const err = e as NodeJS.ErrnoException;
-    process.stderr.write(`vmstate: internal error: ${err?.message ?? String(e)}\n`);
-    if (process.env.VMSTATE_DEBUG) process.stderr.write(`${err?.stack ?? ''}\n`);
+    stderr(`vmstate: internal error: ${err?.message ?? String(e)}\n`);
+    if (process.env.VMSTATE_DEBUG) stderr(`${err?.stack ?? ''}\n`);
     return 1;
   }
 }
 
-// EPIPE when stdout is closed early (`vmstate analyze f | head`) is not a failure worth a trace.
-process.stdout.on('error', (e: NodeJS.ErrnoException) => {
-  if (e.code === 'EPIPE') process.exit(0);
-});
-
-main(process.argv.slice(2)).then((code) => {
-  process.exitCode = code;
-  // A one-shot command is done once its output is written: leave without waiting for the heap's teardown.
-  // Long-running commands (vm, demo) only get here when they are finished too.
-  if (process.stdout.writableLength === 0) process.exit(code);
-  else process.stdout.once('drain', () => process.exit(code));
-});
+// Output is written synchronously, so a finished command can leave at once, without waiting for the
+// heap's teardown. Long-running commands (vm, demo) only get here when they are finished too.
+main(process.argv.slice(2)).then((code) => process.exit(code));
