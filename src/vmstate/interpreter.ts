@@ -128,7 +128,7 @@ function shapeFields(vmsd: AnyVmsd): readonly ShapeField[] {
       .filter(
         ({ cf }) =>
           cf.exists !== null ||
-          typeof cf.count === 'object' && cf.count !== null ||
+          (typeof cf.count === 'object' && cf.count !== null) ||
           (cf.kind === 'buffer' && cf.size < 0) ||
           cf.nullable ||
           (cf.sub !== null && !isShapeStatic(cf.sub)),
@@ -525,5 +525,6 @@ const LOOP_HELPERS: LoopHelpers = {
   saveField: (w, cf, s, vmsd) => saveField(w, cf, s, vmsd),
   loadState,
   saveState: (w, vmsd, state) => saveState(w, vmsd, state),
+  included,
   prefix: prefixStreamError,
 };

@@ -23,6 +23,8 @@ export interface LoopHelpers {
   saveField(w: ByteWriter, cf: CompiledField, s: State, vmsd: AnyVmsd): void;
   loadState(r: ByteReader, vmsd: AnyVmsd, state: object, version: number, peer: LoadContext['peer']): void;
   saveState(w: ByteWriter, vmsd: AnyVmsd, state: object): void;
+  /** Whether the field is sent at this version, for this state (its version gate or exists predicate). */
+  included(cf: CompiledField, s: State, version: number): boolean;
   /** Adds the field name to a stream error's path. */
   prefix(e: unknown, name: string): unknown;
 }
@@ -76,13 +78,13 @@ function bindings(fields: readonly CompiledField[]): string {
 }
 
 /** The field loop without code generation: the same steps, field by field. */
-export function plainLoad(vmsd: AnyVmsd, fields: readonly CompiledField[], helpers: LoopHelpers): FieldLoader {
+function plainLoad(vmsd: AnyVmsd, fields: readonly CompiledField[], helpers: LoopHelpers): FieldLoader {
   return (r, s, version, peer) => {
     let k = 0;
     try {
       for (; k < fields.length; k++) {
         const cf = fields[k];
-        if (cf.exists !== null ? !cf.exists(s, version) : cf.version > version) continue;
+        if (!helpers.included(cf, s, version)) continue;
         if (cf.plainInt) s[cf.name] = r.getBeInt(cf.size as 1 | 2 | 4 | 8, cf.signed);
         else helpers.loadField(r, cf, s, vmsd, peer);
       }
@@ -93,12 +95,9 @@ export function plainLoad(vmsd: AnyVmsd, fields: readonly CompiledField[], helpe
 }
 
 /** The save loop without code generation. */
-export function plainSave(vmsd: AnyVmsd, fields: readonly CompiledField[], helpers: LoopHelpers): FieldSaver {
+function plainSave(vmsd: AnyVmsd, fields: readonly CompiledField[], helpers: LoopHelpers): FieldSaver {
   return (w, s, version) => {
-    for (const cf of fields) {
-      if (cf.exists !== null ? !cf.exists(s, version) : cf.version > version) continue;
-      helpers.saveField(w, cf, s, vmsd);
-    }
+    for (const cf of fields) if (helpers.included(cf, s, version)) helpers.saveField(w, cf, s, vmsd);
   };
 }
 
