@@ -44,6 +44,10 @@ const FLUSH_AT = 1 << 20;
  * The phases of saving, over one ByteWriter: a snapshot runs them back to back, a live migration runs
  * setup, then iterations while the guest runs, then completion with the guest stopped.
  */
+/** Device saves a warm-up aims at, and the most rounds it takes to get there (see StreamSaver.warmUp). */
+const WARM_UP_SAVES = 400;
+const WARM_UP_MAX_ROUNDS = 20;
+
 export class StreamSaver {
   readonly plan: SavePlan;
   private readonly footers: boolean;
@@ -87,16 +91,21 @@ export class StreamSaver {
   /**
    * Saves every device into a scratch buffer and throws it away: done while the guest still runs, it
    * compiles the hot paths and fills the description cache, so the switch-over that follows is short.
+   * V8 compiles a function well only after it has run a while, so a machine with few devices is saved
+   * several times over (about WARM_UP_SAVES device saves in all, at most WARM_UP_MAX_ROUNDS rounds).
    */
   warmUp(): void {
     const scratch = new ByteWriter(1 << 20);
-    const desc = new QemuJsonWriter();
-    for (const [e, vmsd] of this.devicesToSave()) {
-      if (vmsd.preSave || vmsd.postSave) continue; // a hook may have effects: only the real save runs it
-      desc.startObject();
-      saveState(scratch, vmsd, e.state as object, desc);
-      desc.endObject();
-      scratch.reset();
+    const devices = [...this.devicesToSave()].filter(([, vmsd]) => !vmsd.preSave && !vmsd.postSave); // a hook may have effects: only the real save runs it
+    const rounds = Math.min(WARM_UP_MAX_ROUNDS, Math.ceil(WARM_UP_SAVES / Math.max(1, devices.length)));
+    for (let round = 0; round < rounds; round++) {
+      const desc = new QemuJsonWriter();
+      for (const [e, vmsd] of devices) {
+        desc.startObject();
+        saveState(scratch, vmsd, e.state as object, desc);
+        desc.endObject();
+        scratch.reset();
+      }
     }
   }
 
