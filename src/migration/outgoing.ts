@@ -154,6 +154,7 @@ export class OutgoingMigration {
   /** Sends what the writer holds, throttled to max-bandwidth; `unthrottled` for the switch-over. */
   private async flush(unthrottled = false): Promise<void> {
     if (this.w.length === 0) return;
+    // A copy of its own: the writer is reused at once, and the transport keeps the chunk until it is sent.
     const chunk = this.w.peek().slice();
     this.w.reset();
     await this.transport.write(chunk);

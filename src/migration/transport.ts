@@ -41,7 +41,10 @@ export function parseMigrationUri(uri: string): MigrationUri {
 
 /** Where an outgoing stream goes. */
 export interface ByteTransport {
-  /** Resolves when the chunk is handed to the OS (waiting for drain when the peer is slow). */
+  /**
+   * Resolves when the chunk is handed to the OS (waiting for drain when the peer is slow). The chunk is
+   * sent as it is, not copied: the caller must not change it afterwards.
+   */
   write(chunk: Uint8Array): Promise<void>;
   /** Finishes the stream and resolves when everything was flushed. */
   end(): Promise<void>;
@@ -74,7 +77,7 @@ function fromWritable(stream: NodeJS.WritableStream & { destroy(): void; writabl
         };
         stream.once('error', onError);
         stream.once('close', onClose);
-        const ok = stream.write(Buffer.from(chunk), (e?: Error | null) => {
+        const ok = stream.write(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength), (e?: Error | null) => {
           if (e) {
             fail(e);
             onError(e);
