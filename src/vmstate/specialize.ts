@@ -111,6 +111,7 @@ const canGenerate = (() => {
   }
 })();
 
+/** The load loop for a description's fields: generated code, or the plain loop where that is not allowed. */
 export function specializeLoad(vmsd: AnyVmsd, fields: readonly CompiledField[], helpers: LoopHelpers): FieldLoader {
   if (!canGenerate) return plainLoad(vmsd, fields, helpers);
   // `k` names the field being read, for the error path.
@@ -128,6 +129,7 @@ ${body}
   return new Function('F', 'H', 'vmsd', source)(fields, helpers, vmsd) as FieldLoader;
 }
 
+/** The save loop for a description's fields (without its VMDESCRIPTION): generated, or the plain loop. */
 export function specializeSave(vmsd: AnyVmsd, fields: readonly CompiledField[], helpers: LoopHelpers): FieldSaver {
   if (!canGenerate) return plainSave(vmsd, fields, helpers);
   const body = fields.map((cf, k) => guarded(cf, k, saveCode(cf, k))).join('\n');
