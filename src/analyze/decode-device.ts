@@ -142,6 +142,27 @@ const treeSink: StructSink<StructValue> = {
   end() {},
 };
 
+/** Reads past everything, keeping nothing: for callers that need only where a body ends. */
+const skipSink: StructSink<null> = {
+  group() {},
+  // As readLeaf reads: a bool is one byte whatever its size says, every other leaf its size.
+  leaf: (_s, r, f) => r.skip(f.kind === 'bool' ? 1 : f.desc.size),
+  run(_s, r, f) {
+    if (f.kind === 'bool' || r.remaining < f.count * f.desc.size) return false;
+    r.skip(f.count * f.desc.size);
+    return true;
+  },
+  field: () => null,
+  groupEnd() {},
+  subsection: () => null,
+  end() {},
+};
+
+/** Reads past one struct body as decodeStruct would read it, with the same errors, building nothing. */
+export function skipStruct(r: ByteReader, desc: VmdescStruct): void {
+  readStruct(r, structPlan(desc), skipSink, null);
+}
+
 /** Decodes one struct body (fields, then subsections) into values. Buffers are copied. */
 export function decodeStruct(r: ByteReader, desc: VmdescStruct): StructValue {
   const root: StructValue = { fields: [], subsections: [] };
