@@ -22,11 +22,24 @@ try {
 } catch {
   cachedData = undefined; // no cache: compile as usual
 }
+let text: string;
+try {
+  text = fs.readFileSync(bundle, 'utf8');
+} catch (e) {
+  process.stderr.write(`vmstate: cannot read ${bundle} (${(e as NodeJS.ErrnoException).code ?? String(e)}): run npm run build\n`);
+  process.exit(1);
+}
 // The bundle is a CommonJS module: wrap it as Node's loader does, without its #! line.
-const source = fs.readFileSync(bundle, 'utf8').replace(/^#!.*/, '');
+const source = text.replace(/^#!.*/, '');
 const script = new vm.Script(Module.wrap(source), { filename: bundle, cachedData });
 if (process.env.VMSTATE_WRITE_CODE_CACHE === '1') {
-  process.once('exit', () => fs.writeFileSync(cacheFile, script.createCachedData()));
+  process.once('exit', () => {
+    try {
+      fs.writeFileSync(cacheFile, script.createCachedData());
+    } catch (e) {
+      process.stderr.write(`vmstate: no code cache written (${(e as Error).message})\n`);
+    }
+  });
 }
 const mod = { exports: {} };
 (script.runInThisContext() as (exports: object, req: NodeJS.Require, module: object, filename: string, dirname: string) => void)(
