@@ -145,10 +145,10 @@ const treeSink: StructSink<StructValue> = {
 /** Reads past everything, keeping nothing: for callers that need only where a body ends. */
 const skipSink: StructSink<null> = {
   group() {},
-  // As readLeaf reads: a bool is one byte whatever its size says, every other leaf its size.
-  leaf: (_s, r, f) => r.skip(f.kind === 'bool' ? 1 : f.desc.size),
+  // Every leaf reads exactly its size (a bool leaf is one of size 1).
+  leaf: (_s, r, f) => r.skip(f.desc.size),
   run(_s, r, f) {
-    if (f.kind === 'bool' || r.remaining < f.count * f.desc.size) return false;
+    if (r.remaining < f.count * f.desc.size) return false;
     r.skip(f.count * f.desc.size);
     return true;
   },
