@@ -40,8 +40,6 @@ export interface CompiledField {
   /** The name in the VMDESCRIPTION: `name[k]` when the name repeats in the description. */
   readonly descName: string;
   readonly compressible: boolean;
-  /** Sent only under a condition (exists predicate, or a version above 0). */
-  readonly gated: boolean;
   /** A single integer with no load check: the hot path of most descriptions, handled inline. */
   readonly plainInt: boolean;
 }
@@ -174,7 +172,6 @@ function compile(vmsd: AnyVmsd): CompiledVmsd {
       write: f.kind === 'custom' ? (f.write as (w: ByteWriter, v: unknown) => void) : null,
       descName: (counts.get(f.name) ?? 0) > 1 ? `${f.name}[${k}]` : f.name,
       compressible: canCompress(f),
-      gated: f.exists !== undefined || (f.version ?? 0) > 0,
       plainInt: f.kind === 'int' && f.count === undefined && f.check === undefined && !f.nullable,
     };
   });
@@ -253,7 +250,7 @@ function saveBody(w: ByteWriter, vmsd: AnyVmsd, s: State, desc: QemuJsonWriter |
     desc.startArray('fields');
   }
   if (desc) {
-    for (const cf of c.fields) if (!cf.gated || included(cf, s, version)) saveField(w, cf, s, vmsd, desc);
+    for (const cf of c.fields) if (included(cf, s, version)) saveField(w, cf, s, vmsd, desc);
   } else {
     c.saveFields(w, s, version);
   }
