@@ -63,8 +63,7 @@ class JsonSink implements StructSink<number> {
     w.byte(this.empty[depth] ? 0x7b : 0x2c);
     this.empty[depth] = false;
     w.newline(depth + 1);
-    w.string(name);
-    w.ascii(': ');
+    w.key(name);
   }
 
   /** An array element starts its own line in the list, after a comma unless it is the first. */

@@ -15,6 +15,8 @@ export class PyJsonWriter {
   /** The bytes; only the first `length` are written. It is replaced when it grows. */
   buf: Uint8Array;
   length = 0;
+  /** The bytes key() writes for each name seen so far. */
+  private readonly keys = new Map<string, Uint8Array>();
 
   constructor(initialSize = 1 << 16) {
     this.buf = new Uint8Array(Math.max(16, initialSize));
@@ -48,10 +50,29 @@ export class PyJsonWriter {
   newline(depth: number): void {
     const n = depth * 4;
     const b = this.reserve(n + 1);
-    let p = this.length;
-    b[p++] = 0x0a;
-    for (let i = 0; i < n; i++) b[p++] = 0x20;
-    this.length = p;
+    const p = this.length;
+    b[p] = 0x0a;
+    // One native fill: a byte loop runs interpreted in a CLI run, which is over before the JIT gets to it.
+    b.fill(0x20, p + 1, p + 1 + n);
+    this.length = p + 1 + n;
+  }
+
+  /**
+   * A dict key and its separator: the string literal of `name`, then ": ". A dump writes a few hundred
+   * distinct keys thousands of times, so each key's bytes are made once per writer and then copied.
+   */
+  key(name: string): void {
+    let k = this.keys.get(name);
+    if (k === undefined) {
+      const start = this.length;
+      this.string(name);
+      this.ascii(': ');
+      k = this.buf.slice(start, this.length);
+      this.keys.set(name, k);
+      return;
+    }
+    this.reserve(k.length).set(k, this.length);
+    this.length += k.length;
   }
 
   /** A JSON string literal with Python's ensure_ascii escaping (lowercase \uXXXX). */
@@ -116,8 +137,7 @@ export class PyJsonWriter {
         this.byte(first ? 0x7b : 0x2c);
         first = false;
         this.newline(depth + 1);
-        this.string(k);
-        this.ascii(': ');
+        this.key(k);
         this.value(item, depth + 1);
       }
       if (first) {
