@@ -1,5 +1,5 @@
 /** Streams in files: a bounded-memory source over a file, and the VMDESCRIPTION trailer found from its end. */
-import fs from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { IoError, StreamFormatError } from '../errors.js';
 import { findVmdescTrailer, MAX_VMDESC_BYTES, RecordType } from '../savevm/index.js';
 import { ChunkedSource } from '../stream/index.js';
@@ -25,8 +25,8 @@ export function openStreamFile(path: string): StreamFile {
   let fd: number;
   let size: number;
   try {
-    fd = fs.openSync(path, 'r');
-    size = fs.fstatSync(fd).size;
+    fd = openSync(path, 'r');
+    size = fstatSync(fd).size;
   } catch (e) {
     throw new IoError(`${path}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`, { path }, e);
   }
@@ -41,7 +41,7 @@ export function openStreamFile(path: string): StreamFile {
         {
           // Synchronous reads: a CLI reading one file gains nothing from the thread pool, and it is faster.
           async readInto(target) {
-            const n = fs.readSync(fd, target, 0, target.length, position);
+            const n = readSync(fd, target, 0, target.length, position);
             position += n;
             return n;
           },
@@ -53,7 +53,7 @@ export function openStreamFile(path: string): StreamFile {
     },
     close() {
       wholeFiles.delete(file);
-      fs.closeSync(fd);
+      closeSync(fd);
     },
   };
   return file;
@@ -68,13 +68,13 @@ export interface FoundVmdesc {
 
 /** Finds and parses the VMDESCRIPTION trailer at the end of a stream file; null if there is none. */
 export function readVmdescFromFile(file: StreamFile): FoundVmdesc | null {
-  const fd = fs.openSync(file.path, 'r');
+  const fd = openSync(file.path, 'r');
   try {
     // Look in growing tails: the trailer is usually well under 1 MiB.
     for (let tailSize = 1 << 20; ; tailSize *= 8) {
       const len = Math.min(file.size, tailSize);
       const tail = new Uint8Array(len);
-      const got = fs.readSync(fd, tail, 0, len, file.size - len);
+      const got = readSync(fd, tail, 0, len, file.size - len);
       if (got === file.size) wholeFiles.set(file, tail);
       const p = findTrailer(tail, file.size - len, file.size);
       if (p >= 0) {
@@ -84,7 +84,7 @@ export function readVmdescFromFile(file: StreamFile): FoundVmdesc | null {
       if (len === file.size || tailSize > MAX_VMDESC_BYTES) return null;
     }
   } finally {
-    fs.closeSync(fd);
+    closeSync(fd);
   }
 }
 

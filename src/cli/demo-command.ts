@@ -6,10 +6,11 @@
  * never migrated. It prints a summary and cleans up.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import fs from 'node:fs';
-import net from 'node:net';
-import os from 'node:os';
-import path from 'node:path';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Machine } from '../machine/index.js';
 import { QmpClient } from '../qmp/index.js';
 import { parseArgs, type Output } from './args.js';
@@ -27,9 +28,9 @@ interface Workload {
 }
 
 async function freePort(): Promise<number> {
-  const srv = net.createServer();
+  const srv = createServer();
   await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const port = (srv.address() as net.AddressInfo).port;
+  const port = (srv.address() as AddressInfo).port;
   await new Promise<void>((r) => srv.close(() => r()));
   return port;
 }
@@ -58,9 +59,9 @@ export async function demoCommand(argv: readonly string[], out: Output): Promise
   const args = parseArgs(argv, [], ['machine', 'max-bandwidth', 'downtime-limit', 'rate', 'warmup']);
   const machineArg = args.options.get('machine')?.at(-1) ?? 'q35-default';
   const description = resolveMachine(machineArg);
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vmstate-demo-'));
-  const srcQmp = `unix:${path.join(dir, 'source.qmp')}`;
-  const dstQmp = `unix:${path.join(dir, 'destination.qmp')}`;
+  const dir = mkdtempSync(join(tmpdir(), 'vmstate-demo-'));
+  const srcQmp = `unix:${join(dir, 'source.qmp')}`;
+  const dstQmp = `unix:${join(dir, 'destination.qmp')}`;
   const port = await freePort();
   const rate = args.options.get('rate')?.at(-1) ?? '50';
   const vms = [
@@ -125,7 +126,7 @@ export async function demoCommand(argv: readonly string[], out: Output): Promise
     for (const c of clients) await c.execute('quit').catch(() => undefined);
     for (const c of clients) await c.close().catch(() => undefined);
     for (const vm of vms) if (vm.child.exitCode === null) vm.child.kill();
-    fs.rmSync(dir, { recursive: true, force: true });
+    rmSync(dir, { recursive: true, force: true });
   }
 }
 

@@ -4,8 +4,8 @@
  * machine (buses not numbered, IOMMU caches empty, as a destination QEMU starts), runs more steps, and
  * compares every DMA result and the RAM hash with a machine that ran the same steps without interruption.
  */
-import fs from 'node:fs';
-import path from 'node:path';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { UsageError } from '../errors.js';
 import { loadMachineDescription, Machine, type DmaResult, type MachineDescription } from '../machine/index.js';
 import { ChunkedSource } from '../stream/index.js';
@@ -16,13 +16,13 @@ import { packageRoot } from './package-root.js';
 
 /** The machines shipped in the package's machines/ folder. */
 export function machinesDir(): string {
-  return path.join(packageRoot(), 'machines');
+  return join(packageRoot(), 'machines');
 }
 
 /** A description by path, or by the name of a shipped machine (`q35-default`). */
 export function resolveMachine(arg: string): MachineDescription {
-  if (!fs.existsSync(arg) && /^[a-z0-9-]+$/.test(arg) && fs.existsSync(path.join(machinesDir(), `${arg}.json`))) {
-    return loadMachineDescription(path.join(machinesDir(), `${arg}.json`));
+  if (!existsSync(arg) && /^[a-z0-9-]+$/.test(arg) && existsSync(join(machinesDir(), `${arg}.json`))) {
+    return loadMachineDescription(join(machinesDir(), `${arg}.json`));
   }
   return loadMachineDescription(arg);
 }

@@ -1,6 +1,6 @@
 /** Where the vmstate package is installed, found from this file whether it runs bundled or not. */
-import fs from 'node:fs';
-import path from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 let root: string | undefined;
@@ -9,11 +9,11 @@ let root: string | undefined;
 export function packageRoot(): string {
   if (root) return root;
   // __filename exists where this runs bundled as CommonJS (dist/src/cli/main.cjs); as an ES module it does not.
-  let dir = path.dirname(typeof __filename === 'string' ? __filename : fileURLToPath(import.meta.url));
+  let dir = dirname(typeof __filename === 'string' ? __filename : fileURLToPath(import.meta.url));
   for (;;) {
-    const pkg = path.join(dir, 'package.json');
-    if (fs.existsSync(pkg) && (JSON.parse(fs.readFileSync(pkg, 'utf8')) as { name?: string }).name === 'vmstate') return (root = dir);
-    const up = path.dirname(dir);
+    const pkg = join(dir, 'package.json');
+    if (existsSync(pkg) && (JSON.parse(readFileSync(pkg, 'utf8')) as { name?: string }).name === 'vmstate') return (root = dir);
+    const up = dirname(dir);
     if (up === dir) throw new Error('cannot find the vmstate package folder');
     dir = up;
   }
@@ -21,5 +21,5 @@ export function packageRoot(): string {
 
 /** The CLI's entry point (the bundle `npm run build` makes), for commands that start more vmstate processes. */
 export function cliEntry(): string {
-  return path.join(packageRoot(), 'dist', 'src', 'cli', 'vmstate.cjs');
+  return join(packageRoot(), 'dist', 'src', 'cli', 'vmstate.cjs');
 }

@@ -10,7 +10,7 @@
  * A SELECTOR matches entries by any of "idstr" (with "instance"), "vmsd", "priority", "tags" (all given
  * keys must match).
  */
-import fs from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { IoError, UsageError } from '../errors.js';
 import { planOrder, QEMU_PRIORITY_BY_VMSD, resolveDependencies, type Dependency, type EntryInfo } from '../savevm/index.js';
 import { MigPriority, priorityName } from '../vmstate/index.js';
@@ -82,7 +82,7 @@ export function planCommand(argv: readonly string[], out: Output): number {
   const path = args.positional[0];
   let text: string;
   try {
-    text = fs.readFileSync(path, 'utf8');
+    text = readFileSync(path, 'utf8');
   } catch (e) {
     throw new IoError(`${path}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`, { path }, e);
   }

@@ -1,6 +1,6 @@
 /** `--ram-dir`: writes each RAM block's pages into its own file, as they stream past. */
-import fs from 'node:fs';
-import path from 'node:path';
+import { closeSync, ftruncateSync, mkdirSync, openSync, writeSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { UsageError } from '../errors.js';
 import type { RamSink } from '../ram/index.js';
 
@@ -18,9 +18,9 @@ export function ramDirSink(dir: string, pageSize: number): RamSink & { close(): 
     blockList(_total, blocks) {
       for (const b of blocks) {
         const target = blockPath(dir, b.name);
-        fs.mkdirSync(path.dirname(target), { recursive: true });
-        const fd = fs.openSync(target, 'w');
-        fs.ftruncateSync(fd, b.usedLength);
+        mkdirSync(dirname(target), { recursive: true });
+        const fd = openSync(target, 'w');
+        ftruncateSync(fd, b.usedLength);
         files.set(b.name, { fd, length: b.usedLength });
       }
     },
@@ -28,13 +28,13 @@ export function ramDirSink(dir: string, pageSize: number): RamSink & { close(): 
       const fd = fileFor(block, offset);
       if (fill === 0) return; // the file is sparse and already zero there
       filled.fill(fill);
-      fs.writeSync(fd, filled, 0, pageSize, offset);
+      writeSync(fd, filled, 0, pageSize, offset);
     },
     page(block, offset, data) {
-      fs.writeSync(fileFor(block, offset), data, 0, data.length, offset);
+      writeSync(fileFor(block, offset), data, 0, data.length, offset);
     },
     close() {
-      for (const f of files.values()) fs.closeSync(f.fd);
+      for (const f of files.values()) closeSync(f.fd);
       files.clear();
     },
   };
@@ -46,5 +46,5 @@ export function blockPath(dir: string, name: string): string {
   if (parts.length === 0 || parts.some((p) => p === '.' || p === '..')) {
     throw new UsageError(`RAM block name "${name}" cannot be used as a file name`);
   }
-  return path.join(dir, ...parts);
+  return join(dir, ...parts);
 }

@@ -1,5 +1,5 @@
 /** The stream commands: analyze, sections, rewrite. Loaded on demand, like every command. */
-import fs from 'node:fs';
+import { readFileSync } from 'node:fs';
 import {
   analyzeStreamJson,
   formatSectionTable,
@@ -37,7 +37,7 @@ function chooseVmdesc(stream: StreamFile, args: ParsedArgs, required: boolean): 
   if (from === undefined) return required ? requireVmdesc(stream).vmdesc : (readVmdescFromFile(stream)?.vmdesc ?? null);
   let head: Buffer;
   try {
-    head = fs.readFileSync(from);
+    head = readFileSync(from);
   } catch (e) {
     throw new IoError(`${from}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`, { path: from }, e);
   }

@@ -1,5 +1,5 @@
 /** `vmstate vm MACHINE --qmp ADDRESS [--incoming URI|defer]`: runs one VM process until it is told to quit. */
-import fs from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { IoError, UsageError } from '../errors.js';
 import { startQmpServer } from '../qmp/index.js';
 import { resolveMachine } from './machine-commands.js';
@@ -42,7 +42,7 @@ function parseLoader(spec: string): { data: Uint8Array; addr: number } {
   if (at <= 0 || !/^(0x[0-9a-f]+|\d+)$/i.test(addrText)) throw new UsageError(`--loader ${spec}: expected FILE@ADDRESS, e.g. random.bin@0x4000000`);
   const file = spec.slice(0, at);
   try {
-    return { data: fs.readFileSync(file), addr: Number(addrText) };
+    return { data: readFileSync(file), addr: Number(addrText) };
   } catch (e) {
     throw new IoError(`--loader ${file}: ${(e as Error).message}`, { path: file }, e);
   }

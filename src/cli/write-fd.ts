@@ -3,7 +3,7 @@
  * process.stderr are streams whose first use loads Node's stream modules, about 3 ms of every run here;
  * a command that prints its output in one go needs none of that.
  */
-import fs from 'node:fs';
+import { writeSync } from 'node:fs';
 
 const pause = new Int32Array(new SharedArrayBuffer(4));
 
@@ -13,7 +13,7 @@ export function writeAll(fd: number, data: string | Uint8Array): void {
   let done = 0;
   while (done < bytes.length) {
     try {
-      done += fs.writeSync(fd, bytes, done, bytes.length - done);
+      done += writeSync(fd, bytes, done, bytes.length - done);
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EAGAIN') throw e;
       Atomics.wait(pause, 0, 0, 1);

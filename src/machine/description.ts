@@ -22,7 +22,7 @@
  * Buses are numbered 0..N-1 with N = 1 + bridges (see enumerateBuses), so the units' ranges can be
  * checked against the buses without building the tree.
  */
-import fs from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { IoError, UsageError } from '../errors.js';
 import { PCI_IDS, type PciKind } from './pci.js';
 
@@ -131,7 +131,7 @@ export function parseMachineDescription(text: string, source: string): MachineDe
 export function loadMachineDescription(path: string): MachineDescription {
   let text: string;
   try {
-    text = fs.readFileSync(path, 'utf8');
+    text = readFileSync(path, 'utf8');
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     throw new IoError(`${path}: ${code === 'ENOENT' ? 'no such file' : (e as Error).message}`, { path }, e);

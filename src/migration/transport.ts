@@ -4,8 +4,8 @@
  * ByteTransport with back-pressure; incoming ends give a PullSource.
  */
 import { spawn } from 'node:child_process';
-import fs from 'node:fs';
-import net from 'node:net';
+import { createReadStream, createWriteStream, rmSync } from 'node:fs';
+import { connect, createServer } from 'node:net';
 import { UsageError } from '../errors.js';
 import { pullFromIterable, type PullSource } from '../stream/index.js';
 
@@ -107,7 +107,7 @@ export async function connectOutgoing(uri: string): Promise<ByteTransport> {
   switch (u.kind) {
     case 'tcp':
     case 'unix': {
-      const sock = u.kind === 'tcp' ? net.connect(u.port, u.host) : net.connect(u.path);
+      const sock = u.kind === 'tcp' ? connect(u.port, u.host) : connect(u.path);
       await new Promise<void>((resolve, reject) => {
         sock.once('connect', resolve);
         sock.once('error', reject);
@@ -116,7 +116,7 @@ export async function connectOutgoing(uri: string): Promise<ByteTransport> {
       return fromWritable(sock, Promise.resolve());
     }
     case 'file': {
-      const out = fs.createWriteStream(u.path);
+      const out = createWriteStream(u.path);
       await new Promise<void>((resolve, reject) => {
         out.once('open', () => resolve());
         out.once('error', reject);
@@ -151,7 +151,7 @@ export async function listenIncoming(uri: string): Promise<IncomingEndpoint> {
       uri,
       async accept() {
         if (u.kind === 'file') {
-          const stream = fs.createReadStream(u.path, { highWaterMark: 4 << 20 });
+          const stream = createReadStream(u.path, { highWaterMark: 4 << 20 });
           return { ...pullFromIterable(stream), close: () => stream.destroy() };
         }
         const child = spawn('/bin/sh', ['-c', u.command], { stdio: ['ignore', 'pipe', 'inherit'] });
@@ -160,8 +160,8 @@ export async function listenIncoming(uri: string): Promise<IncomingEndpoint> {
       close() {},
     };
   }
-  if (u.kind === 'unix') fs.rmSync(u.path, { force: true });
-  const server = net.createServer();
+  if (u.kind === 'unix') rmSync(u.path, { force: true });
+  const server = createServer();
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     if (u.kind === 'tcp') server.listen(u.port, u.host, resolve);

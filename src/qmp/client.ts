@@ -13,7 +13,7 @@
  * Every wait is bounded: connecting, each command and each waitForEvent time out (Defaults to 10 s),
  * rejecting with IoError. A closed connection rejects everything pending with IoError.
  */
-import net from 'node:net';
+import { Socket, connect } from 'node:net';
 import { IoError } from '../errors.js';
 import { parseQmpAddress } from './address.js';
 import { QmpError, type QmpErrorClass } from './vm-control.js';
@@ -72,7 +72,7 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
 export class QmpClient {
   /** The greeting the server sent. */
   readonly greeting: QmpGreeting;
-  private readonly socket: net.Socket;
+  private readonly socket: Socket;
   private readonly address: string;
   private readonly timeoutMs: number;
   private readonly pending = new Map<number, Pending>();
@@ -83,7 +83,7 @@ export class QmpClient {
   private closedError: IoError | undefined;
   private closing: Promise<void> | undefined;
 
-  private constructor(socket: net.Socket, address: string, greeting: QmpGreeting, rest: LineReader, timeoutMs: number) {
+  private constructor(socket: Socket, address: string, greeting: QmpGreeting, rest: LineReader, timeoutMs: number) {
     this.socket = socket;
     this.address = address;
     this.greeting = greeting;
@@ -96,7 +96,7 @@ export class QmpClient {
   static async connect(address: string, options: QmpClientOptions = {}): Promise<QmpClient> {
     const where = parseQmpAddress(address);
     const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-    const socket = where.kind === 'unix' ? net.connect({ path: where.path }) : net.connect({ host: where.host, port: where.port });
+    const socket = where.kind === 'unix' ? connect({ path: where.path }) : connect({ host: where.host, port: where.port });
     const reader = new LineReader(socket);
     const early: string[] = [];
     let client: QmpClient;
@@ -277,7 +277,7 @@ class LineReader {
   private buffered = '';
   private ended = false;
 
-  constructor(private readonly socket: net.Socket) {
+  constructor(private readonly socket: Socket) {
     socket.setEncoding('utf8');
     socket.on('data', (text: string) => this.receive(text));
     socket.on('error', (e) => this.end(`failed: ${e.message}`));

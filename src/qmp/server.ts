@@ -25,7 +25,7 @@
  *      queued for it is disconnected. Neither, nor a client going away, affects other connections.
  */
 import { lstat, unlink } from 'node:fs/promises';
-import net from 'node:net';
+import { Socket, createServer } from 'node:net';
 import { formatQmpAddress, parseQmpAddress, type QmpAddress } from './address.js';
 import type { QmpCommand } from './command.js';
 import { qmpCommands } from './commands/index.js';
@@ -66,7 +66,7 @@ export async function startQmpServer(address: string, vm: VmControl, options: Qm
   const maxRequestBytes = options.maxRequestBytes ?? MAX_REQUEST_BYTES;
   const connections = new Set<Connection>();
 
-  const server = net.createServer((socket) => {
+  const server = createServer((socket) => {
     const conn = new Connection(socket, vm, commands, maxRequestBytes, () => connections.delete(conn));
     connections.add(conn);
   });
@@ -138,7 +138,7 @@ class Connection {
   private closed = false;
 
   constructor(
-    private readonly socket: net.Socket,
+    private readonly socket: Socket,
     vm: VmControl,
     commands: ReadonlyMap<string, QmpCommand>,
     maxRequestBytes: number,
