@@ -9,7 +9,7 @@ import type { ByteReader } from '../stream/index.js';
 import { decodeStruct, readInt, readStruct, type StructSink } from './decode-device.js';
 import { structPlan, type FieldGroup, type PlannedField, type StructPlan } from './field-plan.js';
 import { forEachNonZeroRun } from '../stream/index.js';
-import type { PyJsonWriter } from './py-json-writer.js';
+import { HEX_DIGITS, type PyJsonWriter } from './py-json-writer.js';
 import { renderStruct } from './render-state.js';
 import { putHex, writeHexBytes, writeInt, writeIntText } from './script-format.js';
 import type { VmdescStruct } from './vmdesc.js';
@@ -172,19 +172,37 @@ class JsonSink implements StructSink<number> {
     const w = this.w;
     const size = f.desc.size;
     if (f.kind === 'int') {
-      w.byte(0x22);
       if (size >= 1 && size <= 8) {
-        // Read as two 32-bit halves: no BigInt for 64-bit values.
         r.need(size);
-        const b = r.bytes;
-        let p = r.pos;
+        const src = r.bytes;
+        let q = r.pos;
+        if (!f.shownSigned || src[q] < 0x80) {
+          // The hex digits of a big-endian integer are those of its bytes in stream order: one short loop.
+          const b = w.reserve(4 + 2 * size);
+          let p = w.length;
+          b[p++] = 0x22;
+          b[p++] = 0x30;
+          b[p++] = 0x78;
+          for (const end = q + size; q < end; q++) {
+            const x = src[q];
+            b[p++] = HEX_DIGITS[x >> 4];
+            b[p++] = HEX_DIGITS[x & 15];
+          }
+          b[p++] = 0x22;
+          w.length = p;
+          r.pos = q;
+          return;
+        }
+        // Negative and shown signed: the text gets its " (N)" suffix. Read as two 32-bit halves, no BigInt.
         let hi = 0;
-        for (let i = 4; i < size; i++) hi = hi * 256 + b[p++];
+        for (let i = 4; i < size; i++) hi = hi * 256 + src[q++];
         let lo = 0;
-        for (let i = Math.min(size, 4); i > 0; i--) lo = lo * 256 + b[p++];
-        r.pos = p;
-        writeIntText(w, hi, lo, size, f.shownSigned);
+        for (let i = Math.min(size, 4); i > 0; i--) lo = lo * 256 + src[q++];
+        r.pos = q;
+        w.byte(0x22);
+        writeIntText(w, hi, lo, size, true);
       } else {
+        w.byte(0x22);
         writeInt(w, readInt(r, size, false), size, f.shownSigned);
       }
       w.byte(0x22);
