@@ -63,25 +63,27 @@ export function parseVmdesc(json: Uint8Array, offset: number): Vmdesc {
 
 /**
  * Checks one struct. `where` names it for a message; it is a function because the check runs on every
- * field of every device at each start-up, while a message is needed at most once.
+ * field of every device at each start-up, while a message is needed at most once. For the same reason a
+ * field's own name for a message is made only when there is one to give (or a nested struct to check).
  */
 function checkStruct(s: Record<string, unknown>, where: () => string, depth: number, bad: (w: string) => Error): void {
   if (depth > MAX_DEPTH) throw bad(`${where()} nests deeper than ${MAX_DEPTH}`);
   if (!Array.isArray(s.fields)) throw bad(`${where()} has no fields list`);
   const fields: unknown[] = s.fields;
+  const fw = (i: number): string => `${where()}.fields[${i}]`;
+  const sw = (i: number): string => `${where()}.subsections[${i}]`;
   for (let i = 0; i < fields.length; i++) {
     const f = fields[i];
-    const fw = (): string => `${where()}.fields[${i}]`;
     if (!isObject(f) || typeof f.name !== 'string' || typeof f.type !== 'string' || !isCount(f.size)) {
-      throw bad(`${fw()} needs name, type and a non-negative integer size`);
+      throw bad(`${fw(i)} needs name, type and a non-negative integer size`);
     }
     if (f.array_len !== undefined && (!isCount(f.array_len) || f.array_len > MAX_ARRAY_LEN)) {
-      throw bad(`${fw()} (${f.name}) has array_len ${String(f.array_len)}, not an integer up to ${MAX_ARRAY_LEN}`);
+      throw bad(`${fw(i)} (${f.name}) has array_len ${String(f.array_len)}, not an integer up to ${MAX_ARRAY_LEN}`);
     }
-    if (f.index !== undefined && !isCount(f.index)) throw bad(`${fw()} (${f.name}) has a bad index`);
+    if (f.index !== undefined && !isCount(f.index)) throw bad(`${fw(i)} (${f.name}) has a bad index`);
     if (f.type === 'struct') {
-      if (!isObject(f.struct)) throw bad(`${fw()} (${f.name}) is a struct without a "struct" description`);
-      checkStruct(f.struct, () => `${fw()} (${f.name})`, depth + 1, bad);
+      if (!isObject(f.struct)) throw bad(`${fw(i)} (${f.name}) is a struct without a "struct" description`);
+      checkNested(f.struct, fw, i, ` (${f.name})`, depth + 1, bad);
     }
   }
   if (s.subsections !== undefined) {
@@ -90,9 +92,17 @@ function checkStruct(s: Record<string, unknown>, where: () => string, depth: num
     for (let i = 0; i < subsections.length; i++) {
       const sub = subsections[i];
       if (!isObject(sub)) throw bad(`${where()}.subsections[${i}] is not an object`);
-      checkStruct(sub, () => `${where()}.subsections[${i}]`, depth + 1, bad);
+      checkNested(sub, sw, i, '', depth + 1, bad);
     }
   }
+}
+
+/**
+ * checkStruct on element `i` of a list, named `name(i) + suffix`. The name's closure is made here, so the
+ * loops above allocate nothing per element.
+ */
+function checkNested(s: Record<string, unknown>, name: (i: number) => string, i: number, suffix: string, depth: number, bad: (w: string) => Error): void {
+  checkStruct(s, () => name(i) + suffix, depth, bad);
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {
