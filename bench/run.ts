@@ -128,9 +128,10 @@ interface ProcResult {
 const devNull = fs.openSync('/dev/null', 'w');
 
 /** Runs a command once with stdout to `stdoutFd` (default /dev/null); wall time in ms. */
-function runOnce(cmd: string, args: readonly string[], stdoutFd: number = devNull): ProcResult {
+function runOnce(cmd: string, args: readonly string[], stdoutFd: number = devNull, env: NodeJS.ProcessEnv = process.env): ProcResult {
   const t0 = nowMs();
   const r: SpawnSyncReturns<string> = spawnSync(cmd, args, {
+    env,
     stdio: ['ignore', stdoutFd, 'pipe'],
     encoding: 'utf8',
     maxBuffer: 64 << 20,
@@ -148,30 +149,32 @@ interface Timing {
 }
 
 /** Median wall time of `runs` runs (stdout to /dev/null); stops at the first failure. */
-function timeProcess(cmd: string, args: readonly string[], runs: number): Timing {
+function timeProcess(cmd: string, args: readonly string[], runs: number, env: NodeJS.ProcessEnv = process.env): Timing {
   const all: number[] = [];
   for (let i = 0; i < runs; i++) {
-    const r = runOnce(cmd, args);
+    const r = runOnce(cmd, args, devNull, env);
     if (!r.ok) return { ms: r.ms, all: [r.ms], ok: false, error: lastLine(r.stderr) || `exit ${r.status}` };
     all.push(r.ms);
   }
   return { ms: median(all), all, ok: true, error: '' };
 }
 
-/** Like timeProcess for two commands, alternating their runs so that load changes hit both alike. */
-function timePair(a: readonly [string, readonly string[]], b: readonly [string, readonly string[]], runs: number): [Timing, Timing] {
-  const all: [number[], number[]] = [[], []];
-  const err: [string, string] = ['', ''];
+/** A command to time: program, arguments and (unless the bench's own) environment. */
+type Command = readonly [cmd: string, args: readonly string[], env?: NodeJS.ProcessEnv];
+
+/** Like timeProcess for several commands, alternating their runs so that load changes hit all alike. */
+function timeAlternating(commands: readonly Command[], runs: number): Timing[] {
+  const all: number[][] = commands.map(() => []);
+  const err: string[] = commands.map(() => '');
   for (let i = 0; i < runs; i++) {
-    ([a, b] as const).forEach(([cmd, args], k) => {
+    commands.forEach(([cmd, args, env], k) => {
       if (err[k]) return;
-      const r = runOnce(cmd, args);
+      const r = runOnce(cmd, args, devNull, env);
       if (r.ok) all[k].push(r.ms);
       else err[k] = lastLine(r.stderr) || `exit ${r.status}`;
     });
   }
-  const t = (k: 0 | 1): Timing => (err[k] ? { ms: NaN, all: all[k], ok: false, error: err[k] } : { ms: median(all[k]), all: all[k], ok: true, error: '' });
-  return [t(0), t(1)];
+  return commands.map((_, k) => (err[k] ? { ms: NaN, all: all[k], ok: false, error: err[k] } : { ms: median(all[k]), all: all[k], ok: true, error: '' }));
 }
 
 function lastLine(s: string): string {
@@ -449,6 +452,8 @@ interface FixtureRow {
   readonly name: string;
   readonly size: number;
   readonly cli: Timing;
+  /** The CLI with NODE_EXTRA_CA_CERTS removed from its environment; null when the variable is not set. */
+  readonly cliNoCa: Timing | null;
   readonly py: Timing;
   readonly inproc: number;
   readonly tree: number;
@@ -469,17 +474,25 @@ async function main(): Promise<void> {
   const python = resolvePython(opts.python);
   const pyVersion = spawnSync(python, ['--version'], { encoding: 'utf8' }).stdout?.trim() ?? '?';
 
+  // Node 20 reads the whole NODE_EXTRA_CA_CERTS bundle at start-up, before any script runs (nodejs/node
+  // issue 40524); here that is most of Node's start-up. Where it is set, the CLI is also timed without it.
+  const extraCa = process.env.NODE_EXTRA_CA_CERTS;
+  const noCaEnv: NodeJS.ProcessEnv | null = extraCa ? { ...process.env } : null;
+  if (noCaEnv) delete noCaEnv.NODE_EXTRA_CA_CERTS;
+
   say('vmstate benchmark');
   say(`  node ${process.version}, ${pyVersion}, ${qemuVersion}`);
   say(`  ${os.cpus().length} x ${os.cpus()[0]?.model ?? '?'}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, ${os.platform()} ${os.release()}`);
   say(`  script: ${python} ${script}`);
   say(`  runs: ${opts.runs} per whole-process figure (median), ${opts.inRuns} in-process after 2 warm-ups${opts.quick ? ' (--quick)' : ''}`);
+  if (extraCa) say(`  NODE_EXTRA_CA_CERTS=${extraCa} is set: Node loads it at start-up, so the CLI is also timed without it`);
   say(`  CLI: dist/src/cli/vmstate.cjs (the bundle npm run build makes${fs.existsSync(`${path.dirname(cli)}/main.cjs.v8-cache`) ? ', with its code cache' : ', NO code cache'})`);
   say();
 
   // --- start-up
   say('== Start-up (whole process, median) ==');
   const nodeStart = timeProcess(process.execPath, ['-e', '0'], opts.runs * 2);
+  const nodeStartNoCa = noCaEnv ? timeProcess(process.execPath, ['-e', '0'], opts.runs * 2, noCaEnv) : null;
   const pyStart = timeProcess(python, ['-c', 'pass'], opts.runs * 2);
   const pathPyStart = timeProcess('python3', ['-c', 'pass'], opts.runs);
   const cliStart = timeProcess(process.execPath, [cli, 'help'], opts.runs * 2);
@@ -489,6 +502,7 @@ async function main(): Promise<void> {
       ['command', 'median', 'min'],
       [
         ['node -e 0', fmtMs(nodeStart.ms), fmtMs(Math.min(...nodeStart.all))],
+        ...(nodeStartNoCa ? [['node -e 0 without NODE_EXTRA_CA_CERTS', fmtMs(nodeStartNoCa.ms), fmtMs(Math.min(...nodeStartNoCa.all))]] : []),
         ['node dist/src/cli/vmstate.cjs help (loads the CLI)', fmtMs(cliStart.ms), fmtMs(Math.min(...cliStart.all))],
         [`${python} -c pass`, fmtMs(pyStart.ms), fmtMs(Math.min(...pyStart.all))],
         [`${python} -c "import <the script's imports>"`, fmtMs(pyImports.ms), fmtMs(Math.min(...pyImports.all))],
@@ -506,14 +520,13 @@ async function main(): Promise<void> {
     // One captured run of each first: warms the page cache and checks the outputs agree.
     const cliCap = captureOnce(process.execPath, [cli, 'analyze', f]);
     const pyCap = captureOnce(python, [script, '-f', f]);
-    let cliT: Timing;
-    let pyT: Timing;
-    if (pyCap.out === null) {
-      cliT = timeProcess(process.execPath, [cli, 'analyze', f], opts.runs);
-      pyT = { ms: NaN, all: [], ok: false, error: pyCap.error };
-    } else {
-      [cliT, pyT] = timePair([process.execPath, [cli, 'analyze', f]], [python, [script, '-f', f]], opts.runs);
-    }
+    const commands: Command[] = [[process.execPath, [cli, 'analyze', f]]];
+    if (noCaEnv) commands.push([process.execPath, [cli, 'analyze', f], noCaEnv]);
+    if (pyCap.out !== null) commands.push([python, [script, '-f', f]]);
+    const timings = timeAlternating(commands, opts.runs);
+    const cliT = timings[0];
+    const cliNoCa = noCaEnv ? timings[1] : null;
+    const pyT: Timing = pyCap.out === null ? { ms: NaN, all: [], ok: false, error: pyCap.error } : (timings.at(-1) as Timing);
     const ip = await timeInProcess(f, 2, opts.inRuns);
     const tree = await timeInProcess(f, 2, opts.inRuns, 'tree');
     // Against the script's output; where the script fails, against the fixture's stored NAME.analyze.json.
@@ -527,18 +540,31 @@ async function main(): Promise<void> {
     else if (ip.out !== reference) identical = `DIFFERENT (in-process)${refName}`;
     else if (tree.out !== reference) identical = `DIFFERENT (tree)${refName}`;
     else identical = `yes${refName}`;
-    rows.push({ name, size: fs.statSync(f).size, cli: cliT, py: pyT, inproc: ip.ms, tree: tree.ms, identical });
+    rows.push({ name, size: fs.statSync(f).size, cli: cliT, cliNoCa, py: pyT, inproc: ip.ms, tree: tree.ms, identical });
   }
   const pyBase = pyStart.ms;
   say(
     table(
-      ['fixture', 'size', 'vmstate', 'script', 'script/vmstate', 'in-process', 'script-py0', '(script-py0)/in-proc', 'tree', 'same output'],
+      [
+        'fixture',
+        'size',
+        'vmstate',
+        'script',
+        'script/vmstate',
+        ...(noCaEnv ? ['vmstate (no extra CA)', 'script/that'] : []),
+        'in-process',
+        'script-py0',
+        '(script-py0)/in-proc',
+        'tree',
+        'same output',
+      ],
       rows.map((r) => [
         r.name,
         `${(r.size / 1024).toFixed(0)} KiB`,
         r.cli.ok ? fmtMs(r.cli.ms) : 'FAILED',
         r.py.ok ? fmtMs(r.py.ms) : 'FAILED',
         r.py.ok && r.cli.ok ? fmtRatio(r.py.ms / r.cli.ms) : '-',
+        ...(r.cliNoCa ? [r.cliNoCa.ok ? fmtMs(r.cliNoCa.ms) : 'FAILED', r.py.ok && r.cliNoCa.ok ? fmtRatio(r.py.ms / r.cliNoCa.ms) : '-'] : []),
         fmtMs(r.inproc),
         r.py.ok ? fmtMs(r.py.ms - pyBase) : '-',
         r.py.ok ? fmtRatio((r.py.ms - pyBase) / r.inproc) : '-',
@@ -555,6 +581,7 @@ async function main(): Promise<void> {
   say(`  in-process: what the CLI runs (openStreamFile+requireVmdesc+analyzeStreamJson+bytes to string), median after warm-up.`);
   say(`  tree: the same through the public value tree (analyzeStream+formatAnalysis), for information.`);
   say(`  script-py0: the script's time minus \`${python} -c pass\` (${fmtMs(pyBase)}).`);
+  if (noCaEnv) say(`  vmstate (no extra CA): the same CLI run with NODE_EXTRA_CA_CERTS removed from its environment (the script does not read it).`);
   say(`  vmstate and script runs alternate, so that load changes on the machine hit both alike.`);
   say();
 
@@ -619,6 +646,10 @@ async function main(): Promise<void> {
     const x = r.py.ms / r.cli.ms;
     const heavy = r.py.ms > 500;
     results.push([`whole process >= 5x (script > 0.5 s): ${r.name}`, fmtRatio(x), heavy ? verdict(x >= 5) : `(script ${fmtMs(r.py.ms)}: n/a)`]);
+    if (r.cliNoCa?.ok) {
+      const y = r.py.ms / r.cliNoCa.ms;
+      results.push([`  the same without NODE_EXTRA_CA_CERTS`, fmtRatio(y), heavy ? verdict(y >= 5) : '(n/a)']);
+    }
   }
   for (const r of rows.filter((r) => r.py.ok)) {
     const x = (r.py.ms - pyBase) / r.inproc;
