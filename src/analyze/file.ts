@@ -14,9 +14,12 @@ export interface StreamFile {
   close(): void;
 }
 
+/** Files up to this size are read whole by the trailer search, and decoding then reads them from memory. */
+const WHOLE_READ_MAX = 4 << 20;
+
 /**
- * Files the trailer search has read whole (those up to the first tail it reads, 1 MiB): their sources
- * serve these bytes instead of reading the file a second time.
+ * Files the trailer search has read whole (those up to WHOLE_READ_MAX, or within its first tail): their
+ * sources serve these bytes instead of reading the file a second time.
  */
 const wholeFiles = new WeakMap<StreamFile, Uint8Array>();
 
@@ -70,8 +73,9 @@ export interface FoundVmdesc {
 export function readVmdescFromFile(file: StreamFile): FoundVmdesc | null {
   const fd = openSync(file.path, 'r');
   try {
-    // Look in growing tails: the trailer is usually well under 1 MiB.
-    for (let tailSize = 1 << 20; ; tailSize *= 8) {
+    // Look in growing tails: the trailer is usually well under 1 MiB. A file up to WHOLE_READ_MAX is read
+    // whole at once, so that decoding it reads nothing again (device-heavy streams are about 1 MiB).
+    for (let tailSize = file.size <= WHOLE_READ_MAX ? file.size : 1 << 20; ; tailSize *= 8) {
       const len = Math.min(file.size, tailSize);
       const tail = new Uint8Array(len);
       const got = readSync(fd, tail, 0, len, file.size - len);
