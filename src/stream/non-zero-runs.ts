@@ -5,6 +5,10 @@
  * gets compiled either, so long ranges are scanned natively instead: decoded as UTF-16LE, every 2 bytes
  * become one code unit (the BOM is kept and a lone surrogate or a trailing odd byte becomes one U+FFFD,
  * so positions hold), and a regular expression finds the runs of code units that are not zero.
+ *
+ * Each decode makes a string as long as its bytes, garbage that a short CLI run pays for in scavenges.
+ * Where Node's Buffer is there, blocks that are all zero are first recognised by a native compare with a
+ * zero buffer, and only the others are decoded.
  */
 
 const UTF16 = new TextDecoder('utf-16le', { ignoreBOM: true });
@@ -20,12 +24,29 @@ const NATIVE_SCAN_MIN = 256;
 const FIRST_WINDOW = 4 * 1024;
 const LAST_WINDOW = 256 * 1024;
 
+/** The part of Node's Buffer the block scan uses: `zero.compare(bytes, from, to, 0, to - from)`. */
+export interface ZeroBuffer {
+  readonly length: number;
+  compare(target: Uint8Array, targetStart: number, targetEnd: number, sourceStart: number, sourceEnd: number): number;
+}
+
+/**
+ * The block scan's unit: bytes that hold something are decoded in whole blocks. A stretch of zero blocks
+ * is crossed in steps that double up to the zero buffer's size.
+ */
+const BLOCK = 1024;
+const MAX_STEP = 64 * 1024;
+const NODE_ZERO: ZeroBuffer | null = (globalThis as { Buffer?: { alloc(n: number): ZeroBuffer } }).Buffer?.alloc(MAX_STEP) ?? null;
+
+/** What visit() gets: a range, and whether to go on (false stops the scan). */
+type Visit = (from: number, to: number) => boolean | void;
+
 /**
  * Calls `visit(from, to)` for ranges of bytes[start, end) that together hold every byte that is not zero,
  * in order and without overlap. A range may also hold zero bytes at its edges. The scan stops when
  * `visit` returns false.
  */
-export function forEachNonZeroRun(bytes: Uint8Array, start: number, end: number, visit: (from: number, to: number) => boolean | void): void {
+export function forEachNonZeroRun(bytes: Uint8Array, start: number, end: number, visit: Visit): void {
   if (end - start < NATIVE_SCAN_MIN) {
     let i = start;
     while (i < end) {
@@ -38,15 +59,53 @@ export function forEachNonZeroRun(bytes: Uint8Array, start: number, end: number,
       if (visit(i, j) === false) return;
       i = j;
     }
-    return;
+  } else if (NODE_ZERO !== null) {
+    scanBlocks(bytes, start, end, visit, NODE_ZERO);
+  } else {
+    scanWindows(bytes, start, end, visit);
   }
+}
+
+/** The scan without Buffer: every byte decoded, in growing windows. */
+export function scanWindows(bytes: Uint8Array, start: number, end: number, visit: Visit): void {
   for (let base = start, size = FIRST_WINDOW; base < end; base += size, size = Math.min(LAST_WINDOW, size * 4)) {
-    const top = Math.min(end, base + size);
-    const units = UTF16.decode(bytes.subarray(base, top));
-    const runs = /[^\0]+/g;
-    for (let m = runs.exec(units); m !== null; m = runs.exec(units)) {
-      const from = base + 2 * m.index;
-      if (visit(from, Math.min(top, from + 2 * m[0].length)) === false) return;
-    }
+    if (!visitDecoded(bytes, base, Math.min(end, base + size), visit)) return;
   }
+}
+
+/** The scan with a zero buffer (at least MAX_STEP bytes): zero blocks skipped natively, the rest decoded. */
+export function scanBlocks(bytes: Uint8Array, start: number, end: number, visit: Visit, zero: ZeroBuffer): void {
+  let step = BLOCK;
+  for (let p = start; p < end; ) {
+    let q = Math.min(end, p + step);
+    if (zero.compare(bytes, p, q, 0, q - p) === 0) {
+      p = q;
+      step = Math.min(MAX_STEP, step * 2);
+      continue;
+    }
+    if (step > BLOCK) {
+      // Something in a long step: look again block by block.
+      step = BLOCK;
+      continue;
+    }
+    // Decode this block and the blocks after it that hold something, up to a window's size.
+    while (q < end && q - p < LAST_WINDOW) {
+      const next = Math.min(end, q + BLOCK);
+      if (zero.compare(bytes, q, next, 0, next - q) === 0) break;
+      q = next;
+    }
+    if (!visitDecoded(bytes, p, q, visit)) return;
+    p = q;
+  }
+}
+
+/** Decodes bytes[from, to) and visits its runs; false if visit() stopped the scan. */
+function visitDecoded(bytes: Uint8Array, from: number, to: number, visit: Visit): boolean {
+  const units = UTF16.decode(bytes.subarray(from, to));
+  const runs = /[^\0]+/g;
+  for (let m = runs.exec(units); m !== null; m = runs.exec(units)) {
+    const at = from + 2 * m.index;
+    if (visit(at, Math.min(to, at + 2 * m[0].length)) === false) return false;
+  }
+  return true;
 }
