@@ -7,7 +7,7 @@
 import { StreamFormatError, prefixStreamError } from '../errors.js';
 import type { ByteReader } from '../stream/index.js';
 import { RecordType } from '../savevm/index.js';
-import { structPlan, type FieldGroup, type PlannedField, type StructPlan } from './field-plan.js';
+import { hasKey, structPlan, type FieldGroup, type PlannedField, type StructPlan } from './field-plan.js';
 import type { VmdescStruct } from './vmdesc.js';
 import type { FieldValue, StructValue } from './values.js';
 
@@ -81,7 +81,7 @@ export function readStruct<S>(r: ByteReader, plan: StructPlan, sink: StructSink<
     }
     const name = r.getCountedString();
     const version = r.getBe32();
-    const keyTaken = plan.names.has(name) || (seen !== null && seen.includes(name));
+    const keyTaken = hasKey(plan, name) || (seen !== null && seen.includes(name));
     (seen ??= []).push(name);
     const child = sink.subsection(s, name, version, keyTaken, sub);
     try {

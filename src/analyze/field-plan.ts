@@ -44,8 +44,6 @@ export interface FieldGroup {
 /** A struct's fields in stream order, grouped by key, and its subsections. */
 export interface StructPlan {
   readonly groups: readonly FieldGroup[];
-  /** The key of every group. */
-  readonly names: ReadonlySet<string>;
   /** True when no two groups share a key, so no key is overwritten (Python dict semantics need no care). */
   readonly distinctNames: boolean;
   readonly subsections: readonly StructPlan[];
@@ -63,6 +61,18 @@ export function scriptShowsSigned(type: string, signed: boolean): boolean {
 
 const plans = new WeakMap<VmdescStruct, StructPlan>();
 
+/** True if a group of `plan` has the key `name`. */
+export function hasKey(plan: StructPlan, name: string): boolean {
+  const groups = plan.groups;
+  for (let i = 0; i < groups.length; i++) if (groups[i].name === name) return true;
+  return false;
+}
+
+const NO_SUBSECTIONS: readonly StructPlan[] = [];
+
+/** Plans with more groups than this find a repeated key through a Set, smaller ones by looking back. */
+const LINEAR_KEY_CHECK_MAX = 16;
+
 /** The plan of `desc`, built on first use. */
 export function structPlan(desc: VmdescStruct): StructPlan {
   let plan = plans.get(desc);
@@ -75,9 +85,11 @@ export function structPlan(desc: VmdescStruct): StructPlan {
 
 function buildPlan(desc: VmdescStruct): StructPlan {
   const groups: { name: string; indexed: boolean; fields: PlannedField[] }[] = [];
-  // Elements read so far per key, as the script counts them to check each index.
-  const listLengths = new Map<string, number>();
-  const names = new Set<string>();
+  // Elements read so far per key, as the script counts them to check each index (made for arrays only).
+  let listLengths: Map<string, number> | null = null;
+  let distinctNames = true;
+  // Made only for large plans: building plans is part of every CLI run, and most plans are small.
+  let names: Set<string> | null = null;
   // Indexed loops: plans are built in every CLI run, where for-of's iterator calls cost more than the work.
   for (let i = 0; i < desc.fields.length; i++) {
     const f = desc.fields[i];
@@ -87,9 +99,9 @@ function buildPlan(desc: VmdescStruct): StructPlan {
     if (count === 0) continue;
     const indexed = compressed || f.index !== undefined;
     const firstIndex = compressed ? 0 : (f.index ?? 0);
-    const have = listLengths.get(f.name) ?? 0;
+    const have = indexed ? (listLengths?.get(f.name) ?? 0) : 0;
     const indexError = indexed && have !== firstIndex ? have : -1;
-    if (indexed) listLengths.set(f.name, have + count);
+    if (indexed) (listLengths ??= new Map()).set(f.name, have + count);
     const int = intCodec(f.type);
     const kind: FieldKind = f.type === 'struct' ? 'struct' : int ? 'int' : f.type === 'bool' && f.size === 1 ? 'bool' : 'bytes';
     const planned: PlannedField = {
@@ -106,15 +118,28 @@ function buildPlan(desc: VmdescStruct): StructPlan {
       indexError,
     };
     const last = groups[groups.length - 1];
-    if (indexed && last !== undefined && last.indexed && last.name === f.name) last.fields.push(planned);
-    else groups.push({ name: f.name, indexed, fields: [planned] });
-    names.add(f.name);
+    if (indexed && last !== undefined && last.indexed && last.name === f.name) {
+      last.fields.push(planned);
+      continue;
+    }
+    if (distinctNames) {
+      if (names !== null) {
+        distinctNames = !names.has(f.name);
+        names.add(f.name);
+      } else if (groups.length < LINEAR_KEY_CHECK_MAX) {
+        for (let g = 0; g < groups.length && distinctNames; g++) distinctNames = groups[g].name !== f.name;
+      } else {
+        names = new Set(groups.map((g) => g.name));
+        distinctNames = !names.has(f.name);
+        names.add(f.name);
+      }
+    }
+    groups.push({ name: f.name, indexed, fields: [planned] });
   }
   return {
     groups,
-    names,
-    distinctNames: names.size === groups.length,
-    subsections: (desc.subsections ?? []).map(structPlan),
+    distinctNames,
+    subsections: desc.subsections === undefined || desc.subsections.length === 0 ? NO_SUBSECTIONS : desc.subsections.map(structPlan),
     vmsdName: desc.vmsd_name ?? '',
   };
 }

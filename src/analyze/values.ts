@@ -70,8 +70,11 @@ const INT_TYPES: ReadonlyMap<string, boolean> = new Map([
   ['uint32 equal', false],
 ]);
 
+const SIGNED_CODEC: { readonly signed: boolean } = { signed: true };
+const UNSIGNED_CODEC: { readonly signed: boolean } = { signed: false };
+
 /** True if `type` is an integer codec; `signed` tells how it is read. */
-export function intCodec(type: string): { signed: boolean } | undefined {
+export function intCodec(type: string): { readonly signed: boolean } | undefined {
   const signed = INT_TYPES.get(type);
-  return signed === undefined ? undefined : { signed };
+  return signed === undefined ? undefined : signed ? SIGNED_CODEC : UNSIGNED_CODEC;
 }
