@@ -88,9 +88,10 @@ export function scanBlocks(bytes: Uint8Array, start: number, end: number, visit:
       step = BLOCK;
       continue;
     }
-    // Decode this block and the blocks after it that hold something, up to a window's size.
-    while (q < end && q - p < LAST_WINDOW) {
-      const next = Math.min(end, q + BLOCK);
+    // Decode this block and what follows it up to the next zero block, in steps that double while they
+    // hold something (dense data is then decoded in few calls), up to a window's size.
+    for (let grow = BLOCK; q < end && q - p < LAST_WINDOW; grow = Math.min(MAX_STEP, grow * 2)) {
+      const next = Math.min(end, q + grow);
       if (zero.compare(bytes, q, next, 0, next - q) === 0) break;
       q = next;
     }
