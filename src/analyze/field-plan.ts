@@ -70,8 +70,17 @@ export function hasKey(plan: StructPlan, name: string): boolean {
 
 const NO_SUBSECTIONS: readonly StructPlan[] = [];
 
-/** Plans with more groups than this find a repeated key through a Set, smaller ones by looking back. */
-const LINEAR_KEY_CHECK_MAX = 16;
+/** Plans with more groups than this look for a repeated key through a Set, smaller ones pair by pair. */
+const PAIRWISE_KEY_CHECK_MAX = 16;
+
+/** True when no two groups share a key. Most plans are small, and building plans is part of every CLI run. */
+function distinctKeys(groups: readonly FieldGroup[]): boolean {
+  if (groups.length > PAIRWISE_KEY_CHECK_MAX) return new Set(groups.map((g) => g.name)).size === groups.length;
+  for (let a = 1; a < groups.length; a++) {
+    for (let b = 0; b < a; b++) if (groups[a].name === groups[b].name) return false;
+  }
+  return true;
+}
 
 /** The plan of `desc`, built on first use. */
 export function structPlan(desc: VmdescStruct): StructPlan {
@@ -87,9 +96,6 @@ function buildPlan(desc: VmdescStruct): StructPlan {
   const groups: { name: string; indexed: boolean; fields: PlannedField[] }[] = [];
   // Elements read so far per key, as the script counts them to check each index (made for arrays only).
   let listLengths: Map<string, number> | null = null;
-  let distinctNames = true;
-  // Made only for large plans: building plans is part of every CLI run, and most plans are small.
-  let names: Set<string> | null = null;
   // Indexed loops: plans are built in every CLI run, where for-of's iterator calls cost more than the work.
   for (let i = 0; i < desc.fields.length; i++) {
     const f = desc.fields[i];
@@ -122,23 +128,11 @@ function buildPlan(desc: VmdescStruct): StructPlan {
       last.fields.push(planned);
       continue;
     }
-    if (distinctNames) {
-      if (names !== null) {
-        distinctNames = !names.has(f.name);
-        names.add(f.name);
-      } else if (groups.length < LINEAR_KEY_CHECK_MAX) {
-        for (let g = 0; g < groups.length && distinctNames; g++) distinctNames = groups[g].name !== f.name;
-      } else {
-        names = new Set(groups.map((g) => g.name));
-        distinctNames = !names.has(f.name);
-        names.add(f.name);
-      }
-    }
     groups.push({ name: f.name, indexed, fields: [planned] });
   }
   return {
     groups,
-    distinctNames,
+    distinctNames: distinctKeys(groups),
     subsections: desc.subsections === undefined || desc.subsections.length === 0 ? NO_SUBSECTIONS : desc.subsections.map(structPlan),
     vmsdName: desc.vmsd_name ?? '',
   };

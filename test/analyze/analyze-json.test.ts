@@ -216,6 +216,13 @@ test('a repeated key, a subsection named like a field and two subsections of one
     assert.equal(writeDeviceJson(new ByteReader(new Uint8Array(c.bytes)), c.desc, w, 1), 'tree');
     assert.equal(w.text(), c.want);
   }
+  // Large structs find a repeated key another way than small ones: 40 keys, the first repeated last or not.
+  const many = Array.from({ length: 40 }, (_, i) => u8(`f${i}`));
+  for (const [fields, route] of [[[...many, u8('f0')], 'tree'], [[...many, u8('g')], 'direct']] as const) {
+    const w = new PyJsonWriter();
+    assert.equal(writeDeviceJson(new ByteReader(new Uint8Array(41).fill(1)), { fields }, w, 1), route);
+    assert.deepEqual({ text: w.text(), pos: 41 }, treeText(new Uint8Array(41).fill(1), { fields }));
+  }
 });
 
 // ---------------------------------------------------------------------------------------------------
