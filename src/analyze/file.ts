@@ -18,8 +18,8 @@ export interface StreamFile {
 const WHOLE_READ_MAX = 4 << 20;
 
 /**
- * Files the trailer search has read whole (those up to WHOLE_READ_MAX, or within its first tail): their
- * sources serve these bytes instead of reading the file a second time.
+ * Files the trailer search has read whole: their sources serve these bytes instead of reading the file a
+ * second time.
  */
 const wholeFiles = new WeakMap<StreamFile, Uint8Array>();
 
