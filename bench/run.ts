@@ -591,6 +591,7 @@ async function main(): Promise<void> {
     size: number;
     cat: number;
     cli: Timing;
+    cliNoCa: Timing | null;
     py: Timing;
     inproc: number;
     identical: string;
@@ -605,6 +606,7 @@ async function main(): Promise<void> {
     const cat = timeProcess('cat', [file], Math.max(3, opts.bigRuns));
     const cliCap = captureOnce(process.execPath, [cli, 'analyze', file]);
     const cliT = timeProcess(process.execPath, [cli, 'analyze', file], opts.bigRuns);
+    const cliNoCa = noCaEnv ? timeProcess(process.execPath, [cli, 'analyze', file], opts.bigRuns, noCaEnv) : null;
     const pyCap = captureOnce(python, [script, '-f', file]);
     const pyT: Timing = pyCap.out === null ? { ms: pyCap.ms, all: [pyCap.ms], ok: false, error: pyCap.error } : { ms: pyCap.ms, all: [pyCap.ms], ok: true, error: '' };
     const ip = await timeInProcess(file, 1, opts.bigRuns);
@@ -612,7 +614,7 @@ async function main(): Promise<void> {
     if (cliCap.out === null) identical = `vmstate failed: ${cliCap.error}`;
     else if (pyCap.out === null) identical = 'script failed';
     else identical = cliCap.out === pyCap.out && ip.out === pyCap.out ? 'yes' : 'DIFFERENT';
-    big = { file, size: fs.statSync(file).size, cat: cat.ms, cli: cliT, py: pyT, inproc: ip.ms, identical };
+    big = { file, size: fs.statSync(file).size, cat: cat.ms, cli: cliT, cliNoCa, py: pyT, inproc: ip.ms, identical };
     const mib = big.size / 2 ** 20;
     const rate = (ms: number) => `${((mib / ms) * 1000).toFixed(0)} MiB/s`;
     say(
@@ -621,6 +623,9 @@ async function main(): Promise<void> {
         [
           ['cat FILE > /dev/null (page cache warm)', fmtMs(cat.ms), rate(cat.ms), '1x'],
           ['vmstate analyze FILE > /dev/null', cliT.ok ? fmtMs(cliT.ms) : 'FAILED', rate(cliT.ms), `${fmtRatio(cliT.ms / cat.ms)} of cat`],
+          ...(cliNoCa
+            ? [['  the same without NODE_EXTRA_CA_CERTS', cliNoCa.ok ? fmtMs(cliNoCa.ms) : 'FAILED', rate(cliNoCa.ms), `${fmtRatio(cliNoCa.ms / cat.ms)} of cat`]]
+            : []),
           ['vmstate in-process', fmtMs(ip.ms), rate(ip.ms), `${fmtRatio(ip.ms / cat.ms)} of cat`],
           [
             'analyze-migration.py -f FILE > /dev/null (1 run)',
@@ -658,6 +663,10 @@ async function main(): Promise<void> {
   if (big) {
     const x = big.cli.ms / big.cat;
     results.push(['1 GiB stream: vmstate analyze within 2x of cat', `${fmtRatio(x)} of cat`, verdict(big.cli.ok && x <= 2)]);
+    if (big.cliNoCa?.ok) {
+      const y = big.cliNoCa.ms / big.cat;
+      results.push(['  the same without NODE_EXTRA_CA_CERTS', `${fmtRatio(y)} of cat`, verdict(y <= 2)]);
+    }
     if (big.py.ok && big.cli.ok) results.push(['1 GiB stream: script/vmstate (information)', fmtRatio(big.py.ms / big.cli.ms), '']);
   }
   say(table(['target', 'measured', ''], results));
