@@ -25,6 +25,7 @@ import {
 import { writeDeviceJson } from '../../src/analyze/device-json.js';
 import { PyJsonWriter } from '../../src/analyze/py-json-writer.js';
 import { fixtures } from '../support/fixtures.js';
+import { chunkedReads } from '../support/sources.js';
 import { analyzeScriptOrSkip, runAnalyzeScript } from '../support/peer.js';
 import { seededRandom } from '../support/random.js';
 
@@ -42,18 +43,7 @@ for (const fx of fixtures()) {
     }
     // 4 KiB + 3: every device section is cut by a read at some point, so the writer must undo partial text.
     const bytes = new Uint8Array(fs.readFileSync(fx.stream));
-    let pos = 0;
-    const chunked = new ChunkedSource(
-      {
-        async readInto(target) {
-          const n = Math.min(target.length, 4099, bytes.length - pos);
-          target.set(bytes.subarray(pos, pos + n));
-          pos += n;
-          return n;
-        },
-      },
-      { chunkSize: 4099 },
-    );
+    const chunked = chunkedReads(bytes, 4099);
     assert.equal(text(await analyzeStreamJson(chunked, vmdesc)), golden);
   });
 }

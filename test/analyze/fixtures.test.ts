@@ -15,6 +15,7 @@ import {
   type PyJson,
 } from '../../src/index.js';
 import { fixtures } from '../support/fixtures.js';
+import { chunkedReads } from '../support/sources.js';
 
 const all = fixtures();
 
@@ -60,19 +61,8 @@ for (const fx of all) {
   test(`${fx.name}: tiny read chunks decode the same as one buffer`, async () => {
     const bytes = new Uint8Array(fs.readFileSync(fx.stream));
     const { vmdesc } = requireVmdesc(openStreamFile(fx.stream));
-    let pos = 0;
     // 4 KiB + 3: reads never line up with records, so every parse step gets retried at some point.
-    const chunked = new ChunkedSource(
-      {
-        async readInto(target) {
-          const n = Math.min(target.length, 4099, bytes.length - pos);
-          target.set(bytes.subarray(pos, pos + n));
-          pos += n;
-          return n;
-        },
-      },
-      { chunkSize: 4099 },
-    );
+    const chunked = chunkedReads(bytes, 4099);
     const a = formatAnalysis(await analyzeStream(chunked, vmdesc));
     const b = formatAnalysis(await analyzeStream(ChunkedSource.fromBytes(bytes), vmdesc));
     assert.equal(a, b);

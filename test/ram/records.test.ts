@@ -1,7 +1,8 @@
 // RAM section records: byte vectors, round trips, and the errors for records QEMU 7.2 would refuse.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ByteReader, ByteWriter, ChunkedSource, RamDecoder, RamEncoder, StreamFormatError, type RamSink } from '../../src/index.js';
+import { ByteReader, ByteWriter, RamDecoder, RamEncoder, StreamFormatError, type RamSink } from '../../src/index.js';
+import { chunkedReads } from '../support/sources.js';
 
 const bytes = (...b: number[]) => new Uint8Array(b);
 const be64 = (hi: number, lo: number) => [hi >>> 24, (hi >>> 16) & 255, (hi >>> 8) & 255, hi & 255, lo >>> 24, (lo >>> 16) & 255, (lo >>> 8) & 255, lo & 255];
@@ -124,18 +125,7 @@ test('records nobody listens to are skipped, and CONTINUE still resolves to the 
 test('a window ending inside a run of skipped records resumes where it stopped, at every cut', async () => {
   const v = new Uint8Array(mixedRecords());
   for (const chunk of [9, 100, 4099, 5000]) {
-    let pos = 0;
-    const src = new ChunkedSource(
-      {
-        async readInto(t) {
-          const n = Math.min(t.length, chunk, v.length - pos);
-          t.set(v.subarray(pos, pos + n));
-          pos += n;
-          return n;
-        },
-      },
-      { chunkSize: chunk },
-    );
+    const src = chunkedReads(v, chunk);
     const pages: number[] = [];
     const dec = new RamDecoder({ pageSize: 4096 }, { page: (_b, o) => pages.push(o / 0x1000) });
     while (!(await src.step((r) => dec.step(r))));
