@@ -250,12 +250,20 @@ async function assertSameAsScript(t: TestContext, bytes: Uint8Array, vmdesc: Vmd
   return json;
 }
 
-test('descriptions whose keys repeat print as analyze-migration.py prints them', { skip: MINIMAL === undefined }, async (t) => {
+/** The minimal fixture's bytes, its trailer's description and offset, and its section table. */
+async function minimalStream() {
   const fx = MINIMAL as NonNullable<typeof MINIMAL>;
-  const bytes = new Uint8Array(fs.readFileSync(fx.stream));
   const file = openStreamFile(fx.stream);
-  const { vmdesc, offset } = requireVmdesc(file);
-  file.close();
+  try {
+    const { vmdesc, offset } = requireVmdesc(file);
+    return { bytes: new Uint8Array(fs.readFileSync(fx.stream)), vmdesc, offset, rows: await listSections(file.source(), vmdesc) };
+  } finally {
+    file.close();
+  }
+}
+
+test('descriptions whose keys repeat print as analyze-migration.py prints them', { skip: MINIMAL === undefined }, async (t) => {
+  const { bytes, vmdesc, offset } = await minimalStream();
   const edited = structuredClone(vmdesc) as unknown as { devices: { name: string; fields: { name: string; index?: number }[]; subsections?: { vmsd_name?: string }[] }[] };
   const device = (name: string) => {
     const d = edited.devices.find((x) => x.name === name);
@@ -277,12 +285,7 @@ test('descriptions whose keys repeat print as analyze-migration.py prints them',
 });
 
 test('a section id sent twice keeps its first place with the second body, as analyze-migration.py has it', { skip: MINIMAL === undefined }, async (t) => {
-  const fx = MINIMAL as NonNullable<typeof MINIMAL>;
-  const bytes = new Uint8Array(fs.readFileSync(fx.stream));
-  const file = openStreamFile(fx.stream);
-  const { vmdesc, offset } = requireVmdesc(file);
-  const rows = await listSections(file.source(), vmdesc);
-  file.close();
+  const { bytes, vmdesc, offset, rows } = await minimalStream();
   // Send the first device section again, with one byte changed, right before EOF.
   const first = rows.find((r) => r.type === 'full');
   assert.ok(first);
@@ -298,12 +301,7 @@ test('a section id sent twice keeps its first place with the second body, as ana
 });
 
 test('a RAM block listed in a later RAM section joins the sizes already printed, as analyze-migration.py has it', { skip: MINIMAL === undefined }, async (t) => {
-  const fx = MINIMAL as NonNullable<typeof MINIMAL>;
-  const bytes = new Uint8Array(fs.readFileSync(fx.stream));
-  const file = openStreamFile(fx.stream);
-  const { vmdesc, offset } = requireVmdesc(file);
-  const rows = await listSections(file.source(), vmdesc);
-  file.close();
+  const { bytes, vmdesc, offset, rows } = await minimalStream();
   const ram = rows.find((r) => r.idstr === 'ram' && r.type === 'start');
   assert.ok(ram);
   const id = [...beBytes(ram.sectionId)];
