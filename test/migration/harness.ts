@@ -9,6 +9,7 @@ import path from 'node:path';
 import { listSections, openStreamFile, readVmdescFromFile, type SectionRow } from '../../src/analyze/index.js';
 import { Machine, loadMachineDescription, type MachineDescription } from '../../src/machine/index.js';
 import { QmpClient } from '../../src/qmp/index.js';
+import { Arrivals } from '../support/arrivals.js';
 import { cliPath, repoRoot } from '../support/paths.js';
 import { seededRandom } from '../support/random.js';
 
@@ -300,9 +301,7 @@ export async function assertRunsOnIntact(client: QmpClient, reference: Reference
  */
 export class RawQmpConnection {
   private buffered = '';
-  private readonly lines: Record<string, unknown>[] = [];
-  private wake: (() => void) | undefined;
-  private ended = false;
+  private readonly messages = new Arrivals<Record<string, unknown>>('QMP message');
   private nextId = 1;
   /** Every event seen so far, in order of arrival. */
   readonly events: { event: string; data?: Record<string, unknown> }[] = [];
@@ -318,15 +317,11 @@ export class RawQmpConnection {
         if (!line) continue;
         const msg = JSON.parse(line) as Record<string, unknown>;
         if (typeof msg.event === 'string') this.events.push({ event: msg.event, data: msg.data as Record<string, unknown> | undefined });
-        this.lines.push(msg);
+        this.messages.push(msg);
       }
-      this.wake?.();
     });
     socket.on('error', () => undefined);
-    socket.on('close', () => {
-      this.ended = true;
-      this.wake?.();
-    });
+    socket.on('close', () => this.messages.end());
   }
 
   /** Connects to `unix:PATH`, reads the greeting and negotiates; retries until the server listens. */
@@ -356,22 +351,8 @@ export class RawQmpConnection {
   }
 
   /** The next message of any kind. */
-  async nextMessage(timeoutMs: number): Promise<Record<string, unknown>> {
-    const deadline = Date.now() + timeoutMs;
-    while (this.lines.length === 0) {
-      if (this.ended) throw new Error('the QMP connection was closed');
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`no QMP message within ${timeoutMs} ms`);
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, left);
-        this.wake = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-      this.wake = undefined;
-    }
-    return this.lines.shift() as Record<string, unknown>;
+  nextMessage(timeoutMs: number): Promise<Record<string, unknown>> {
+    return this.messages.next(timeoutMs);
   }
 
   /** Sends one request without waiting. */

@@ -4,6 +4,7 @@ import net from 'node:net';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { Arrivals } from '../support/arrivals.js';
 
 const tempDirs: string[] = [];
 after(() => Promise.all(tempDirs.map((dir) => fs.rm(dir, { recursive: true, force: true }))));
@@ -24,9 +25,7 @@ export class RawQmp {
   /** Everything received, as sent (the server writes ASCII only). */
   received = '';
   private pendingText = '';
-  private readonly lines: string[] = [];
-  private wake: (() => void) | undefined;
-  private ended = false;
+  private readonly lines = new Arrivals<string>('line');
   /** Settles when the server closes the connection. */
   readonly closed: Promise<void>;
 
@@ -41,13 +40,11 @@ export class RawQmp {
         rest = rest.slice(at + 2);
       }
       this.pendingText = rest;
-      this.wake?.();
     });
     socket.on('error', () => {});
     this.closed = new Promise((resolve) =>
       socket.on('close', () => {
-        this.ended = true;
-        this.wake?.();
+        this.lines.end();
         resolve();
       }),
     );
@@ -74,22 +71,8 @@ export class RawQmp {
   }
 
   /** The next line from the server; rejects after `timeoutMs` or when the connection closes. */
-  async next(timeoutMs = 2000): Promise<string> {
-    const deadline = Date.now() + timeoutMs;
-    while (this.lines.length === 0) {
-      if (this.ended) throw new Error('connection closed');
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`no line within ${timeoutMs} ms`);
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, left);
-        this.wake = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-      this.wake = undefined;
-    }
-    return this.lines.shift() as string;
+  next(timeoutMs = 2000): Promise<string> {
+    return this.lines.next(timeoutMs);
   }
 
   /** The next line parsed as JSON. */
