@@ -18,8 +18,9 @@ export interface StructSink<S> {
   /** Reads element `k` (counted from the entry's first) of a leaf field: an int, bool or bytes. */
   leaf(s: S, r: ByteReader, f: PlannedField, k: number): void;
   /**
-   * Reads all `f.count` elements of a compressed array of leaves at once; or returns false, having read
-   * and written nothing, to be handed them one leaf() at a time (which is how errors name the element).
+   * Reads all `f.count` elements of a compressed array (of leaves, or of structs) at once; or returns false,
+   * having read and written nothing, to be handed them one element at a time (which is how errors name
+   * the element).
    */
   run(s: S, r: ByteReader, f: PlannedField): boolean;
   /** Element `k` of a struct field begins; returns the handle its own fields go to. */
@@ -44,7 +45,7 @@ export function readStruct<S>(r: ByteReader, plan: StructPlan, sink: StructSink<
     sink.group(s, g);
     for (let fi = 0; fi < g.fields.length; fi++) {
       const f = g.fields[fi];
-      if (f.count > 1 && f.struct === null && f.indexError < 0 && sink.run(s, r, f)) continue;
+      if (f.count > 1 && f.indexError < 0 && sink.run(s, r, f)) continue;
       for (let k = 0; k < f.count; k++) {
         try {
           if (f.struct === null) {
@@ -148,8 +149,9 @@ const skipSink: StructSink<null> = {
   // Every leaf reads exactly its size (a bool leaf is one of size 1).
   leaf: (_s, r, f) => r.skip(f.desc.size),
   run(_s, r, f) {
-    if (r.remaining < f.count * f.desc.size) return false;
-    r.skip(f.count * f.desc.size);
+    const size = f.struct === null ? f.desc.size : f.struct.fixedSize;
+    if (size < 0 || r.remaining < f.count * size) return false;
+    r.skip(f.count * size);
     return true;
   },
   field: () => null,

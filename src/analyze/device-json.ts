@@ -45,10 +45,60 @@ export function writeDeviceJson(r: ByteReader, desc: VmdescStruct, w: PyJsonWrit
   return 'tree';
 }
 
+/** What a byte of a struct element is to its text: see ElementLayout.kind. */
+const PLAIN = 0;
+const BOOL = 1;
+const SIGN = 2;
+
+/**
+ * Where the bytes of one struct element (of a fixed-size struct) show in its text. It is noted while the
+ * element is written the usual way; the elements after it are then written as copies of that text with
+ * every digit zero, and only their bytes that are not zero are looked at, to put in their digits.
+ */
+class ElementLayout {
+  /** Per byte of the element: where its two hex digits start in the element's text, or -1. */
+  readonly digits: Int32Array;
+  /** Per byte: PLAIN, BOOL (not zero prints `true`, not `false`) or SIGN (0x80 up prints a negative number). */
+  readonly kind: Uint8Array;
+  streamStart = 0;
+  textStart = 0;
+  /** False once the element printed text whose length depends on its value: `true`, a negative number. */
+  copyable = true;
+
+  constructor(readonly size: number) {
+    this.digits = new Int32Array(size);
+    this.kind = new Uint8Array(size);
+  }
+
+  start(streamStart: number, textStart: number): void {
+    this.digits.fill(-1);
+    this.kind.fill(PLAIN);
+    this.streamStart = streamStart;
+    this.textStart = textStart;
+    this.copyable = true;
+  }
+
+  /** `n` bytes from stream position `from` print as hex digit pairs from text position `at`, `stride` apart. */
+  hex(from: number, at: number, n: number, stride: number, signed: boolean): void {
+    const o = from - this.streamStart;
+    const t = at - this.textStart;
+    for (let j = 0; j < n; j++) this.digits[o + j] = t + j * stride;
+    if (signed && n > 0) this.kind[o] = SIGN;
+  }
+
+  /** The byte at stream position `at` prints as `true` or `false`; it is `x` in this element. */
+  bool(at: number, x: number): void {
+    this.kind[at - this.streamStart] = BOOL;
+    if (x !== 0) this.copyable = false;
+  }
+}
+
 /** The handle on an open struct is its depth: that fixes its indentation. */
 class JsonSink implements StructSink<number> {
   /** Per depth: the struct open there has no key yet. */
   private readonly empty: boolean[] = [];
+  /** The layout being noted while a struct element is written, else null. */
+  private layout: ElementLayout | null = null;
 
   constructor(private readonly w: PyJsonWriter) {}
 
@@ -84,6 +134,9 @@ class JsonSink implements StructSink<number> {
   }
 
   run(depth: number, r: ByteReader, f: PlannedField): boolean {
+    // While a layout is noted, every byte goes through value(), which notes where it prints.
+    if (this.layout !== null) return false;
+    if (f.struct !== null) return this.structRun(depth, r, f, f.struct);
     const size = f.desc.size;
     // All elements must be there: a short array goes element by element, so the error names the element.
     if (r.remaining < f.count * size) return false;
@@ -141,6 +194,93 @@ class JsonSink implements StructSink<number> {
     r.pos = end;
   }
 
+  /**
+   * A compressed array of fixed-size structs, such as 32 command slots per AHCI port or 1020 GIC
+   * interrupts: element after element has the same text but for its digits. One element is written the
+   * usual way with its layout noted; the following ones are laid down as copies of its text with zero
+   * digits, in growing batches, and only their bytes a native scan finds not zero get their digits. An
+   * element whose text differs in length (a `true`, a negative number) is written the usual way, and the
+   * copies start again after it.
+   */
+  private structRun(depth: number, r: ByteReader, f: PlannedField, plan: StructPlan): boolean {
+    const size = plan.fixedSize;
+    if (size <= 0 || r.remaining < f.count * size) return false;
+    const layout = new ElementLayout(size);
+    for (let k = 0; k < f.count; ) {
+      const child = this.field(depth, f, k);
+      layout.start(r.pos, this.w.length);
+      this.layout = layout;
+      try {
+        readStruct(r, plan, this, child);
+        this.end(child);
+      } finally {
+        this.layout = null;
+      }
+      k++;
+      if (layout.copyable) k = this.copies(depth, r, f.count - k, layout) + k;
+    }
+    return true;
+  }
+
+  /**
+   * Writes up to `left` elements after the one `layout` describes, as copies of its text; stops before an
+   * element whose text would differ in length. Returns how many it wrote, with r past their bytes.
+   */
+  private copies(depth: number, r: ByteReader, left: number, layout: ElementLayout): number {
+    const w = this.w;
+    const src = r.bytes;
+    const { size, digits, kind } = layout;
+    // The element's text with every digit '0', behind its list separator: one element's copy.
+    const indent = (depth + 2) * 4;
+    const body = w.length - layout.textStart;
+    const per = 2 + indent + body;
+    const first = new Uint8Array(per);
+    first[0] = 0x2c;
+    first[1] = 0x0a;
+    first.fill(0x20, 2, 2 + indent);
+    first.set(w.buf.subarray(layout.textStart, w.length), 2 + indent);
+    forEachNonZeroRun(src, layout.streamStart, layout.streamStart + size, (from, to) => {
+      for (let q = from; q < to; q++) {
+        const t = digits[q - layout.streamStart];
+        if (t >= 0) first[2 + indent + t] = first[3 + indent + t] = 0x30;
+      }
+    });
+    let done = 0;
+    for (let batch = 4; done < left; batch *= 2) {
+      const n = Math.min(batch, left - done);
+      const b = w.reserve(n * per);
+      const p = w.length;
+      b.set(first, p);
+      for (let have = per; have < n * per; have *= 2) b.copyWithin(p + have, p, p + Math.min(have, n * per - have));
+      // Element e of the batch has its bytes at base + e * size and its text at p + e * per.
+      const base = r.pos;
+      let stop = n;
+      forEachNonZeroRun(src, base, base + n * size, (from, to) => {
+        for (let q = from; q < to; q++) {
+          const e = Math.floor((q - base) / size);
+          const o = q - base - e * size;
+          const x = src[q];
+          if (kind[o] !== PLAIN && (kind[o] === BOOL || x >= 0x80)) {
+            stop = e;
+            return false;
+          }
+          const t = digits[o];
+          if (t >= 0) {
+            const d = p + e * per + 2 + indent + t;
+            b[d] = HEX_DIGITS[x >> 4];
+            b[d + 1] = HEX_DIGITS[x & 15];
+          }
+        }
+        return true;
+      });
+      w.length = p + stop * per;
+      r.pos = base + stop * size;
+      done += stop;
+      if (stop < n) break;
+    }
+    return done;
+  }
+
   field(depth: number, f: PlannedField, k: number): number {
     this.item(depth, f, k);
     return this.open(f.indexed ? depth + 2 : depth + 1, f.struct as StructPlan);
@@ -167,10 +307,11 @@ class JsonSink implements StructSink<number> {
     }
   }
 
-  /** One leaf's value, as renderStruct would give it to pyDumps. */
+  /** One leaf's value, as renderStruct would give it to pyDumps; noted in `layout` if there is one. */
   private value(r: ByteReader, f: PlannedField): void {
     const w = this.w;
     const size = f.desc.size;
+    const layout = this.layout;
     if (f.kind === 'int') {
       if (size >= 1 && size <= 8) {
         r.need(size);
@@ -183,6 +324,7 @@ class JsonSink implements StructSink<number> {
           b[p++] = 0x22;
           b[p++] = 0x30;
           b[p++] = 0x78;
+          layout?.hex(q, p, size, 2, f.shownSigned);
           for (const end = q + size; q < end; q++) {
             const x = src[q];
             b[p++] = HEX_DIGITS[x >> 4];
@@ -194,6 +336,7 @@ class JsonSink implements StructSink<number> {
           return;
         }
         // Negative and shown signed: the text gets its " (N)" suffix. Read as two 32-bit halves, no BigInt.
+        if (layout !== null) layout.copyable = false;
         let hi = 0;
         for (let i = 4; i < size; i++) hi = hi * 256 + src[q++];
         let lo = 0;
@@ -202,19 +345,24 @@ class JsonSink implements StructSink<number> {
         w.byte(0x22);
         writeIntText(w, hi, lo, size, true);
       } else {
+        if (layout !== null) layout.copyable = false;
         w.byte(0x22);
         writeInt(w, readInt(r, size, false), size, f.shownSigned);
       }
       w.byte(0x22);
     } else if (f.kind === 'bool') {
-      w.ascii(r.getByte() !== 0 ? 'true' : 'false');
+      const x = r.getByte();
+      layout?.bool(r.pos - 1, x);
+      w.ascii(x !== 0 ? 'true' : 'false');
     } else {
       const start = r.pos;
       r.skip(size);
       if (f.desc.type === 'bool') {
+        if (size > 0) layout?.bool(start, r.bytes[start]);
         w.ascii(size > 0 && r.bytes[start] !== 0 ? 'true' : 'false');
       } else {
         w.byte(0x22);
+        layout?.hex(start, w.length, size, 3, false);
         writeHexBytes(w, r.bytes, start, start + size);
         w.byte(0x22);
       }

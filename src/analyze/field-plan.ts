@@ -49,6 +49,12 @@ export interface StructPlan {
   readonly subsections: readonly StructPlan[];
   /** The description's vmsd_name ('' without one): what an error names when this subsection is missing. */
   readonly vmsdName: string;
+  /**
+   * Bytes a body of this plan always takes, or -1 when that depends on the stream (a subsection, at any
+   * depth) or a body is an error (an element index out of place). Readers can then take or skip a whole
+   * array of such structs at once.
+   */
+  readonly fixedSize: number;
 }
 
 /** Codecs the script reads as signed although QEMU's values are unsigned. */
@@ -96,6 +102,7 @@ function buildPlan(desc: VmdescStruct): StructPlan {
   const groups: { name: string; indexed: boolean; fields: PlannedField[] }[] = [];
   // Elements read so far per key, as the script counts them to check each index (made for arrays only).
   let listLengths: Map<string, number> | null = null;
+  let fixedSize = desc.subsections === undefined || desc.subsections.length === 0 ? 0 : -1;
   // Indexed loops: plans are built in every CLI run, where for-of's iterator calls cost more than the work.
   for (let i = 0; i < desc.fields.length; i++) {
     const f = desc.fields[i];
@@ -123,6 +130,8 @@ function buildPlan(desc: VmdescStruct): StructPlan {
       listPosition: have,
       indexError,
     };
+    const elementSize = planned.struct === null ? f.size : planned.struct.fixedSize;
+    fixedSize = fixedSize < 0 || elementSize < 0 || indexError >= 0 ? -1 : fixedSize + count * elementSize;
     const last = groups[groups.length - 1];
     if (indexed && last !== undefined && last.indexed && last.name === f.name) {
       last.fields.push(planned);
@@ -135,5 +144,6 @@ function buildPlan(desc: VmdescStruct): StructPlan {
     distinctNames: distinctKeys(groups),
     subsections: desc.subsections === undefined || desc.subsections.length === 0 ? NO_SUBSECTIONS : desc.subsections.map(structPlan),
     vmsdName: desc.vmsd_name ?? '',
+    fixedSize,
   };
 }

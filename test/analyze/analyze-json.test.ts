@@ -22,6 +22,7 @@ import {
   type VmdescField,
   type VmdescStruct,
 } from '../../src/index.js';
+import { skipStruct } from '../../src/analyze/decode-device.js';
 import { writeDeviceJson } from '../../src/analyze/device-json.js';
 import { PyJsonWriter } from '../../src/analyze/py-json-writer.js';
 import { fixtures } from '../support/fixtures.js';
@@ -108,8 +109,9 @@ function generator(seed: number) {
       const base: Omit<VmdescField, 'name'> = depth < 3 && rand() < 0.15 ? { type: 'struct', size: 0, struct: struct(depth + 1) } : leaf();
       const r = rand();
       if (r < 0.3) {
-        // Long arrays of leaves take the native zero scan; struct arrays stay short.
-        fields.push({ name, ...base, array_len: pick(base.type === 'struct' ? [0, 1, 2, 5] : [0, 1, 2, 5, 40, 300]) });
+        // Long arrays of leaves take the native zero scan; struct arrays are long only at the top.
+        const structLens = depth === 0 ? [0, 1, 2, 5, 40] : [0, 1, 2, 5];
+        fields.push({ name, ...base, array_len: pick(base.type === 'struct' ? structLens : [0, 1, 2, 5, 40, 300]) });
       } else if (r < 0.4) {
         // Uncompressed array elements, each with its index (one in five skips an index).
         const k = 1 + Math.floor(rand() * 3);
@@ -121,12 +123,12 @@ function generator(seed: number) {
     const subsections = depth < 3 && rand() < 0.35 ? Array.from({ length: 1 + Math.floor(rand() * 2) }, () => ({ vmsd_name: pick(NAMES), ...struct(depth + 1) })) : undefined;
     return subsections ? { fields, subsections } : { fields };
   };
-  /** Bytes the description reads: random values, mostly zero as in real dumps. */
-  const body = (s: VmdescStruct, out: number[]): void => {
+  /** Bytes the description reads: random values, mostly zero as in real dumps, and in some bodies nearly all. */
+  const body = (s: VmdescStruct, out: number[], zeros = rand() < 0.5 ? 0.6 : 0.98): void => {
     for (const f of s.fields) {
       for (let k = 0; k < (f.array_len ?? 1); k++) {
-        if (f.type === 'struct') body(f.struct as VmdescStruct, out);
-        else for (let i = 0; i < f.size; i++) out.push(rand() < 0.6 ? 0 : Math.floor(rand() * 256));
+        if (f.type === 'struct') body(f.struct as VmdescStruct, out, zeros);
+        else for (let i = 0; i < f.size; i++) out.push(rand() < zeros ? 0 : Math.floor(rand() * 256));
       }
     }
     for (const sub of s.subsections ?? []) {
@@ -134,7 +136,7 @@ function generator(seed: number) {
       const name = rand() < 0.8 ? (sub.vmsd_name ?? '') : pick(NAMES);
       const encoded = [...Buffer.from(name, 'utf8')];
       out.push(0x05, encoded.length, ...encoded, 0, 0, 0, Math.floor(rand() * 4));
-      body(sub, out);
+      body(sub, out, zeros);
     }
   };
   return { rand, struct, body };
@@ -152,7 +154,18 @@ function treeText(bytes: Uint8Array, desc: VmdescStruct): { text: string; pos: n
   }
 }
 
-test('writeDeviceJson prints what the value tree prints, on 3000 seeded random descriptions and bodies', () => {
+/** Where skipStruct ends a body, or its error: it must end where the value tree does, or fail as it does. */
+function skipEnd(bytes: Uint8Array, desc: VmdescStruct): { pos: number } | { error: string } {
+  const r = new ByteReader(bytes);
+  try {
+    skipStruct(r, desc);
+    return { pos: r.pos };
+  } catch (e) {
+    return { error: `${(e as Error).constructor.name}: ${(e as Error).message}` };
+  }
+}
+
+test('writeDeviceJson prints what the value tree prints, and skipStruct ends where it ends, on 3000 seeded random descriptions and bodies', () => {
   const { rand, struct, body } = generator(0x15eed);
   const routes = { direct: 0, tree: 0, error: 0 };
   for (let i = 0; i < 3000; i++) {
@@ -162,6 +175,7 @@ test('writeDeviceJson prints what the value tree prints, on 3000 seeded random d
     // One in four bodies is cut short, to compare the errors too.
     const bytes = new Uint8Array(rand() < 0.25 ? full.slice(0, Math.floor(rand() * full.length)) : full);
     const want = treeText(bytes, desc);
+    assert.deepEqual(skipEnd(bytes, desc), 'text' in want ? { pos: want.pos } : want, `case ${i}: skipStruct`);
     const w = new PyJsonWriter(16);
     w.ascii('before');
     const r = new ByteReader(bytes);
@@ -180,6 +194,44 @@ test('writeDeviceJson prints what the value tree prints, on 3000 seeded random d
   }
   // Each way out must really have been taken, many times.
   assert.ok(routes.direct > 500 && routes.tree > 200 && routes.error > 200, JSON.stringify(routes));
+});
+
+test('a long array of structs prints as the value tree prints it, where an element prints true or a negative number', () => {
+  // 40 elements of {u32, bool, i8, u16[3], bytes[2]}: 14 bytes each, nearly all zero, as in AHCI's command slots.
+  const E = 14;
+  const element: VmdescStruct = {
+    fields: [
+      { name: 'addr', type: 'uint32', size: 4 },
+      { name: 'used', type: 'bool', size: 1 },
+      { name: 'delta', type: 'int8', size: 1 },
+      { name: 'regs', type: 'uint16', size: 2, array_len: 3 },
+      { name: 'tag', type: 'buffer', size: 2 },
+    ],
+  };
+  const desc: VmdescStruct = { fields: [{ name: 'slots', type: 'struct', size: E, array_len: 40, struct: element }, { name: 'after', type: 'uint8', size: 1 }] };
+  const cases: Record<string, (b: Uint8Array) => void> = {
+    'all zero': () => {},
+    'digits here and there': (b) => {
+      b.set([0x12, 0x34], 5 * E + 2);
+      b.set([0xfe], 17 * E + 13);
+    },
+    'true in element 9': (b) => b.set([1], 9 * E + 4),
+    'true in element 0': (b) => b.set([1], 4),
+    'negative in elements 30 and 31': (b) => {
+      b.set([0x80], 30 * E + 5);
+      b.set([0xff], 31 * E + 5);
+    },
+    'a positive signed value': (b) => b.set([0x7f], 12 * E + 5),
+  };
+  for (const [what, edit] of Object.entries(cases)) {
+    const bytes = new Uint8Array(40 * E + 1);
+    bytes[bytes.length - 1] = 0xaa;
+    edit(bytes);
+    const w = new PyJsonWriter();
+    const r = new ByteReader(bytes);
+    assert.equal(writeDeviceJson(r, desc, w, 1), 'direct', what);
+    assert.deepEqual({ text: w.text(), pos: r.pos }, treeText(bytes, desc), what);
+  }
 });
 
 test('a repeated key, a subsection named like a field and two subsections of one name go through the value tree', () => {
