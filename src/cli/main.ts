@@ -1,4 +1,3 @@
-#!/usr/bin/env node
 /**
  * The vmstate command line: the composition root. Each command parses its arguments, runs, prints to
  * stdout, and on failure prints one line to stderr and exits non-zero (2 for bad usage, 1 otherwise).

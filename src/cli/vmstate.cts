@@ -11,7 +11,6 @@
 import fs = require('node:fs');
 import path = require('node:path');
 import vm = require('node:vm');
-import Module = require('node:module');
 
 const bundle = path.join(__dirname, 'main.cjs');
 const cacheFile = `${bundle}.v8-cache`;
@@ -29,9 +28,9 @@ try {
   process.stderr.write(`vmstate: cannot read ${bundle} (${(e as NodeJS.ErrnoException).code ?? String(e)}): run npm run build\n`);
   process.exit(1);
 }
-// The bundle is a CommonJS module: wrap it as Node's loader does, without its #! line.
-const source = text.replace(/^#!.*/, '');
-const script = new vm.Script(Module.wrap(source), { filename: bundle, cachedData });
+// The bundle is a CommonJS module written already wrapped as Node's loader wraps one (scripts/bundle-cli.mjs):
+// its text is a function expression, compiled as read.
+const script = new vm.Script(text, { filename: bundle, cachedData });
 if (process.env.VMSTATE_WRITE_CODE_CACHE === '1') {
   process.once('exit', () => {
     try {
