@@ -1,6 +1,7 @@
 /**
  * A device body read straight into analyze-migration.py's JSON text, with no value tree in between: the
- * interpreter (readStruct) drives a sink that writes each key and leaf as it is read. The text equals
+ * interpreter (readStruct) drives a sink that writes each key and leaf as it is read, and long arrays as
+ * copies of one element's text with their digits put in (see unsignedRun and structRun). The text equals
  * pyDumps(renderStruct(decodeStruct(...))) at the same indentation. Written text cannot be taken back to
  * overwrite a value, so a struct whose keys repeat (Python keeps the key's first place and its last value)
  * is read again through the value tree, which renders it as Python does.
