@@ -10,7 +10,7 @@ import type { ByteReader } from '../stream/index.js';
 import { decodeStruct, readInt, readStruct, type StructSink } from './decode-device.js';
 import { structPlan, type FieldGroup, type PlannedField, type StructPlan } from './field-plan.js';
 import { forEachNonZeroRun } from '../stream/index.js';
-import { HEX_DIGITS, type PyJsonWriter } from './py-json-writer.js';
+import { HEX_DIGITS, repeatBytes, type PyJsonWriter } from './py-json-writer.js';
 import { renderStruct } from './render-state.js';
 import { putHex, writeHexBytes, writeInt, writeIntText } from './script-format.js';
 import type { VmdescStruct } from './vmdesc.js';
@@ -180,7 +180,7 @@ class JsonSink implements StructSink<number> {
     const first = t;
     t = putHex(b, t, 0, digits);
     b[t] = 0x22;
-    for (let done = per; done < len; done *= 2) b.copyWithin(p + done, p, p + Math.min(done, len - done));
+    repeatBytes(b, p, per, len);
     // Element k (from 1) has its digits at first + (k - 1) * per and its bytes at q0 + k * size.
     const src = r.bytes;
     const q0 = r.pos - size;
@@ -252,7 +252,7 @@ class JsonSink implements StructSink<number> {
       const b = w.reserve(n * per);
       const p = w.length;
       b.set(first, p);
-      for (let have = per; have < n * per; have *= 2) b.copyWithin(p + have, p, p + Math.min(have, n * per - have));
+      repeatBytes(b, p, per, n * per);
       // Element e of the batch has its bytes at base + e * size and its text at p + e * per.
       const base = r.pos;
       let stop = n;

@@ -11,6 +11,14 @@ const ESCAPES: Readonly<Record<number, number>> = { 0x22: 0x22, 0x5c: 0x5c, 0x0a
 export const HEX_DIGITS = new Uint8Array([48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 97, 98, 99, 100, 101, 102]);
 const DECODER = new TextDecoder();
 
+/**
+ * Fills b[start, start + total) with copies of its first `unit` bytes, in a few native copies that double
+ * in length: how long runs of lines that differ only in their digits are laid down before the digits.
+ */
+export function repeatBytes(b: Uint8Array, start: number, unit: number, total: number): void {
+  for (let done = unit; done < total; done *= 2) b.copyWithin(start + done, start, start + Math.min(done, total - done));
+}
+
 export class PyJsonWriter {
   /** The bytes; only the first `length` are written. It is replaced when it grows. */
   buf: Uint8Array;

@@ -5,7 +5,7 @@
  * JSON path puts them straight into its output and the value tree gets its strings from the same code.
  */
 import { forEachNonZeroRun } from '../stream/index.js';
-import { HEX_DIGITS, PyJsonWriter } from './py-json-writer.js';
+import { HEX_DIGITS, PyJsonWriter, repeatBytes } from './py-json-writer.js';
 
 /** Puts the `digits` low hex digits of `v` (up to 32 bits, unsigned) at b[p]; returns the position after them. */
 export function putHex(b: Uint8Array, p: number, v: number, digits: number): number {
@@ -77,7 +77,7 @@ export function writeHexBytes(w: PyJsonWriter, bytes: Uint8Array, start = 0, end
   b[p] = 0x30;
   b[p + 1] = 0x30;
   b[p + 2] = 0x20;
-  for (let done = 3; done < len; done *= 2) b.copyWithin(p + done, p, p + Math.min(done, len - done));
+  repeatBytes(b, p, 3, len);
   forEachNonZeroRun(bytes, start, end, (from, to) => {
     for (let i = from, d = p + (from - start) * 3; i < to; i++, d += 3) {
       const x = bytes[i];
