@@ -42,6 +42,12 @@ async function startSource(scope: Scope, params: Record<string, number>, machine
   return { machine, reference, vm: source, src };
 }
 
+/** The destination VM, waiting for the migration at `uri`, and its monitor. */
+async function startDestination(scope: Scope, s: Setup, transport: 'tcp' | 'unix'): Promise<{ uri: string; dst: Parameters<typeof assertDestinationGaveUp>[0] }> {
+  const { vm, uri } = await scope.spawnDestination('destination', s.machine, transport);
+  return { uri, dst: { vm, monitor: await scope.monitor(vm) } };
+}
+
 /** What every cancel must leave behind (see the file comment). */
 async function assertCancelledCleanly(scope: Scope, s: Setup, dst: Parameters<typeof assertDestinationGaveUp>[0], what: string): Promise<void> {
   const info = await waitForMigration(s.src.client, 3000);
@@ -57,8 +63,7 @@ test('cancel in setup (after the header, throttled): cancelled, the source runs 
   withScope(async (scope) => {
     // 200 bytes/s: the 76 bytes of header and RAM block list keep the source in setup for ~0.4 s.
     const s = await startSource(scope, { 'max-bandwidth': 200 });
-    const { vm, uri } = await scope.spawnDestination('destination', s.machine, 'tcp');
-    const dst = { vm, monitor: await scope.monitor(vm) };
+    const { uri, dst } = await startDestination(scope, s, 'tcp');
     await s.src.client.execute('migrate', { uri });
     // Connected and sending: bytes are counted while the status is still setup.
     const before = await waitFor('the source to send its header in setup', async () => {
@@ -75,8 +80,7 @@ test('cancel in setup (after the header, throttled): cancelled, the source runs 
 test('cancel in active (max-bandwidth 1 MB/s): cancelled, the guest never stopped, a new migration succeeds', { timeout: 30_000 }, () =>
   withScope(async (scope) => {
     const s = await startSource(scope, { 'max-bandwidth': 1_000_000 });
-    const { vm, uri } = await scope.spawnDestination('destination', s.machine, 'tcp');
-    const dst = { vm, monitor: await scope.monitor(vm) };
+    const { uri, dst } = await startDestination(scope, s, 'tcp');
     await s.src.client.execute('migrate', { uri });
     await s.src.client.waitForEvent('MIGRATION', (e) => e.data?.status === 'active', 5000);
     await sleep(50);
@@ -115,8 +119,7 @@ test(
       // its writes must wait: the source sits in device. The generous downtime limit lets it switch over
       // after one pass, however much the engines dirty.
       const s = await startSource(scope, { 'max-bandwidth': 0, 'downtime-limit': 10_000 }, writeBigSwitchoverMachine(scope.dir));
-      const { vm, uri } = await scope.spawnDestination('destination', s.machine, 'unix');
-      const dst = { vm, monitor: await scope.monitor(vm) };
+      const { uri, dst } = await startDestination(scope, s, 'unix');
       const proxy = await ForwardingProxy.start(scope, { path: uri.slice('unix:'.length) }, { listenPath: path.join(scope.dir, 'proxy.sock'), bytesPerSecond: 2_000_000 });
       // Stop forwarding the moment the switch-over starts, so it cannot finish.
       s.src.client.on('event', (e) => {
@@ -143,8 +146,7 @@ test(
   () =>
     withScope(async (scope) => {
       const s = await startSource(scope, { 'max-bandwidth': 0 });
-      const { vm, uri } = await scope.spawnDestination('destination', s.machine, 'unix');
-      const dst = { vm, monitor: await scope.monitor(vm) };
+      const { uri, dst } = await startDestination(scope, s, 'unix');
       const proxy = await ForwardingProxy.start(scope, { path: uri.slice('unix:'.length) }, { listenPath: path.join(scope.dir, 'proxy.sock') });
       proxy.hold(); // the link is up but nothing moves: the source's writes block
       await s.src.client.execute('migrate', { uri: proxy.uri });
@@ -163,8 +165,7 @@ test(
   () =>
     withScope(async (scope) => {
       const s = await startSource(scope, {});
-      const { vm, uri } = await scope.spawnDestination('destination', s.machine, 'tcp');
-      const dst = { vm, monitor: await scope.monitor(vm) };
+      const { uri, dst } = await startDestination(scope, s, 'tcp');
       const raw = await RawQmpConnection.connect(s.vm.qmp);
       scope.defer(() => raw.close());
       // Both requests in one write: the cancel is handled while the source is still connecting (status setup).
