@@ -1,7 +1,7 @@
 /** Streams in files: a bounded-memory source over a file, and the VMDESCRIPTION trailer found from its end. */
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { IoError, StreamFormatError } from '../errors.js';
-import { findVmdescTrailer, MAX_VMDESC_BYTES, RecordType } from '../savevm/index.js';
+import { findVmdescTrailer, MAX_VMDESC_BYTES } from '../savevm/index.js';
 import { ChunkedSource } from '../stream/index.js';
 import { parseVmdesc, type Vmdesc } from './vmdesc.js';
 
@@ -80,7 +80,7 @@ export function readVmdescFromFile(file: StreamFile): FoundVmdesc | null {
       const tail = new Uint8Array(len);
       const got = readSync(fd, tail, 0, len, file.size - len);
       if (got === file.size) wholeFiles.set(file, tail);
-      const p = findTrailer(tail, file.size - len, file.size);
+      const p = findVmdescTrailer(tail, file.size - len, file.size);
       if (p >= 0) {
         const start = p - (file.size - len) + 5;
         return { vmdesc: parseVmdesc(tail.subarray(start), p + 5), offset: p };
@@ -90,21 +90,6 @@ export function readVmdescFromFile(file: StreamFile): FoundVmdesc | null {
   } finally {
     closeSync(fd);
   }
-}
-
-/**
- * findVmdescTrailer's answer for `tail`, found faster: it tests every byte from the end, which over a
- * trailer of hundreds of KiB costs milliseconds in a CLI run, while a native search can jump from one
- * 0x06 byte to the next (JSON text holds none) and the same test then decides each candidate.
- */
-export function findTrailer(tail: Uint8Array, tailOffset: number, streamLength: number): number {
-  const marker = RecordType.VMDESCRIPTION;
-  for (let i = tail.lastIndexOf(marker); i >= 1; i = tail.lastIndexOf(marker, i - 1)) {
-    // The window findVmdescTrailer needs around a 0x06 byte at its index 1: EOF before, length and '{' after.
-    const p = findVmdescTrailer(tail.subarray(i - 1, i + 6), tailOffset + i - 1, streamLength);
-    if (p >= 0) return p;
-  }
-  return -1;
 }
 
 /** Like readVmdescFromFile, but a stream without a trailer is an error naming the file. */

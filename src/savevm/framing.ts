@@ -258,16 +258,19 @@ export function writeVmdesc(w: ByteWriter, json: Uint8Array): void {
 }
 
 /**
- * Finds the VMDESCRIPTION trailer in the last bytes of a stream: an offset p with byte 0x06, a be32 length
- * that ends exactly at the end of the stream, '{' after it and the EOF byte before it. Safer than
+ * Finds the VMDESCRIPTION trailer in the last bytes of a stream: the last offset p with byte 0x06, a be32
+ * length that ends exactly at the end of the stream, '{' after it and the EOF byte before it. Safer than
  * analyze-migration.py's "last NUL, then first brace", which a length byte of 0x7b fools.
  * `tail` holds the stream's last bytes, `tailOffset` the offset of tail[0]. Returns the offset of the
  * 0x06 byte, or -1.
  */
 export function findVmdescTrailer(tail: Uint8Array, tailOffset: number, streamLength: number): number {
+  if (tail.length < 7) return -1;
   const view = new DataView(tail.buffer, tail.byteOffset, tail.byteLength);
-  for (let i = tail.length - 6; i >= 1; i--) {
-    if (tail[i] !== RecordType.VMDESCRIPTION || tail[i - 1] !== RecordType.EOF || tail[i + 5] !== 0x7b) continue;
+  // Only a 0x06 byte can start it and JSON text holds none, so the search jumps from one to the next.
+  const marker = RecordType.VMDESCRIPTION;
+  for (let i = tail.lastIndexOf(marker, tail.length - 6); i >= 1; i = tail.lastIndexOf(marker, i - 1)) {
+    if (tail[i - 1] !== RecordType.EOF || tail[i + 5] !== 0x7b) continue;
     const p = tailOffset + i;
     if (p + 5 + view.getUint32(i + 1) === streamLength) return p;
   }
