@@ -15,7 +15,7 @@ export {
 export type { StreamPosition } from './errors.js';
 
 // Bytes
-export { ByteReader, ByteWriter, ChunkedSource, pullFromIterable } from './stream/index.js';
+export { ByteReader, ByteWriter, ChunkedSource, formatQemuJson, pullFromIterable, QemuJsonWriter, qemuJsonString } from './stream/index.js';
 export type { ChunkedSourceOptions, PullSource } from './stream/index.js';
 
 // Declaring device state

@@ -1,6 +1,6 @@
 /**
  * Re-encodes a stream from its decoded values: framing records from their fields, RAM from its records,
- * devices from their value trees (with `--set` edits applied), the trailer from its parsed JSON. With no
+ * devices from their value trees (with `--set` edits applied); the trailer is copied. With no
  * edits the output equals the input byte for byte, which is how the decoders are proven complete.
  */
 import { UsageError } from '../errors.js';
@@ -18,7 +18,6 @@ import { ByteWriter, type ChunkedSource } from '../stream/index.js';
 import { decodeStream, ramLayoutOf } from './decode-stream.js';
 import { encodeStruct } from './encode-device.js';
 import { applyEdit, type FieldEdit } from './edit.js';
-import { formatQemuJson, parseJsonTree } from './vmdesc-json.js';
 import type { Vmdesc } from './vmdesc.js';
 
 /** Where the re-encoded bytes go; each chunk may be reused after the call returns. */
@@ -82,9 +81,9 @@ export async function rewriteStream(src: ChunkedSource, vmdesc: Vmdesc, sink: By
     eof() {
       writeEof(w);
     },
-    vmdesc(json, offset) {
-      const text = formatQemuJson(parseJsonTree(new TextDecoder().decode(json), offset + 5));
-      writeVmdesc(w, new TextEncoder().encode(text));
+    // Copied as it is: edits change values, never the fields and sizes the description gives.
+    vmdesc(json) {
+      writeVmdesc(w, json);
     },
   });
   const missed = edits.filter((e) => !applied.has(e));

@@ -19,7 +19,6 @@ export type { ArgSpec, ArgType } from './arguments.js';
 export { QmpClient } from './client.js';
 export type { QmpClientOptions, QmpEvent, QmpGreeting } from './client.js';
 
-// Addresses and formatting
+// Addresses
 export { formatQmpAddress, parseQmpAddress } from './address.js';
 export type { QmpAddress } from './address.js';
-export { formatQmpJson } from './qmp-json.js';

@@ -19,17 +19,17 @@
  *        {"event": NAME, "data": {...}, "timestamp": {"seconds": S, "microseconds": US}}
  *      `data` is left out when the event has none; the timestamp is wall-clock time. MIGRATION and
  *      MIGRATION_PASS are sent only while the `events` migration capability is on (QEMU's rule).
- *   6. Every message the server sends is one line of QEMU-formatted JSON (qmp-json.ts) ending in "\r\n".
+ *   6. Every message the server sends is one line of QEMU-formatted JSON (stream/qemu-json.ts) ending in "\r\n".
  *   7. A request over 1 MiB, or nested deeper than 1024 brackets, gets a GenericError reply and the
  *      server closes that connection. A client that stops reading while more than 16 MiB of output is
  *      queued for it is disconnected. Neither, nor a client going away, affects other connections.
  */
 import { lstat, unlink } from 'node:fs/promises';
 import { Socket, createServer } from 'node:net';
+import { formatQemuJson } from '../stream/index.js';
 import { formatQmpAddress, parseQmpAddress, type QmpAddress } from './address.js';
 import type { QmpCommand } from './command.js';
 import { qmpCommands } from './commands/index.js';
-import { formatQmpJson } from './qmp-json.js';
 import { MAX_REQUEST_BYTES, RequestSplitter } from './request-splitter.js';
 import { errorReply, QmpSession } from './session.js';
 import type { VmControl } from './vm-control.js';
@@ -86,7 +86,7 @@ export async function startQmpServer(address: string, vm: VmControl, options: Qm
 
   const unsubscribe = vm.onEvent((event, data) => {
     if (MIGRATION_EVENTS.has(event) && !eventsCapabilityOn(vm)) return;
-    const line = formatQmpJson({ event, data, timestamp: timestamp() }) + '\r\n';
+    const line = formatQemuJson({ event, data, timestamp: timestamp() }) + '\r\n';
     for (const conn of connections) if (conn.negotiated) conn.sendLine(line);
   });
 
@@ -182,7 +182,7 @@ class Connection {
   }
 
   private send(message: Record<string, unknown>, done?: () => void): void {
-    this.sendLine(formatQmpJson(message) + '\r\n', done);
+    this.sendLine(formatQemuJson(message) + '\r\n', done);
   }
 
   private receive(chunk: Buffer): void {

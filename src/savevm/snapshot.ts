@@ -14,8 +14,8 @@
  * sender's order. The load-order guard turns such a read of a not-yet-loaded entry into LoadOrderError.
  */
 import { LoadError, LoadOrderError } from '../errors.js';
-import { ByteWriter, type ChunkedSource } from '../stream/index.js';
-import { loadState, QemuJsonWriter, saveState, type AnyVmsd, type EntryRef, type LoadContext } from '../vmstate/index.js';
+import { ByteWriter, QemuJsonWriter, type ChunkedSource } from '../stream/index.js';
+import { loadState, saveState, type AnyVmsd, type EntryRef, type LoadContext } from '../vmstate/index.js';
 import { writeConfiguration, writeEof, writeFooter, writeHeader, writeSectionHeader, writeVmdesc, type ConfigSubsection } from './framing.js';
 import type { PlanOptions } from './plan.js';
 import type { SaveEntry, SavePlan, SaveRegistry } from './registry.js';

@@ -4,3 +4,4 @@ export { ByteWriter } from './writer.js';
 export { ChunkedSource, pullFromIterable } from './chunked-source.js';
 export type { PullSource, ChunkedSourceOptions } from './chunked-source.js';
 export { forEachNonZeroRun } from './non-zero-runs.js';
+export { formatQemuJson, QemuJsonWriter, qemuJsonString } from './qemu-json.js';

@@ -55,4 +55,3 @@ export type {
   VmsdSpec,
 } from './fields.js';
 export { loadState, NULLPTR_MARKER, saveState } from './interpreter.js';
-export { QemuJsonWriter, qemuJsonString } from './json-writer.js';

@@ -5,9 +5,8 @@
  * subsections after the fields, hooks around it all, and the VMDESCRIPTION text QEMU writes alongside.
  */
 import { LoadError, prefixStreamError, SaveError, StreamFormatError } from '../errors.js';
-import type { ByteReader, ByteWriter } from '../stream/index.js';
+import type { ByteReader, ByteWriter, QemuJsonWriter } from '../stream/index.js';
 import type { AnyVmsd, BufferField, Count, Field, LoadContext } from './fields.js';
-import type { QemuJsonWriter } from './json-writer.js';
 import { specializeLoad, specializeSave, type FieldLoader, type FieldSaver, type LoopHelpers } from './specialize.js';
 
 /** VMS_NULLPTR_MARKER: stands for a null element of an array of pointers. */

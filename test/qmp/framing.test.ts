@@ -2,7 +2,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { RequestSplitter } from '../../src/qmp/request-splitter.js';
-import { formatQmpJson, parseQmpAddress, formatQmpAddress } from '../../src/qmp/index.js';
+import { parseQmpAddress, formatQmpAddress } from '../../src/qmp/index.js';
+import { formatQemuJson } from '../../src/stream/index.js';
 
 const bytes = (s: string) => new TextEncoder().encode(s);
 
@@ -50,10 +51,10 @@ test('the size limit counts from the value\'s first byte and is fatal', () => {
 });
 
 test('replies are written as QEMU writes them', () => {
-  assert.equal(formatQmpJson({ return: {} }), '{"return": {}}');
-  assert.equal(formatQmpJson({ a: [], b: [1, true, null], c: { d: 'x' }, e: undefined }), '{"a": [], "b": [1, true, null], "c": {"d": "x"}}');
-  assert.equal(formatQmpJson('tab\t"q"\\ é\u0001\u007f😀/'), '"tab\\t\\"q\\"\\\\ \\u00E9\\u0001\\u007F\\uD83D\\uDE00/"');
-  assert.equal(formatQmpJson([Number.NaN, 1.5, -3, 2n ** 64n]), '[null, 1.5, -3, 18446744073709551616]');
+  assert.equal(formatQemuJson({ return: {} }), '{"return": {}}');
+  assert.equal(formatQemuJson({ a: [], b: [1, true, null], c: { d: 'x' }, e: undefined }), '{"a": [], "b": [1, true, null], "c": {"d": "x"}}');
+  assert.equal(formatQemuJson('tab\t"q"\\ é\u0001\u007f😀/'), '"tab\\t\\"q\\"\\\\ \\u00E9\\u0001\\u007F\\uD83D\\uDE00/"');
+  assert.equal(formatQemuJson([Number.NaN, 1.5, -3, 2n ** 64n]), '[null, 1.5, -3, 18446744073709551616]');
 });
 
 test('addresses parse and print back', () => {
