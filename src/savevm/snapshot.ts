@@ -15,7 +15,7 @@
  */
 import { LoadError, LoadOrderError } from '../errors.js';
 import { ByteWriter, QemuJsonWriter, type ChunkedSource } from '../stream/index.js';
-import { loadState, saveState, type AnyVmsd, type EntryRef, type LoadContext } from '../vmstate/index.js';
+import { checkIncomingVersion, loadState, saveState, type AnyVmsd, type EntryRef, type LoadContext } from '../vmstate/index.js';
 import { writeConfiguration, writeEof, writeFooter, writeHeader, writeSectionHeader, writeVmdesc, type ConfigSubsection } from './framing.js';
 import type { PlanOptions } from './plan.js';
 import type { SaveEntry, SavePlan, SaveRegistry } from './registry.js';
@@ -201,13 +201,7 @@ export async function loadSnapshot(registry: SaveRegistry, src: ChunkedSource, o
       if (h.kind === 'start' || h.kind === 'full') {
         entry = registry.find({ idstr: h.idstr, instanceId: h.instanceId });
         if (!entry) throw new LoadError(`unknown section: nothing is registered as ${h.idstr} instance ${h.instanceId}`, ctx.label, { offset: h.offset });
-        if (h.version > entry.version) {
-          throw new LoadError(`incoming version_id ${h.version} is too new for local version_id ${entry.version}`, ctx.label, { incoming: h.version, local: entry.version });
-        }
-        const min = entry.vmsd?.minVersion ?? 0;
-        if (h.version < min) {
-          throw new LoadError(`incoming version_id ${h.version} is too old for local minimum_version_id ${min}`, ctx.label, { incoming: h.version, local: min });
-        }
+        checkIncomingVersion(h.version, { version: entry.version, minVersion: entry.vmsd?.minVersion ?? 0 }, ctx.label);
         bySection.set(h.sectionId, entry);
       } else {
         entry = bySection.get(h.sectionId);

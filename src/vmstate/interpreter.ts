@@ -7,6 +7,7 @@
 import { LoadError, prefixStreamError, SaveError, StreamFormatError } from '../errors.js';
 import type { ByteReader, ByteWriter, QemuJsonWriter } from '../stream/index.js';
 import type { AnyVmsd, BufferField, Count, Field, LoadContext } from './fields.js';
+import { checkIncomingVersion } from './versions.js';
 import { specializeLoad, specializeSave, type FieldLoader, type FieldSaver, type LoopHelpers } from './specialize.js';
 
 /** VMS_NULLPTR_MARKER: stands for a null element of an array of pointers. */
@@ -378,15 +379,7 @@ const NO_PEERS: LoadContext['peer'] = () => {
  */
 export function loadState(r: ByteReader, vmsd: AnyVmsd, state: object, version: number, peer: LoadContext['peer'] = NO_PEERS): void {
   const s = state as State;
-  if (version > vmsd.version) {
-    throw new LoadError(`incoming version_id ${version} is too new for local version_id ${vmsd.version}`, vmsd.name, { incoming: version, local: vmsd.version });
-  }
-  if (version < vmsd.minVersion) {
-    throw new LoadError(`incoming version_id ${version} is too old for local minimum_version_id ${vmsd.minVersion}`, vmsd.name, {
-      incoming: version,
-      local: vmsd.minVersion,
-    });
-  }
+  checkIncomingVersion(version, vmsd, vmsd.name);
   const c = compile(vmsd);
   if (c.preLoad !== null) loadHook(c.preLoad, s, { version, peer }, vmsd, 'pre-load');
   c.loadFields(r, s, version, peer);
