@@ -6,7 +6,7 @@
  * 32768-element register file is one object here, not 32768.
  */
 import type { VmdescField, VmdescStruct } from './vmdesc.js';
-import { intCodec } from './values.js';
+import { intCodec } from '../vmstate/index.js';
 
 /** How a field's bytes are read. */
 export type FieldKind = 'int' | 'bool' | 'bytes' | 'struct';
@@ -18,7 +18,7 @@ export interface PlannedField {
   readonly kind: FieldKind;
   /** Ints: QEMU reads the value as signed. */
   readonly signed: boolean;
-  /** Ints: analyze-migration.py prints the value as signed (it reads "uint8 equal" and "uint16 equal" so). */
+  /** Ints: analyze-migration.py prints the value as signed (it reads "uint8 equal", "uint16 equal" and "int64 equal" so). */
   readonly shownSigned: boolean;
   /** Struct fields: the plan of each element's struct. */
   readonly struct: StructPlan | null;
@@ -58,7 +58,7 @@ export interface StructPlan {
 }
 
 /** Codecs the script reads as signed although QEMU's values are unsigned. */
-const SCRIPT_SIGNED: ReadonlySet<string> = new Set(['uint8 equal', 'uint16 equal']);
+const SCRIPT_SIGNED: ReadonlySet<string> = new Set(['uint8 equal', 'uint16 equal', 'int64 equal']);
 
 /** Whether analyze-migration.py prints an integer codec's values as signed. */
 export function scriptShowsSigned(type: string, signed: boolean): boolean {

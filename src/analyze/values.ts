@@ -51,30 +51,3 @@ export interface StructValue {
   readonly fields: FieldEntry[];
   readonly subsections: SubsectionEntry[];
 }
-
-/** Integer codecs and whether QEMU reads them as signed. */
-const INT_TYPES: ReadonlyMap<string, boolean> = new Map([
-  ['int8', true],
-  ['int16', true],
-  ['int32', true],
-  ['int64', true],
-  ['int32 equal', true],
-  ['int32 le', true],
-  ['int64 equal', true],
-  ['uint8', false],
-  ['uint16', false],
-  ['uint32', false],
-  ['uint64', false],
-  ['uint8 equal', false],
-  ['uint16 equal', false],
-  ['uint32 equal', false],
-]);
-
-const SIGNED_CODEC: { readonly signed: boolean } = { signed: true };
-const UNSIGNED_CODEC: { readonly signed: boolean } = { signed: false };
-
-/** True if `type` is an integer codec; `signed` tells how it is read. */
-export function intCodec(type: string): { readonly signed: boolean } | undefined {
-  const signed = INT_TYPES.get(type);
-  return signed === undefined ? undefined : signed ? SIGNED_CODEC : UNSIGNED_CODEC;
-}

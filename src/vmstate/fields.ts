@@ -5,6 +5,7 @@
  * what the VMDESCRIPTION says and what analyzers key on.
  */
 import type { ByteReader, ByteWriter } from '../stream/index.js';
+import { INT_CODECS, type IntCodec, type IntCodecName } from './int-codecs.js';
 
 /** How many elements a field has: a constant, or another (integer) field's value times `multiply`. */
 export type Count = number | { readonly field: string; readonly multiply?: number };
@@ -125,27 +126,27 @@ export interface LoadContext {
 
 type Opts = FieldOptions;
 
-function int<N extends string, V extends number | bigint>(name: N, type: string, size: 1 | 2 | 4 | 8, signed: boolean, o?: Opts, check?: 'equal' | 'le'): IntField<N, V> {
+function int<N extends string, V extends number | bigint>(name: N, type: IntCodecName, o?: Opts): IntField<N, V> {
+  const { size, signed, check } = INT_CODECS[type] as IntCodec;
   return { kind: 'int', name, type, size, signed, ...(check ? { check } : {}), ...o };
 }
 
-export const u8 = <N extends string>(name: N, o?: Opts) => int<N, number>(name, 'uint8', 1, false, o);
-export const u16 = <N extends string>(name: N, o?: Opts) => int<N, number>(name, 'uint16', 2, false, o);
-export const u32 = <N extends string>(name: N, o?: Opts) => int<N, number>(name, 'uint32', 4, false, o);
-export const u64 = <N extends string>(name: N, o?: Opts) => int<N, bigint>(name, 'uint64', 8, false, o);
-export const i8 = <N extends string>(name: N, o?: Opts) => int<N, number>(name, 'int8', 1, true, o);
-export const i16 = <N extends string>(name: N, o?: Opts) => int<N, number>(name, 'int16', 2, true, o);
-export const i32 = <N extends string>(name: N, o?: Opts) => int<N, number>(name, 'int32', 4, true, o);
-export const i64 = <N extends string>(name: N, o?: Opts) => int<N, bigint>(name, 'int64', 8, true, o);
+export const u8 = <N extends string>(name: N, o?: Opts) => int<N, number>(name, 'uint8', o);
+export const u16 = <N extends string>(name: N, o?: Opts) => int<N, number>(name, 'uint16', o);
+export const u32 = <N extends string>(name: N, o?: Opts) => int<N, number>(name, 'uint32', o);
+export const u64 = <N extends string>(name: N, o?: Opts) => int<N, bigint>(name, 'uint64', o);
+export const i8 = <N extends string>(name: N, o?: Opts) => int<N, number>(name, 'int8', o);
+export const i16 = <N extends string>(name: N, o?: Opts) => int<N, number>(name, 'int16', o);
+export const i32 = <N extends string>(name: N, o?: Opts) => int<N, number>(name, 'int32', o);
+export const i64 = <N extends string>(name: N, o?: Opts) => int<N, bigint>(name, 'int64', o);
 /** VMSTATE_*_EQUAL: the loaded value must equal the local one. */
-export const u8Equal = <N extends string>(name: N, o?: Opts) => int<N, number>(name, 'uint8 equal', 1, false, o, 'equal');
-export const u16Equal = <N extends string>(name: N, o?: Opts) => int<N, number>(name, 'uint16 equal', 2, false, o, 'equal');
-export const u32Equal = <N extends string>(name: N, o?: Opts) => int<N, number>(name, 'uint32 equal', 4, false, o, 'equal');
-/** QEMU names its uint64 "equal" codec "int64 equal". */
-export const u64Equal = <N extends string>(name: N, o?: Opts) => int<N, bigint>(name, 'int64 equal', 8, false, o, 'equal');
-export const i32Equal = <N extends string>(name: N, o?: Opts) => int<N, number>(name, 'int32 equal', 4, true, o, 'equal');
+export const u8Equal = <N extends string>(name: N, o?: Opts) => int<N, number>(name, 'uint8 equal', o);
+export const u16Equal = <N extends string>(name: N, o?: Opts) => int<N, number>(name, 'uint16 equal', o);
+export const u32Equal = <N extends string>(name: N, o?: Opts) => int<N, number>(name, 'uint32 equal', o);
+export const u64Equal = <N extends string>(name: N, o?: Opts) => int<N, bigint>(name, 'int64 equal', o);
+export const i32Equal = <N extends string>(name: N, o?: Opts) => int<N, number>(name, 'int32 equal', o);
 /** VMSTATE_INT32_POSITIVE_LE: 0 <= loaded <= local, and the local value becomes the loaded one. */
-export const i32Le = <N extends string>(name: N, o?: Opts) => int<N, number>(name, 'int32 le', 4, true, o, 'le');
+export const i32Le = <N extends string>(name: N, o?: Opts) => int<N, number>(name, 'int32 le', o);
 
 export const bool = <N extends string>(name: N, o?: Opts): BoolField<N> => ({ kind: 'bool', name, type: 'bool', ...o });
 export const timer = <N extends string>(name: N, o?: Opts): TimerField<N> => ({ kind: 'timer', name, type: 'timer', ...o });

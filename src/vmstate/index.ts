@@ -55,3 +55,6 @@ export type {
   VmsdSpec,
 } from './fields.js';
 export { loadState, NULLPTR_MARKER, saveState } from './interpreter.js';
+export { INT_CODECS, intCodec } from './int-codecs.js';
+export { checkIncomingVersion } from './versions.js';
+export type { IntCodec, IntCodecName } from './int-codecs.js';
