@@ -1,17 +1,20 @@
 /**
  * The analyze-migration.py-compatible view of a stream: one entry per section id, in first-seen order,
- * keyed `idstr (section id)`, RAM as its block sizes and devices as their fields. Two forms: the value tree
- * (analyzeStream, for callers that look at values) and the printed text (analyzeStreamJson, written
- * straight from the stream's bytes, which is what `vmstate analyze` prints).
+ * keyed `idstr (section id)`, RAM as its block sizes and devices as their fields. Two forms: the dict
+ * (analyzeStream, for callers that look at values: each body decoded to values and rendered by the
+ * reference renderer) and the printed text (analyzeStreamJson, what `vmstate analyze` prints: the JSON
+ * fast path, with the reference for the bodies it leaves to it).
  */
 import type { RamSink } from '../ram/index.js';
-import type { ChunkedSource } from '../stream/index.js';
+import type { ByteReader, ChunkedSource } from '../stream/index.js';
 import { decodeStream, RAM_IDSTR, type DecodedStreamHandler } from './decode-stream.js';
-import { writeDeviceJson } from './device-json.js';
-import { PyJsonWriter } from './py-json-writer.js';
-import { pyDumps, type PyJson } from './python-json.js';
-import { renderStruct } from './render-state.js';
-import type { Vmdesc } from './vmdesc.js';
+import { writeBodyJson } from './json-fast-path.js';
+import { pyDumps, PyJsonWriter, type PyJson } from './python-json.js';
+import { renderStruct } from './render-dict.js';
+import { ramSizeText, SCRIPT_7_2 } from './script-7.2.js';
+import { decodeStruct } from './value-tree.js';
+import type { StructPlan } from './field-plan.js';
+import type { Vmdesc, VmdescStruct } from './vmdesc.js';
 
 /** Options for analyzeStream and analyzeStreamJson. */
 export interface AnalyzeOptions {
@@ -36,7 +39,7 @@ function ramHandler<T>(sections: Sections<T>, options: AnalyzeOptions): DecodedS
     },
     ram: {
       blockList(total, blocks) {
-        for (const b of blocks) ramSizes?.set(b.name, `0x${b.usedLength.toString(16).padStart(16, '0')}`);
+        for (const b of blocks) ramSizes?.set(b.name, ramSizeText(b.usedLength));
         extra?.blockList?.(total, blocks);
       },
       // Left undefined without a sink, so the RAM decoder skips page bytes instead of slicing them.
@@ -55,8 +58,8 @@ export async function analyzeStream(src: ChunkedSource, vmdesc: Vmdesc, options:
   const sections: Sections<Map<string, PyJson>> = new Map();
   await decodeStream(src, vmdesc, {
     ...ramHandler(sections, options),
-    device(ctx, body) {
-      sections.set(ctx.sectionId, { label: ctx.label, value: renderStruct(body) });
+    device(ctx, r, _plan, desc) {
+      sections.set(ctx.sectionId, { label: ctx.label, value: renderStruct(decodeStruct(r, desc, SCRIPT_7_2), SCRIPT_7_2) });
     },
   });
   const out = new Map<string, PyJson>();
@@ -90,21 +93,15 @@ export async function analyzeStreamJson(src: ChunkedSource, vmdesc: Vmdesc, opti
   const written: { readonly id: number; readonly range: TextRange }[] = [];
   /** Writes one entry: its separator, then `\n    "label": ` and the value `body` writes. */
   const entry = (id: number, label: string, body: () => void): TextRange => {
-    const mark = w.length;
-    try {
-      w.byte(written.length === 0 ? 0x7b : 0x2c);
-      const start = w.length;
-      w.newline(1);
-      w.string(label);
-      w.ascii(': ');
-      body();
-      const range = new TextRange(start, w.length);
-      written.push({ id, range });
-      return range;
-    } catch (e) {
-      w.length = mark;
-      throw e;
-    }
+    w.byte(written.length === 0 ? 0x7b : 0x2c);
+    const start = w.length;
+    w.newline(1);
+    w.string(label);
+    w.ascii(': ');
+    body();
+    const range = new TextRange(start, w.length);
+    written.push({ id, range });
+    return range;
   };
   const ram = ramHandler(sections, options);
   await decodeStream(src, vmdesc, {
@@ -117,8 +114,8 @@ export async function analyzeStreamJson(src: ChunkedSource, vmdesc: Vmdesc, opti
         entry(ctx.sectionId, ctx.label, () => w.value(sizes, 1));
       }
     },
-    readDevice(ctx, r, desc) {
-      const range = entry(ctx.sectionId, ctx.label, () => writeDeviceJson(r, desc, w, 1));
+    device(ctx, r, plan, desc) {
+      const range = entry(ctx.sectionId, ctx.label, () => writeDeviceJson(r, plan, desc, w, 1));
       // A section id seen again keeps its place and takes the new text, as the script's dict does.
       sections.set(ctx.sectionId, { label: ctx.label, value: range });
     },
@@ -132,6 +129,16 @@ export async function analyzeStreamJson(src: ChunkedSource, vmdesc: Vmdesc, opti
   }
   out.byte(0x0a);
   return out.bytes();
+}
+
+/**
+ * Writes a device body's text with its braces at `depth`: by the fast path, or by the reference renderer
+ * where the fast path leaves the body to it (a key repeats). Returns which wrote it.
+ */
+export function writeDeviceJson(r: ByteReader, plan: StructPlan, desc: VmdescStruct, w: PyJsonWriter, depth: number): 'fast' | 'reference' {
+  if (writeBodyJson(r, plan, w, depth)) return 'fast';
+  w.value(renderStruct(decodeStruct(r, desc, SCRIPT_7_2), SCRIPT_7_2), depth);
+  return 'reference';
 }
 
 /** True if the entries written are the dict's entries in its order, each with its final text. */

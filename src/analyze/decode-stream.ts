@@ -1,6 +1,8 @@
 /**
- * Decodes a whole stream in stream order: the configuration, RAM records through a RamSink, and every
- * device section through its VMDESCRIPTION entry, handing each piece to a handler as soon as it is read.
+ * A whole stream, section by section, in stream order: the configuration, RAM records through a RamSink,
+ * and every device section with the plan of its VMDESCRIPTION entry, each handed to a handler as soon as
+ * it is read. A device body is read by the handler; before it starts, the source holds every byte the
+ * plan says the body can take, so a read never runs out half-way unless the stream does.
  */
 import { StreamFormatError } from '../errors.js';
 import { RamDecoder, type RamLayout, type RamSink } from '../ram/index.js';
@@ -13,8 +15,9 @@ import {
   type SectionContext,
 } from '../savevm/index.js';
 import type { ByteReader, ChunkedSource } from '../stream/index.js';
-import { decodeStruct } from './decode-device.js';
-import type { StructValue } from './values.js';
+import { structPlan, type StructPlan } from './field-plan.js';
+import { skipStruct } from './read-body.js';
+import { SCRIPT_7_2, type AnalyzeScript } from './script-7.2.js';
 import type { Vmdesc, VmdescDevice } from './vmdesc.js';
 
 /** Receives the decoded stream piece by piece; every member is optional. */
@@ -25,14 +28,11 @@ export interface DecodedStreamHandler {
   sectionStart?(ctx: SectionContext): void;
   /** RAM records of every `ram` section, in order. */
   readonly ram?: RamSink;
-  /** A device section's decoded body. The handler may change it (rewrite does) before sectionDone. */
-  device?(ctx: SectionContext, body: StructValue, description: VmdescDevice): void;
   /**
-   * Reads a device section's body itself, in place of decodeStruct and `device` (analyze's JSON path does,
-   * to skip the value tree). When the bytes run out it is called again from the body's start, so it must
-   * undo what it did before it throws.
+   * Reads a device section's body, which `plan` describes, from `r` (every byte of it, and only those).
+   * Without this member the body is skipped.
    */
-  readDevice?(ctx: SectionContext, r: ByteReader, description: VmdescDevice): void;
+  device?(ctx: SectionContext, r: ByteReader, plan: StructPlan, description: VmdescDevice): void;
   sectionDone?(ctx: SectionContext, end: number, footer: boolean): void;
   eof?(offset: number): void;
   vmdesc?(json: Uint8Array, offset: number): void;
@@ -54,9 +54,9 @@ export const RAM_IDSTR = 'ram';
 /**
  * Walks the stream, decoding each section. `vmdesc` describes the device sections; without it only a
  * stream with no device sections can be decoded. Device lookup is by (idstr, instance id), the last
- * description of a pair winning, as in analyze-migration.py.
+ * description of a pair winning, as in analyze-migration.py; `script` gives the rules bodies are planned by.
  */
-export async function decodeStream(src: ChunkedSource, vmdesc: Vmdesc | null, handler: DecodedStreamHandler): Promise<void> {
+export async function decodeStream(src: ChunkedSource, vmdesc: Vmdesc | null, handler: DecodedStreamHandler, script: AnalyzeScript = SCRIPT_7_2): Promise<void> {
   const devices = new Map<string, VmdescDevice>();
   for (const d of vmdesc?.devices ?? []) devices.set(`${d.name}\u0000${d.instance_id}`, d);
   let layout: RamLayout = { pageSize: vmdesc?.page_size ?? 4096 };
@@ -94,14 +94,12 @@ export async function decodeStream(src: ChunkedSource, vmdesc: Vmdesc | null, ha
         const why = vmdesc ? 'the VMDESCRIPTION trailer does not describe it' : 'the stream has no VMDESCRIPTION trailer';
         throw new StreamFormatError(`cannot decode section: ${why}`, { offset: ctx.header.offset, path: ctx.label });
       }
+      const plan = structPlan(desc, script);
       return {
+        need: plan.maxSize,
         step(r) {
-          if (handler.readDevice) {
-            handler.readDevice(ctx, r, desc);
-          } else {
-            const body = decodeStruct(r, desc);
-            handler.device?.(ctx, body, desc);
-          }
+          if (handler.device) handler.device(ctx, r, plan, desc);
+          else skipStruct(r, plan);
           return true;
         },
       };

@@ -4,7 +4,7 @@
  * step takes the longest key that fits. A trailing `[N]` picks an array element or one byte of a buffer.
  */
 import { UsageError } from '../errors.js';
-import type { FieldValue, StructValue } from './values.js';
+import type { FieldValue, StructValue } from './value-tree.js';
 
 /** One parsed `--set`. */
 export interface FieldEdit {

@@ -1,25 +1,19 @@
 /**
- * A vmdesc struct prepared for decoding, built once per description and shared by every decode of it
- * (the value tree and the JSON text alike). It fixes what analyze-migration.py decides per field: how the
- * field is read, which fields share a key (array elements gather into one list), and whether the element
- * indices line up. A compressed array (`array_len`) stays one entry standing for `count` elements, so a
- * 32768-element register file is one object here, not 32768.
+ * A vmdesc struct prepared for reading under one script's rules, built once per description and shared
+ * by every read of it: how each field is read, which fields share a key (array elements gather into one
+ * list), whether the element indices line up, and how many bytes a body takes. A compressed array
+ * (`array_len`) stays one entry standing for `count` elements, so a 32768-element register file is one
+ * object here, not 32768.
  */
+import type { AnalyzeScript, LeafRule } from './script-7.2.js';
 import type { VmdescField, VmdescStruct } from './vmdesc.js';
-import { intCodec } from '../vmstate/index.js';
-
-/** How a field's bytes are read. */
-export type FieldKind = 'int' | 'bool' | 'bytes' | 'struct';
 
 /** One description entry: a field, or every element of a compressed array. */
 export interface PlannedField {
   readonly name: string;
   readonly desc: VmdescField;
-  readonly kind: FieldKind;
-  /** Ints: QEMU reads the value as signed. */
-  readonly signed: boolean;
-  /** Ints: analyze-migration.py prints the value as signed (it reads "uint8 equal", "uint16 equal" and "int64 equal" so). */
-  readonly shownSigned: boolean;
+  /** How a leaf's bytes are read and shown; null for a struct field. */
+  readonly leaf: LeafRule | null;
   /** Struct fields: the plan of each element's struct. */
   readonly struct: StructPlan | null;
   /** True for array elements, which render as one JSON list per name. */
@@ -44,8 +38,12 @@ export interface FieldGroup {
 /** A struct's fields in stream order, grouped by key, and its subsections. */
 export interface StructPlan {
   readonly groups: readonly FieldGroup[];
-  /** True when no two groups share a key, so no key is overwritten (Python dict semantics need no care). */
-  readonly distinctNames: boolean;
+  /**
+   * True when no key can repeat here or in any nested struct, as long as each subsection comes under
+   * its description's name: no two groups share a key, and no subsection name is a group's key or
+   * another subsection's.
+   */
+  readonly distinctKeys: boolean;
   readonly subsections: readonly StructPlan[];
   /** The description's vmsd_name ('' without one): what an error names when this subsection is missing. */
   readonly vmsdName: string;
@@ -55,17 +53,14 @@ export interface StructPlan {
    * array of such structs at once.
    */
   readonly fixedSize: number;
+  /** The most bytes a body of this plan can take (a subsection's name may be up to 255 bytes). */
+  readonly maxSize: number;
 }
 
-/** Codecs the script reads as signed although QEMU's values are unsigned. */
-const SCRIPT_SIGNED: ReadonlySet<string> = new Set(['uint8 equal', 'uint16 equal', 'int64 equal']);
+/** Bytes a subsection adds before its body: marker, name length, a name of up to 255 bytes, version. */
+const SUBSECTION_HEADER_MAX = 1 + 1 + 255 + 4;
 
-/** Whether analyze-migration.py prints an integer codec's values as signed. */
-export function scriptShowsSigned(type: string, signed: boolean): boolean {
-  return signed || SCRIPT_SIGNED.has(type);
-}
-
-const plans = new WeakMap<VmdescStruct, StructPlan>();
+const plansByScript = new WeakMap<AnalyzeScript, WeakMap<VmdescStruct, StructPlan>>();
 
 /** True if a group of `plan` has the key `name`. */
 export function hasKey(plan: StructPlan, name: string): boolean {
@@ -76,33 +71,38 @@ export function hasKey(plan: StructPlan, name: string): boolean {
 
 const NO_SUBSECTIONS: readonly StructPlan[] = [];
 
-/** Plans with more groups than this look for a repeated key through a Set, smaller ones pair by pair. */
+/** Lists with more names than this look for a repeat through a Set, shorter ones pair by pair. */
 const PAIRWISE_KEY_CHECK_MAX = 16;
 
-/** True when no two groups share a key. Most plans are small, and building plans is part of every CLI run. */
-function distinctKeys(groups: readonly FieldGroup[]): boolean {
-  if (groups.length > PAIRWISE_KEY_CHECK_MAX) return new Set(groups.map((g) => g.name)).size === groups.length;
-  for (let a = 1; a < groups.length; a++) {
-    for (let b = 0; b < a; b++) if (groups[a].name === groups[b].name) return false;
+/** True when no two of `names` are equal. Most lists are short, and plans are built in every CLI run. */
+function distinct(names: readonly string[]): boolean {
+  if (names.length > PAIRWISE_KEY_CHECK_MAX) return new Set(names).size === names.length;
+  for (let a = 1; a < names.length; a++) {
+    for (let b = 0; b < a; b++) if (names[a] === names[b]) return false;
   }
   return true;
 }
 
-/** The plan of `desc`, built on first use. */
-export function structPlan(desc: VmdescStruct): StructPlan {
+/** The plan of `desc` under `script`, built on first use. */
+export function structPlan(desc: VmdescStruct, script: AnalyzeScript): StructPlan {
+  let plans = plansByScript.get(script);
+  if (plans === undefined) plansByScript.set(script, (plans = new WeakMap()));
   let plan = plans.get(desc);
   if (plan === undefined) {
-    plan = buildPlan(desc);
+    plan = buildPlan(desc, script);
     plans.set(desc, plan);
   }
   return plan;
 }
 
-function buildPlan(desc: VmdescStruct): StructPlan {
+function buildPlan(desc: VmdescStruct, script: AnalyzeScript): StructPlan {
   const groups: { name: string; indexed: boolean; fields: PlannedField[] }[] = [];
   // Elements read so far per key, as the script counts them to check each index (made for arrays only).
   let listLengths: Map<string, number> | null = null;
-  let fixedSize = desc.subsections === undefined || desc.subsections.length === 0 ? 0 : -1;
+  const hasSubsections = desc.subsections !== undefined && desc.subsections.length > 0;
+  let fixedSize = hasSubsections ? -1 : 0;
+  let maxSize = 0;
+  let nestedDistinct = true;
   // Indexed loops: plans are built in every CLI run, where for-of's iterator calls cost more than the work.
   for (let i = 0; i < desc.fields.length; i++) {
     const f = desc.fields[i];
@@ -113,25 +113,24 @@ function buildPlan(desc: VmdescStruct): StructPlan {
     const indexed = compressed || f.index !== undefined;
     const firstIndex = compressed ? 0 : (f.index ?? 0);
     const have = indexed ? (listLengths?.get(f.name) ?? 0) : 0;
-    const indexError = indexed && have !== firstIndex ? have : -1;
+    const indexError = indexed && script.checksListIndex && have !== firstIndex ? have : -1;
     if (indexed) (listLengths ??= new Map()).set(f.name, have + count);
-    const int = intCodec(f.type);
-    const kind: FieldKind = f.type === 'struct' ? 'struct' : int ? 'int' : f.type === 'bool' && f.size === 1 ? 'bool' : 'bytes';
+    const struct = f.type === 'struct' ? structPlan(f.struct as VmdescStruct, script) : null;
     const planned: PlannedField = {
       name: f.name,
       desc: f,
-      kind,
-      signed: int?.signed ?? false,
-      shownSigned: int !== undefined && scriptShowsSigned(f.type, int.signed),
-      struct: kind === 'struct' ? structPlan(f.struct as VmdescStruct) : null,
+      leaf: struct === null ? script.leaf(f.type, f.size) : null,
+      struct,
       indexed,
       firstIndex,
       count,
       listPosition: have,
       indexError,
     };
-    const elementSize = planned.struct === null ? f.size : planned.struct.fixedSize;
+    if (struct !== null && !struct.distinctKeys) nestedDistinct = false;
+    const elementSize = struct === null ? f.size : struct.fixedSize;
     fixedSize = fixedSize < 0 || elementSize < 0 || indexError >= 0 ? -1 : fixedSize + count * elementSize;
+    maxSize += count * (struct === null ? f.size : struct.maxSize);
     const last = groups[groups.length - 1];
     if (indexed && last !== undefined && last.indexed && last.name === f.name) {
       last.fields.push(planned);
@@ -139,11 +138,22 @@ function buildPlan(desc: VmdescStruct): StructPlan {
     }
     groups.push({ name: f.name, indexed, fields: [planned] });
   }
+  let subsections = NO_SUBSECTIONS;
+  const keys = groups.map((g) => g.name);
+  if (hasSubsections) {
+    subsections = (desc.subsections as readonly VmdescStruct[]).map((s) => structPlan(s, script));
+    for (const sub of subsections) {
+      keys.push(sub.vmsdName);
+      maxSize += SUBSECTION_HEADER_MAX + sub.maxSize;
+      if (!sub.distinctKeys) nestedDistinct = false;
+    }
+  }
   return {
     groups,
-    distinctNames: distinctKeys(groups),
-    subsections: desc.subsections === undefined || desc.subsections.length === 0 ? NO_SUBSECTIONS : desc.subsections.map(structPlan),
+    distinctKeys: nestedDistinct && distinct(keys),
+    subsections,
     vmsdName: desc.vmsd_name ?? '',
     fixedSize,
+    maxSize,
   };
 }

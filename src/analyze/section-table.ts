@@ -1,6 +1,5 @@
 /** A table of a stream's sections: where each starts, what it is, how many bytes it takes. */
 import type { ChunkedSource } from '../stream/index.js';
-import { skipStruct } from './decode-device.js';
 import { decodeStream } from './decode-stream.js';
 import type { Vmdesc } from './vmdesc.js';
 
@@ -23,8 +22,6 @@ export interface SectionRow {
  */
 export async function listSections(src: ChunkedSource, vmdesc: Vmdesc | null, rows: SectionRow[] = []): Promise<SectionRow[]> {
   await decodeStream(src, vmdesc, {
-    // Only where each body ends matters here: read past it without building values.
-    readDevice: (_ctx, r, desc) => skipStruct(r, desc),
     sectionDone(ctx, end) {
       const h = ctx.header;
       rows.push({

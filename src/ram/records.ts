@@ -30,6 +30,8 @@ export const RamFlag = {
 
 /** Most RAM blocks one block list may name; QEMU machines have a few dozen. */
 export const MAX_RAM_BLOCKS = 4096;
+/** The longest block list after its word: every block with a 255-byte name, its length and address. */
+const MAX_BLOCK_LIST_BYTES = MAX_RAM_BLOCKS * (1 + 255 + 8 + 8);
 
 /** One RAM block as announced in the MEM_SIZE record. */
 export interface RamBlockInfo {
@@ -71,6 +73,8 @@ export class RamDecoder {
   private readonly flagMask: number;
   /** The longest record a page can make: word, named block, page. */
   private readonly maxRecord: number;
+  /** The most the next step reads: a page's record, or a whole block list when one comes next. */
+  need: number;
 
   constructor(
     private readonly layout: RamLayout,
@@ -82,20 +86,22 @@ export class RamDecoder {
     }
     this.flagMask = ps - 1;
     this.maxRecord = 8 + 1 + 255 + ps;
+    this.need = this.maxRecord;
   }
 
   /**
-   * Parses records until EOS (returns true), or up to a record boundary near the end of a window that is
-   * not the stream's last (returns false: call again with more bytes). A record cut by the end of the
-   * window throws StreamTruncatedError, after committing the records before it.
+   * Parses whole records until EOS (returns true), or until the next record may not be whole in a window
+   * that is not the stream's last (returns false, `need` saying how much to buffer before the next step).
+   * A record cut by the end of the stream throws StreamTruncatedError.
    */
   step(r: ByteReader): boolean {
-    const from = r.pos;
     const skipping = this.sink.page === undefined || this.sink.zeroPage === undefined;
     for (;;) {
       if (skipping && this.lastBlock !== null) this.skipUnheard(r);
-      // Stopping short of a possibly cut record lets the source read on without an error thrown per window.
-      if (!r.final && r.pos > from && r.remaining < this.maxRecord) return false;
+      if (!r.final && r.remaining < this.maxRecord) {
+        this.need = this.maxRecord;
+        return false;
+      }
       const start = r.offset;
       const word = r.getBe64Number();
       const flags = word % (this.flagMask + 1);
@@ -103,10 +109,15 @@ export class RamDecoder {
       const kind = flags & ~RamFlag.CONTINUE;
       if (kind === RamFlag.EOS && flags === RamFlag.EOS) {
         this.sink.eos?.();
-        r.commit();
         return true;
       }
       if (kind === RamFlag.MEM_SIZE && flags === RamFlag.MEM_SIZE) {
+        if (!r.final && r.remaining < MAX_BLOCK_LIST_BYTES) {
+          // Not read yet: the whole list is buffered first.
+          r.pos -= 8;
+          this.need = 8 + MAX_BLOCK_LIST_BYTES;
+          return false;
+        }
         this.readBlockList(r, addr, start);
       } else if (kind === RamFlag.ZERO || kind === RamFlag.PAGE) {
         const named = (flags & RamFlag.CONTINUE) === 0;
@@ -134,7 +145,6 @@ export class RamDecoder {
       } else {
         throw new StreamFormatError(`unsupported RAM record flags 0x${flags.toString(16)}${describeFlags(flags)}`, { offset: start, path: '' });
       }
-      r.commit();
     }
   }
 
@@ -159,10 +169,7 @@ export class RamDecoder {
       else if (pages && flags === (RamFlag.PAGE | RamFlag.CONTINUE) && p + 8 + ps <= end) p += 8 + ps;
       else break;
     }
-    if (p !== r.pos) {
-      r.pos = p;
-      r.commit();
-    }
+    r.pos = p;
   }
 
   private readBlockList(r: ByteReader, total: number, start: number): void {

@@ -211,6 +211,9 @@ export async function loadSnapshot(registry: SaveRegistry, src: ChunkedSource, o
       if (h.kind !== 'full' || !e.vmsd) throw new LoadError(`a ${h.kind.toUpperCase()} section for a described device`, ctx.label);
       const vmsd = e.vmsd;
       return {
+        // A body's length shows only as it is loaded, and loading has effects: the rest of the stream
+        // (in our streams the device sections, EOF and the trailer) is buffered first.
+        need: Infinity,
         step(r) {
           current = e;
           try {

@@ -17,11 +17,13 @@ import {
 } from './framing.js';
 
 /**
- * Decodes one section body. `step` parses as much as the reader holds; it returns true when the body is
- * complete. It may call `r.commit()` after each finished unit (a RAM record): if it runs out of bytes
- * later, it is called again with the bytes from its last commit onward.
+ * Decodes one section body in steps. Before each step the walker buffers `need` bytes (or the rest of
+ * the stream, if shorter): the most the step may read. `step` consumes whole units only and returns true
+ * when the body is complete, false to be called again (with `need` bytes from where it stopped).
  */
 export interface SectionBodyDecoder {
+  /** The most the next step may read; Infinity for the rest of the stream (up to the source's window). */
+  readonly need: number;
   step(r: ByteReader): boolean;
 }
 
@@ -50,11 +52,11 @@ export interface StreamVisitor {
 
 /** Walks a whole stream. Throws typed stream errors naming the offset and section. */
 export async function walkStream(src: ChunkedSource, visitor: StreamVisitor): Promise<void> {
-  await src.step(readHeader);
+  await src.read(readHeader);
   const started = new Map<number, SectionContext>();
   let footers: boolean | undefined;
   for (;;) {
-    const rec = await src.step(readTopRecord);
+    const rec = await src.read(readTopRecord);
     if (rec.type === 'eof') {
       visitor.eof?.(rec.offset);
       break;
@@ -85,15 +87,21 @@ export async function walkStream(src: ChunkedSource, visitor: StreamVisitor): Pr
     const decoder = visitor.section(ctx);
     let done = false;
     while (!done) {
-      done = await src.step((r) => {
+      const from = src.offset;
+      const need = decoder.need;
+      done = await src.step(need, (r) => {
         try {
           return decoder.step(r);
         } catch (e) {
           throw prefixStreamError(e, ctx.label);
         }
       });
+      // A decoder that neither reads nor asks for more would be called for ever.
+      if (!done && src.offset === from && decoder.need <= need) {
+        throw new StreamFormatError(`section body makes no progress with ${need} bytes`, { offset: from, path: ctx.label });
+      }
     }
-    const hasFooter = await src.step((r) => {
+    const hasFooter = await src.read((r) => {
       r.need(1); // something always follows a section, at least EOF
       const present = footerFollows(r);
       if (footers === undefined) footers = present;
@@ -114,7 +122,7 @@ export async function walkStream(src: ChunkedSource, visitor: StreamVisitor): Pr
   // Optional trailer, then nothing more.
   if (!(await src.isAtEnd())) {
     const offset = src.offset;
-    const json = await src.step((r) => readVmdesc(r).slice());
+    const json = await src.read((r) => readVmdesc(r).slice());
     visitor.vmdesc?.(json, offset);
     if (!(await src.isAtEnd())) {
       throw new StreamFormatError(`unexpected bytes after the VMDESCRIPTION trailer`, { offset: src.offset, path: '' });

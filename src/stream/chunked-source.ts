@@ -1,8 +1,15 @@
 /**
- * An async byte source that only buffers. Parsers stay synchronous over a window of bytes; when a parse
- * step runs out of bytes before the source has ended, the source reads more and the step runs again from
- * where it started. Memory is bounded by the largest single step (a RAM page, one device section), never
- * by the stream: a multi-GB stream flows through a window of a few MiB.
+ * An async byte source that only buffers. Parsers stay synchronous over a window of bytes, and the source
+ * makes sure the window holds what they need before they start:
+ *
+ *   step(need, run)  reads until `need` bytes are buffered (or the stream ends), then runs `run` once. A
+ *                    decoder with effects (one that loads state, or hands records on) says how much its
+ *                    next step may read, so it never runs out half-way: running out is final.
+ *   read(parse)      for a parse without effects (a framing record), whose length shows only as it is
+ *                    read: when it runs out of bytes the source reads more and runs it again.
+ *
+ * Memory is bounded by the largest step (a RAM page, the device sections), never by the stream: a
+ * multi-GB stream flows through a window of a few MiB.
  */
 import { StreamFormatError, StreamTruncatedError } from '../errors.js';
 import { ByteReader } from './reader.js';
@@ -73,12 +80,10 @@ export class ChunkedSource {
     return this.atEnd;
   }
 
-  /** Reads until at least `n` unconsumed bytes are buffered or the source ends. */
+  /** Reads until at least `n` unconsumed bytes (at most the largest window) are buffered or the source ends. */
   async fill(n: number): Promise<void> {
-    while (this.end - this.start < n && !this.ended) {
-      if (n > this.maxWindow) {
-        throw new StreamFormatError(`one record needs more than ${this.maxWindow} bytes`, { offset: this.offset, path: '' });
-      }
+    const want = Math.min(n, this.maxWindow);
+    while (this.end - this.start < want && !this.ended) {
       const room = this.readSize();
       if (this.buf.length - this.end < room) this.compact(room);
       const got = await this.source.readInto(this.buf.subarray(this.end));
@@ -112,29 +117,52 @@ export class ChunkedSource {
   }
 
   /**
-   * Runs one synchronous parse step over the buffered bytes and consumes what it read. If the step runs
-   * out of bytes while the source has more, more is read and the step runs again from its last commit()
-   * (or from where it started), so a step must have no side effects it has not committed.
+   * Reads until `need` bytes are buffered or the source ends (`need` may be Infinity: the rest of the
+   * stream, up to the largest window), runs `run` once over them and consumes what it read. Running out
+   * of bytes there is final: a step that asked for too little fails rather than running again.
    */
-  async step<T>(parse: (r: ByteReader) => T): Promise<T> {
+  async step<T>(need: number, run: (r: ByteReader) => T): Promise<T> {
+    await this.fill(Math.min(need, this.maxWindow));
+    const r = this.window();
+    let value: T;
+    try {
+      value = run(r);
+    } catch (e) {
+      if (e instanceof StreamTruncatedError && !this.ended) throw this.tooLong(need);
+      throw e;
+    }
+    this.start += r.pos;
+    return value;
+  }
+
+  /**
+   * Runs a parse that has no effects over the buffered bytes and consumes what it read; when it runs out
+   * of bytes before the source has ended, reads more and runs it again from the start.
+   */
+  async read<T>(parse: (r: ByteReader) => T): Promise<T> {
     let want = Math.min(this.chunkSize, 64 * 1024);
     for (;;) {
       if (this.end - this.start < want && !this.ended) await this.fill(want);
-      const r = new ByteReader(this.buf.subarray(this.start, this.end), this.base + this.start, 0, this.ended);
+      const r = this.window();
       try {
         const value = parse(r);
         this.start += r.pos;
         return value;
       } catch (e) {
         if (!(e instanceof StreamTruncatedError) || this.ended) throw e;
-        if (r.committed > 0) {
-          this.start += r.committed;
-          want = this.chunkSize;
-        } else {
-          want = Math.max((this.end - this.start) * 2, this.chunkSize);
-        }
+        if (want >= this.maxWindow) throw this.tooLong(want);
+        want = Math.min(Math.max((this.end - this.start) * 2, this.chunkSize), this.maxWindow);
       }
     }
+  }
+
+  private window(): ByteReader {
+    return new ByteReader(this.buf.subarray(this.start, this.end), this.base + this.start, 0, this.ended);
+  }
+
+  private tooLong(need: number): StreamFormatError {
+    const limit = Math.min(need, this.maxWindow);
+    return new StreamFormatError(`one record needs more than ${limit} bytes`, { offset: this.offset, path: '' });
   }
 }
 

@@ -14,11 +14,6 @@ export class ByteReader {
   readonly base: number;
   /** Current read position inside `bytes`. */
   pos: number;
-  /**
-   * End of the last complete unit a resumable parser has finished (see commit()); a chunked source that
-   * must fetch more bytes keeps everything before it and resumes the parser from there.
-   */
-  committed = 0;
   private readonly view: DataView;
 
   /**
@@ -43,11 +38,6 @@ export class ByteReader {
   /** Bytes left in this window. */
   get remaining(): number {
     return this.bytes.length - this.pos;
-  }
-
-  /** Marks everything read so far as finished: a retry after running out of bytes resumes here. */
-  commit(): void {
-    this.committed = this.pos;
   }
 
   /** Throws StreamTruncatedError unless `n` more bytes are available. */

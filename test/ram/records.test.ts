@@ -128,7 +128,7 @@ test('a window ending inside a run of skipped records resumes where it stopped, 
     const src = chunkedReads(v, chunk);
     const pages: number[] = [];
     const dec = new RamDecoder({ pageSize: 4096 }, { page: (_b, o) => pages.push(o / 0x1000) });
-    while (!(await src.step((r) => dec.step(r))));
+    while (!(await src.step(dec.need, (r) => dec.step(r))));
     assert.deepEqual(pages, [0, 7, 14, 21, 28, 35, 1], `chunk ${chunk}`);
     assert.equal(await src.isAtEnd(), true);
   }

@@ -24,6 +24,7 @@ function recorder(log: string[]): StreamVisitor {
     configuration: (c) => log.push(`config ${c.machineName} ${JSON.stringify(c.subsections.map((s) => s.name))}`),
     command: (c) => log.push(`command ${c.command} [${[...c.payload].join(',')}]`),
     section: (ctx) => ({
+      need: ctx.version,
       step(r) {
         r.skip(ctx.version);
         log.push(`${ctx.header.kind} ${ctx.label}`);

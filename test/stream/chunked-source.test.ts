@@ -28,7 +28,7 @@ const data = (n: number) => new Uint8Array(n).map((_, i) => (i * 7) & 255);
 async function readAll(src: ChunkedSource, unit: number): Promise<number[]> {
   const seen: number[] = [];
   while (!(await src.isAtEnd())) {
-    const part = await src.step((r) => r.getBuffer(Math.min(unit, r.remaining)).slice());
+    const part = await src.step(unit, (r) => r.getBuffer(Math.min(unit, r.remaining)).slice());
     seen.push(...part);
   }
   return seen;
@@ -51,7 +51,7 @@ test('a size hint below the real size still reads every byte', async () => {
   // A step may need more than the hint: one 50 000-byte unit.
   const again = spySource(bytes, 7000);
   const whole = new ChunkedSource(again.source, { sizeHint: 1000, chunkSize: 16 * 1024 });
-  assert.equal((await whole.step((r) => r.getBuffer(50_000))).length, 50_000);
+  assert.equal((await whole.step(50_000, (r) => r.getBuffer(50_000))).length, 50_000);
   assert.equal(await whole.isAtEnd(), true);
 });
 

@@ -68,10 +68,11 @@ test('writer mirrors the reader and grows its one buffer', () => {
   assert.throws(() => w.putCountedString('x'.repeat(256)), RangeError);
 });
 
-test('a chunked source resumes a step from its last commit', async () => {
+/** A source over 0..63 that hands over at most 5 bytes per read. */
+function trickle(): ChunkedSource {
   const data = bytes(...Array.from({ length: 64 }, (_, i) => i));
   let pos = 0;
-  const src = new ChunkedSource(
+  return new ChunkedSource(
     {
       async readInto(t) {
         const n = Math.min(5, t.length, data.length - pos);
@@ -82,24 +83,42 @@ test('a chunked source resumes a step from its last commit', async () => {
     },
     { chunkSize: 16 },
   );
+}
+
+test('a chunked source buffers what a step needs before it runs it, once', async () => {
+  const src = trickle();
   const seen: number[] = [];
   let calls = 0;
-  // Reads 8-byte units, committing each: no unit is seen twice even though the window keeps running out.
-  await src.step((r) => {
+  // 40 bytes asked for, in reads of 5: the step runs once, over all of them.
+  await src.step(40, (r) => {
     calls++;
-    while (seen.length < 8) {
-      const unit = r.getBuffer(8);
-      seen.push(unit[0]);
-      r.commit();
-    }
+    while (seen.length < 5) seen.push(r.getBuffer(8)[0]);
     return true;
   });
-  assert.deepEqual(seen, [0, 8, 16, 24, 32, 40, 48, 56]);
-  assert.ok(calls > 1, 'the step was resumed at least once');
-  assert.equal(await src.isAtEnd(), true);
+  assert.deepEqual(seen, [0, 8, 16, 24, 32]);
+  assert.equal(calls, 1);
+  assert.equal(src.offset, 40);
+  // A step that reads more than it asked for fails rather than running again.
+  await assert.rejects(
+    src.step(4, (r) => r.getBuffer(20)),
+    (e: unknown) => e instanceof StreamFormatError && /one record needs more than 4 bytes/.test(e.message),
+  );
+});
+
+test('a chunked source runs a parse without effects again when it runs out of bytes', async () => {
+  const src = trickle();
+  let calls = 0;
+  const unit = await src.read((r) => {
+    calls++;
+    return r.getBuffer(30).slice();
+  });
+  assert.deepEqual([...unit], Array.from({ length: 30 }, (_, i) => i));
+  assert.ok(calls > 1, 'the parse ran again with more bytes');
+  assert.equal(src.offset, 30);
 });
 
 test('a chunked source reports real truncation at the end of the source', async () => {
   const src = ChunkedSource.fromBytes(bytes(1, 2, 3));
-  await assert.rejects(src.step((r) => r.getBe32()), StreamTruncatedError);
+  await assert.rejects(src.read((r) => r.getBe32()), StreamTruncatedError);
+  await assert.rejects(src.step(4, (r) => r.getBe32()), StreamTruncatedError);
 });

@@ -1,18 +1,16 @@
 /**
- * Reads a device section body by its vmdesc description, the way analyze-migration.py (QEMU 7.2) reads
- * it: compressed arrays are expanded, each element reads exactly `size` bytes (structs recurse), then each
- * listed subsection is read with its marker, name and version. This is the one interpreter of a body; what
- * it meets goes to a StructSink, which builds the value tree (decodeStruct) or writes JSON text directly.
+ * The one reader of a device body by its plan, the way analyze-migration.py reads it: compressed arrays
+ * stand for `count` elements, each element reads exactly its `size` bytes (structs recurse), then each
+ * listed subsection is read with its marker, name and version. What it meets goes to a BodySink as
+ * events, in stream order: the value tree, the JSON text and the section table are sinks.
  */
 import { StreamFormatError, prefixStreamError } from '../errors.js';
 import type { ByteReader } from '../stream/index.js';
 import { RecordType } from '../savevm/index.js';
-import { hasKey, structPlan, type FieldGroup, type PlannedField, type StructPlan } from './field-plan.js';
-import type { VmdescStruct } from './vmdesc.js';
-import type { FieldValue, StructValue } from './values.js';
+import { hasKey, type FieldGroup, type PlannedField, type StructPlan } from './field-plan.js';
 
 /** Receives a struct as it is read, in stream order. `S` is the sink's handle on one open struct. */
-export interface StructSink<S> {
+export interface BodySink<S> {
   /** A group of fields sharing one key begins (for array elements, the list). */
   group(s: S, g: FieldGroup): void;
   /** Reads element `k` (counted from the entry's first) of a leaf field: an int, bool or bytes. */
@@ -28,16 +26,20 @@ export interface StructSink<S> {
   /** Every element of the group has been read. */
   groupEnd(s: S, g: FieldGroup): void;
   /**
-   * A subsection begins, `name` and `version` as read from the stream. `keyTaken` says a field or an earlier
-   * subsection of `s` already has that key (Python's dict keeps the key's place and takes the new value).
+   * A subsection begins, `name` and `version` as read from the stream; returns the handle its fields go
+   * to, or null to stop reading. `keyTaken` says a field or an earlier subsection of `s` already has that
+   * key (Python's dict keeps the key's place and takes the new value).
    */
-  subsection(s: S, name: string, version: number, keyTaken: boolean, plan: StructPlan): S;
+  subsection(s: S, name: string, version: number, keyTaken: boolean, plan: StructPlan): S | null;
   /** A struct opened by field() or subsection() has been read whole. */
   end(s: S): void;
 }
 
-/** Reads the fields, then the subsections, of one struct into `s`. */
-export function readStruct<S>(r: ByteReader, plan: StructPlan, sink: StructSink<S>, s: S): void {
+/**
+ * Reads the fields, then the subsections, of one struct into `s`. Returns false if the sink stopped the
+ * read at a subsection, true when the struct was read whole.
+ */
+export function readStruct<S>(r: ByteReader, plan: StructPlan, sink: BodySink<S>, s: S): boolean {
   // Indexed loops: a CLI run executes this cold, where for-of's iterator calls cost more than the work.
   const groups = plan.groups;
   for (let gi = 0; gi < groups.length; gi++) {
@@ -52,7 +54,7 @@ export function readStruct<S>(r: ByteReader, plan: StructPlan, sink: StructSink<
             sink.leaf(s, r, f, k);
           } else {
             const child = sink.field(s, f, k);
-            readStruct(r, f.struct, sink, child);
+            if (!readStruct(r, f.struct, sink, child)) return false;
             sink.end(child);
           }
         } catch (e) {
@@ -85,13 +87,15 @@ export function readStruct<S>(r: ByteReader, plan: StructPlan, sink: StructSink<
     const keyTaken = hasKey(plan, name) || (seen !== null && seen.includes(name));
     (seen ??= []).push(name);
     const child = sink.subsection(s, name, version, keyTaken, sub);
+    if (child === null) return false;
     try {
-      readStruct(r, sub, sink, child);
+      if (!readStruct(r, sub, sink, child)) return false;
     } catch (e) {
       throw prefixStreamError(e, name);
     }
     sink.end(child);
   }
+  return true;
 }
 
 /** Reads an integer of `size` bytes: a number up to 4 bytes, a bigint above (and for odd sizes). */
@@ -112,39 +116,8 @@ export function readInt(r: ByteReader, size: number, signed: boolean): number | 
   }
 }
 
-function readLeaf(r: ByteReader, f: PlannedField): FieldValue {
-  const { type, size } = f.desc;
-  if (f.kind === 'int') return { kind: 'int', type, size, signed: f.signed, value: readInt(r, size, f.signed) };
-  if (f.kind === 'bool') return { kind: 'bool', value: r.getByte() !== 0 };
-  // Copied: the reader's bytes are reused once the section is done.
-  return { kind: 'bytes', type, value: r.getBuffer(size).slice() };
-}
-
-/** Builds the value tree; a struct's entries are added as they begin, in stream order. */
-const treeSink: StructSink<StructValue> = {
-  group() {},
-  leaf(s, r, f, k) {
-    const value = readLeaf(r, f);
-    s.fields.push(f.indexed ? { name: f.name, index: f.firstIndex + k, value } : { name: f.name, value });
-  },
-  run: () => false,
-  field(s, f, k) {
-    const child: StructValue = { fields: [], subsections: [] };
-    const value: FieldValue = { kind: 'struct', value: child };
-    s.fields.push(f.indexed ? { name: f.name, index: f.firstIndex + k, value } : { name: f.name, value });
-    return child;
-  },
-  groupEnd() {},
-  subsection(s, name, version) {
-    const child: StructValue = { fields: [], subsections: [] };
-    s.subsections.push({ name, version, value: child });
-    return child;
-  },
-  end() {},
-};
-
-/** Reads past everything, keeping nothing: for callers that need only where a body ends. */
-const skipSink: StructSink<null> = {
+/** Reads past everything, keeping nothing: for callers that need only where a body ends. Its handle is 0. */
+const skipSink: BodySink<0> = {
   group() {},
   // Every leaf reads exactly its size (a bool leaf is one of size 1).
   leaf: (_s, r, f) => r.skip(f.desc.size),
@@ -154,20 +127,13 @@ const skipSink: StructSink<null> = {
     r.skip(f.count * size);
     return true;
   },
-  field: () => null,
+  field: () => 0,
   groupEnd() {},
-  subsection: () => null,
+  subsection: () => 0,
   end() {},
 };
 
-/** Reads past one struct body as decodeStruct would read it, with the same errors, building nothing. */
-export function skipStruct(r: ByteReader, desc: VmdescStruct): void {
-  readStruct(r, structPlan(desc), skipSink, null);
-}
-
-/** Decodes one struct body (fields, then subsections) into values. Buffers are copied. */
-export function decodeStruct(r: ByteReader, desc: VmdescStruct): StructValue {
-  const root: StructValue = { fields: [], subsections: [] };
-  readStruct(r, structPlan(desc), treeSink, root);
-  return root;
+/** Reads past one struct body as the other sinks would read it, with the same errors, keeping nothing. */
+export function skipStruct(r: ByteReader, plan: StructPlan): void {
+  readStruct(r, plan, skipSink, 0);
 }

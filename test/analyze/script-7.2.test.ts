@@ -1,9 +1,9 @@
-// How analyze-migration.py prints leaves and JSON: integers and buffers against straightforward BigInt and
+// How analyze-migration.py (QEMU 7.2) prints leaves and JSON: integers and buffers against straightforward BigInt and
 // string references on seeded values, and Python's json.dumps escapes and layout as Python writes them.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { hexBytes, pyDumps } from '../../src/index.js';
-import { renderInt } from '../../src/analyze/script-format.js';
+import { renderInt } from '../../src/analyze/script-7.2.js';
 import { seededRandom } from '../support/random.js';
 
 /** The script's integer text, the slow and obvious way (Python: '0x%0*x' % udata, then ' (%d)' if negative). */
