@@ -44,37 +44,27 @@ commands:
   help                         this text
 `;
 
+/** Each command's code, loaded when that command runs. */
+const COMMANDS: Readonly<Record<string, () => Promise<(argv: readonly string[], out: Output) => number | Promise<number>>>> = {
+  analyze: async () => (await import('./stream-commands.js')).analyzeCommand,
+  sections: async () => (await import('./stream-commands.js')).sectionsCommand,
+  rewrite: async () => (await import('./stream-commands.js')).rewriteCommand,
+  order: async () => (await import('./order-command.js')).orderCommand,
+  plan: async () => (await import('./plan-command.js')).planCommand,
+  snapshot: async () => (await import('./machine-commands.js')).snapshotCommand,
+  restore: async () => (await import('./machine-commands.js')).restoreCommand,
+  vm: async () => (await import('./vm-command.js')).vmCommand,
+  migrate: async () => (await import('./migrate-command.js')).migrateCommand,
+  demo: async () => (await import('./demo-command.js')).demoCommand,
+};
+
 export async function runCommand(argv: readonly string[], out: Output): Promise<number> {
   const [command, ...rest] = argv;
-  switch (command) {
-    case 'analyze':
-      return (await import('./stream-commands.js')).analyzeCommand(rest, out);
-    case 'sections':
-      return (await import('./stream-commands.js')).sectionsCommand(rest, out);
-    case 'rewrite':
-      return (await import('./stream-commands.js')).rewriteCommand(rest, out);
-    case 'order':
-      return (await import('./order-command.js')).orderCommand(rest, out);
-    case 'plan':
-      return (await import('./plan-command.js')).planCommand(rest, out);
-    case 'snapshot':
-      return (await import('./machine-commands.js')).snapshotCommand(rest, out);
-    case 'restore':
-      return (await import('./machine-commands.js')).restoreCommand(rest, out);
-    case 'vm':
-      return (await import('./vm-command.js')).vmCommand(rest, out);
-    case 'migrate':
-      return (await import('./migrate-command.js')).migrateCommand(rest, out);
-    case 'demo':
-      return (await import('./demo-command.js')).demoCommand(rest, out);
-    case undefined:
-    case 'help':
-    case '--help':
-    case '-h':
-      out.stdout(USAGE);
-      return command === undefined ? 2 : 0;
-    default:
-      throw new UsageError(`unknown command "${command}" (see vmstate help)`);
+  if (command === undefined || command === 'help' || command === '--help' || command === '-h') {
+    out.stdout(USAGE);
+    return command === undefined ? 2 : 0;
   }
+  const load = Object.hasOwn(COMMANDS, command) ? COMMANDS[command] : undefined;
+  if (load === undefined) throw new UsageError(`unknown command "${command}" (see vmstate help)`);
+  return (await load())(rest, out);
 }
-
