@@ -77,17 +77,14 @@ const repo = path.resolve(here, '..', '..');
 const cli = path.join(repo, 'dist', 'src', 'cli', 'vmstate.cjs');
 const fixturesDir = path.join(repo, 'test', 'fixtures');
 const cacheDir = path.join(os.tmpdir(), 'vmstate-bench');
-/** The developers' shared tool beside the repository (see ../shared/tools). */
-const QEMU_SOURCE_TOOL = path.resolve(repo, '..', 'shared', 'tools', 'qemu-source.sh');
+/** Prints the path of QEMU's source tree ($QEMU_SRC when set), fetching Debian's the first time. */
+const QEMU_SOURCE_TOOL = path.join(repo, 'scripts', 'qemu-source.sh');
 
-/** analyze-migration.py from the QEMU tree the shared tool unpacks (or $QEMU_SRC). */
+/** analyze-migration.py from the QEMU tree scripts/qemu-source.sh names. */
 function findScript(): string {
-  let tree = process.env.QEMU_SRC;
-  if (!tree) {
-    const r = spawnSync('bash', [QEMU_SOURCE_TOOL], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
-    if (r.status !== 0) fail(`${QEMU_SOURCE_TOOL} failed (set QEMU_SRC to a QEMU source tree)`);
-    tree = r.stdout.trim().split('\n').at(-1) ?? '';
-  }
+  const r = spawnSync('bash', [QEMU_SOURCE_TOOL], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+  if (r.status !== 0) fail(`${QEMU_SOURCE_TOOL} failed (set QEMU_SRC to a QEMU source tree)`);
+  const tree = r.stdout.trim().split('\n').at(-1) ?? '';
   const script = path.join(tree, 'scripts', 'analyze-migration.py');
   if (!fs.existsSync(script)) fail(`no ${script}`);
   return script;

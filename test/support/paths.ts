@@ -8,5 +8,5 @@ export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)
 export const fixturesDir = path.join(repoRoot, 'test', 'fixtures');
 /** The compiled CLI entry point. */
 export const cliPath = path.join(repoRoot, 'dist', 'src', 'cli', 'vmstate.cjs');
-/** The developers' shared folder beside the repo (absent for users; tests that need it say so). */
-export const sharedDir = path.resolve(repoRoot, '..', 'shared');
+/** Prints the path of a QEMU source tree, fetching Debian's into a cache outside the repo the first time. */
+export const qemuSourceScript = path.join(repoRoot, 'scripts', 'qemu-source.sh');

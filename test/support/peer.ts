@@ -1,35 +1,31 @@
 // QEMU's own scripts/analyze-migration.py, used as the reference ("peer") our analyzer must match.
-// The QEMU tree is GPL and never enters the repo: tools/qemu-source.sh in the shared folder
-// unpacks it under /tmp (once; later calls print the cached path).
+// The QEMU tree is GPL and never enters the repo: scripts/qemu-source.sh fetches Debian's QEMU source
+// into a cache folder outside it (once; later calls print the cached path, or $QEMU_SRC when set).
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { sharedDir } from './paths.js';
+import { qemuSourceScript } from './paths.js';
 import { qemuRequired, type Skippable } from './qemu.js';
 
 let cached: string | undefined;
 
 /**
- * The path of QEMU 7.2's analyze-migration.py. Throws when the shared folder or the QEMU source
- * cannot be had; use {@link analyzeScriptOrSkip} in tests that may be skipped.
+ * The path of QEMU 7.2's analyze-migration.py. Throws when the QEMU source cannot be had; use
+ * {@link analyzeScriptOrSkip} in tests that may be skipped.
  */
 export function analyzeScript(): string {
   if (cached !== undefined) return cached;
-  const tool = path.join(sharedDir, 'tools', 'qemu-source.sh');
-  if (!existsSync(tool)) {
-    const required = qemuRequired() ? ' (VMSTATE_REQUIRE_QEMU=1)' : '';
-    throw new Error(`${tool} is missing; analyze-migration.py is unavailable${required}`);
-  }
   // The first run may download the source with apt-get, hence the generous bound.
-  const result = spawnSync('bash', [tool], { encoding: 'utf8', timeout: 300_000, maxBuffer: 1 << 20 });
+  const result = spawnSync('bash', [qemuSourceScript], { encoding: 'utf8', timeout: 300_000, maxBuffer: 1 << 20 });
   if (result.error !== undefined || result.status !== 0) {
     const why = result.error?.message ?? `exit status ${result.status}`;
-    throw new Error(`${tool} failed (${why}): ${result.stderr.trim()}`);
+    const required = qemuRequired() ? ' (VMSTATE_REQUIRE_QEMU=1)' : '';
+    throw new Error(`${qemuSourceScript} failed (${why}), so analyze-migration.py is unavailable${required}: ${result.stderr.trim()}`);
   }
   const lines = result.stdout.trim().split('\n');
   const tree = lines[lines.length - 1] ?? '';
   const script = path.join(tree, 'scripts', 'analyze-migration.py');
-  if (tree === '' || !existsSync(script)) throw new Error(`${tool} printed "${tree}", which has no ${script}`);
+  if (tree === '' || !existsSync(script)) throw new Error(`${qemuSourceScript} printed "${tree}", which has no ${script}`);
   cached = script;
   return script;
 }
