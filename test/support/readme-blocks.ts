@@ -14,38 +14,43 @@ import path from 'node:path';
 import ts from 'typescript';
 import { repoRoot } from './paths.js';
 
-/** A fenced ```ts block of a Markdown file. */
+/** A fenced code block of a Markdown file. */
 export interface CodeBlock {
-  /** The nearest heading above the block; with " (2)", " (3)", … for later blocks under the same one. */
+  /** The word after the opening fence ("ts", "sh", …), or "". */
+  readonly lang: string;
+  /** The nearest heading above the block; with " (2)", " (3)", … for later blocks of its lang under it. */
   readonly key: string;
   /** 1-based line of the block's first line of code. */
   readonly line: number;
   readonly text: string;
 }
 
-/** Every ```ts (or ```typescript) block of a Markdown text, in order. */
-export function typescriptBlocks(markdown: string): CodeBlock[] {
+/** Every fenced code block of a Markdown text, in order. */
+export function codeBlocks(markdown: string): CodeBlock[] {
   const blocks: CodeBlock[] = [];
-  const perHeading = new Map<string, number>();
+  const seen = new Map<string, number>();
   let heading = '(before any heading)';
-  let open: { ts: boolean; line: number; lines: string[] } | null = null;
+  let open: { lang: string; line: number; lines: string[] } | null = null;
   markdown.split('\n').forEach((text, i) => {
     if (open !== null) {
       if (/^```\s*$/.test(text)) {
-        if (open.ts) {
-          const n = (perHeading.get(heading) ?? 0) + 1;
-          perHeading.set(heading, n);
-          blocks.push({ key: n === 1 ? heading : `${heading} (${n})`, line: open.line, text: open.lines.join('\n') });
-        }
+        const n = (seen.get(`${open.lang} ${heading}`) ?? 0) + 1;
+        seen.set(`${open.lang} ${heading}`, n);
+        blocks.push({ lang: open.lang, key: n === 1 ? heading : `${heading} (${n})`, line: open.line, text: open.lines.join('\n') });
         open = null;
       } else open.lines.push(text);
       return;
     }
     const fence = /^```(\S*)/.exec(text);
-    if (fence !== null) open = { ts: fence[1] === 'ts' || fence[1] === 'typescript', line: i + 2, lines: [] };
+    if (fence !== null) open = { lang: fence[1], line: i + 2, lines: [] };
     else if (/^#{1,6} /.test(text)) heading = text.replace(/^#+ /, '').trim();
   });
   return blocks;
+}
+
+/** The TypeScript examples among a Markdown text's code blocks (```ts or ```typescript). */
+export function typescriptBlocks(markdown: string): CodeBlock[] {
+  return codeBlocks(markdown).filter((b) => b.lang === 'ts' || b.lang === 'typescript');
 }
 
 /** A piece of a generated module: README text (with its first line there) or test text (with a name). */
