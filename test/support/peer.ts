@@ -5,21 +5,22 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { qemuSourceScript } from './paths.js';
-import { qemuRequired, type Skippable } from './qemu.js';
+import { qemuBinary, qemuRequired, type Skippable } from './qemu.js';
 
 let cached: string | undefined;
 
 /**
- * The path of QEMU 7.2's analyze-migration.py. Throws when the QEMU source cannot be had; use
- * {@link analyzeScriptOrSkip} in tests that may be skipped.
+ * The path of QEMU 7.2's analyze-migration.py. Throws when python3 or the QEMU source cannot be had;
+ * use {@link analyzeScriptOrSkip} in tests that may be skipped.
  */
 export function analyzeScript(): string {
   if (cached !== undefined) return cached;
+  const required = qemuRequired() ? ' (VMSTATE_REQUIRE_QEMU=1)' : '';
+  if (qemuBinary('python3') === null) throw new Error(`python3 not found on PATH, so analyze-migration.py cannot run${required}`);
   // The first run may download the source with apt-get, hence the generous bound.
   const result = spawnSync('bash', [qemuSourceScript], { encoding: 'utf8', timeout: 300_000, maxBuffer: 1 << 20 });
   if (result.error !== undefined || result.status !== 0) {
     const why = result.error?.message ?? `exit status ${result.status}`;
-    const required = qemuRequired() ? ' (VMSTATE_REQUIRE_QEMU=1)' : '';
     throw new Error(`${qemuSourceScript} failed (${why}), so analyze-migration.py is unavailable${required}: ${result.stderr.trim()}`);
   }
   const lines = result.stdout.trim().split('\n');
