@@ -56,7 +56,7 @@ export function typescriptBlocks(markdown: string): CodeBlock[] {
 /** A piece of a generated module: README text (with its first line there) or test text (with a name). */
 export interface Segment {
   readonly text: string;
-  /** Where it was written: `README.md:LINE` for README text, a description for test text. */
+  /** Where it was written: its first line in README.md, or a description of the test text. */
   readonly from: { readonly readmeLine: number } | { readonly what: string };
 }
 
