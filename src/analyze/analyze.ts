@@ -11,15 +11,17 @@ import { decodeStream, RAM_IDSTR, type DecodedStreamHandler } from './decode-str
 import { writeBodyJson } from './json-fast-path.js';
 import { pyDumps, PyJsonWriter, type PyJson } from './python-json.js';
 import { renderStruct } from './render-dict.js';
-import { ramSizeText, SCRIPT_7_2 } from './script-7.2.js';
-import { decodeStruct } from './value-tree.js';
+import { ramSizeText, SCRIPT_7_2, type AnalyzeScript } from './script-7.2.js';
+import { readValueTree } from './value-tree.js';
 import type { StructPlan } from './field-plan.js';
-import type { Vmdesc, VmdescStruct } from './vmdesc.js';
+import type { Vmdesc } from './vmdesc.js';
 
 /** Options for analyzeStream and analyzeStreamJson. */
 export interface AnalyzeOptions {
   /** Also receives every RAM record (e.g. to write RAM blocks to files). */
   readonly ram?: RamSink;
+  /** The analyze-migration.py whose output to give. Defaults to QEMU 7.2's. */
+  readonly script?: AnalyzeScript;
 }
 
 /** What every section id maps to; `T` is how a device section is kept. */
@@ -55,13 +57,14 @@ function ramHandler<T>(sections: Sections<T>, options: AnalyzeOptions): DecodedS
  * RAM as its block sizes, devices as their fields.
  */
 export async function analyzeStream(src: ChunkedSource, vmdesc: Vmdesc, options: AnalyzeOptions = {}): Promise<Map<string, PyJson>> {
+  const script = options.script ?? SCRIPT_7_2;
   const sections: Sections<Map<string, PyJson>> = new Map();
   await decodeStream(src, vmdesc, {
     ...ramHandler(sections, options),
-    device(ctx, r, _plan, desc) {
-      sections.set(ctx.sectionId, { label: ctx.label, value: renderStruct(decodeStruct(r, desc, SCRIPT_7_2), SCRIPT_7_2) });
+    device(ctx, r, plan) {
+      sections.set(ctx.sectionId, { label: ctx.label, value: renderStruct(readValueTree(r, plan), script) });
     },
-  });
+  }, script);
   const out = new Map<string, PyJson>();
   for (const { label, value } of sections.values()) out.set(label, value);
   return out;
@@ -87,6 +90,7 @@ class TextRange {
  * put in the dict's order at the end.
  */
 export async function analyzeStreamJson(src: ChunkedSource, vmdesc: Vmdesc, options: AnalyzeOptions = {}): Promise<Uint8Array> {
+  const script = options.script ?? SCRIPT_7_2;
   const sections: Sections<TextRange> = new Map();
   // Larger than most dumps: pages never written are never touched, so they cost nothing.
   const w = new PyJsonWriter(4 << 20);
@@ -114,12 +118,12 @@ export async function analyzeStreamJson(src: ChunkedSource, vmdesc: Vmdesc, opti
         entry(ctx.sectionId, ctx.label, () => w.value(sizes, 1));
       }
     },
-    device(ctx, r, plan, desc) {
-      const range = entry(ctx.sectionId, ctx.label, () => writeDeviceJson(r, plan, desc, w, 1));
+    device(ctx, r, plan) {
+      const range = entry(ctx.sectionId, ctx.label, () => writeDeviceJson(r, plan, w, 1, script));
       // A section id seen again keeps its place and takes the new text, as the script's dict does.
       sections.set(ctx.sectionId, { label: ctx.label, value: range });
     },
-  });
+  }, script);
   const out = inDictOrder(sections, written, w) ? w : reassemble(sections, w);
   if (out.length === 0) {
     out.ascii('{}');
@@ -135,9 +139,9 @@ export async function analyzeStreamJson(src: ChunkedSource, vmdesc: Vmdesc, opti
  * Writes a device body's text with its braces at `depth`: by the fast path, or by the reference renderer
  * where the fast path leaves the body to it (a key repeats). Returns which wrote it.
  */
-export function writeDeviceJson(r: ByteReader, plan: StructPlan, desc: VmdescStruct, w: PyJsonWriter, depth: number): 'fast' | 'reference' {
+export function writeDeviceJson(r: ByteReader, plan: StructPlan, w: PyJsonWriter, depth: number, script: AnalyzeScript = SCRIPT_7_2): 'fast' | 'reference' {
   if (writeBodyJson(r, plan, w, depth)) return 'fast';
-  w.value(renderStruct(decodeStruct(r, desc, SCRIPT_7_2), SCRIPT_7_2), depth);
+  w.value(renderStruct(readValueTree(r, plan), script), depth);
   return 'reference';
 }
 

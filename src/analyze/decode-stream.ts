@@ -32,7 +32,7 @@ export interface DecodedStreamHandler {
    * Reads a device section's body, which `plan` describes, from `r` (every byte of it, and only those).
    * Without this member the body is skipped.
    */
-  device?(ctx: SectionContext, r: ByteReader, plan: StructPlan, description: VmdescDevice): void;
+  device?(ctx: SectionContext, r: ByteReader, plan: StructPlan): void;
   sectionDone?(ctx: SectionContext, end: number, footer: boolean): void;
   eof?(offset: number): void;
   vmdesc?(json: Uint8Array, offset: number): void;
@@ -98,7 +98,7 @@ export async function decodeStream(src: ChunkedSource, vmdesc: Vmdesc | null, ha
       return {
         need: plan.maxSize,
         step(r) {
-          if (handler.device) handler.device(ctx, r, plan, desc);
+          if (handler.device) handler.device(ctx, r, plan);
           else skipStruct(r, plan);
           return true;
         },

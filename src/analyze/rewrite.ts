@@ -16,7 +16,7 @@ import {
 } from '../savevm/index.js';
 import { ByteWriter, type ChunkedSource } from '../stream/index.js';
 import { decodeStream, ramLayoutOf } from './decode-stream.js';
-import { decodeStruct, encodeStruct } from './value-tree.js';
+import { encodeStruct, readValueTree } from './value-tree.js';
 import { applyEdit, type FieldEdit } from './edit.js';
 import type { Vmdesc } from './vmdesc.js';
 
@@ -65,8 +65,8 @@ export async function rewriteStream(src: ChunkedSource, vmdesc: Vmdesc, sink: By
       },
       eos: () => ram.eos(),
     },
-    device(ctx, r, _plan, desc) {
-      const body = decodeStruct(r, desc);
+    device(ctx, r, plan) {
+      const body = readValueTree(r, plan);
       for (const e of edits) {
         if (e.idstr === ctx.idstr && e.instanceId === ctx.instanceId) {
           applyEdit(body, e);

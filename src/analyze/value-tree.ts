@@ -5,7 +5,7 @@
  */
 import type { ByteReader, ByteWriter } from '../stream/index.js';
 import { RecordType } from '../savevm/index.js';
-import { structPlan, type PlannedField } from './field-plan.js';
+import { structPlan, type PlannedField, type StructPlan } from './field-plan.js';
 import { readInt, readStruct, type BodySink } from './read-body.js';
 import { SCRIPT_7_2, type AnalyzeScript, type LeafRule } from './script-7.2.js';
 import type { VmdescStruct } from './vmdesc.js';
@@ -93,8 +93,13 @@ const treeSink: BodySink<StructValue> = {
 
 /** Decodes one struct body (fields, then subsections) into values, read as `script` reads it. Buffers are copied. */
 export function decodeStruct(r: ByteReader, desc: VmdescStruct, script: AnalyzeScript = SCRIPT_7_2): StructValue {
+  return readValueTree(r, structPlan(desc, script));
+}
+
+/** decodeStruct for a body whose plan is at hand. */
+export function readValueTree(r: ByteReader, plan: StructPlan): StructValue {
   const root: StructValue = { fields: [], subsections: [] };
-  readStruct(r, structPlan(desc, script), treeSink, root);
+  readStruct(r, plan, treeSink, root);
   return root;
 }
 

@@ -37,7 +37,7 @@ const text = (bytes: Uint8Array) => Buffer.from(bytes).toString('latin1');
 
 /** A body's JSON as analyzeStreamJson writes it: by the fast path, or by the reference renderer. */
 function writeDeviceJson(r: ByteReader, desc: VmdescStruct, w: PyJsonWriter, depth: number): 'fast' | 'reference' {
-  return writeWithPlan(r, structPlan(desc, SCRIPT_7_2), desc, w, depth);
+  return writeWithPlan(r, structPlan(desc, SCRIPT_7_2), w, depth);
 }
 
 for (const fx of fixtures()) {
