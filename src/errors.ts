@@ -1,7 +1,12 @@
 /**
  * The closed set of errors vmstate throws. Each has a literal `code`, structured `data` and `toJSON()`,
- * so callers can branch on the code and tools can print or log them without string matching.
+ * so callers can branch on the code and tools can print or log them without string matching. Errors that
+ * belong to one layer are declared there (QmpError in qmp/), but their codes are listed here, so the set
+ * stays closed.
  */
+
+/** Every code a VmstateError can carry. */
+export type VmstateErrorCode = 'STREAM_TRUNCATED' | 'STREAM_FORMAT' | 'USAGE' | 'IO' | 'LOAD' | 'SAVE' | 'LOAD_ORDER' | 'PLAN' | 'QMP';
 
 /** Where in a stream a failure happened. */
 export interface StreamPosition {
@@ -13,7 +18,7 @@ export interface StreamPosition {
 
 /** Base class: every vmstate error has a literal code and JSON-safe data. */
 export abstract class VmstateError extends Error {
-  abstract readonly code: string;
+  abstract readonly code: VmstateErrorCode;
   readonly data: Readonly<Record<string, unknown>>;
 
   constructor(message: string, data: Record<string, unknown> = {}, options?: { cause?: unknown }) {
@@ -22,7 +27,7 @@ export abstract class VmstateError extends Error {
     this.data = data;
   }
 
-  toJSON(): { name: string; code: string; message: string; data: Readonly<Record<string, unknown>> } {
+  toJSON(): { name: string; code: VmstateErrorCode; message: string; data: Readonly<Record<string, unknown>> } {
     return { name: this.name, code: this.code, message: this.message, data: this.data };
   }
 }
@@ -101,9 +106,8 @@ export class IoError extends VmstateError {
   }
 }
 
-/** A section could not be loaded: unknown or missing, a version out of range, a value that must match, a hook that failed. */
-export class LoadError extends VmstateError {
-  readonly code = 'LOAD' as const;
+/** A failure that concerns one section or description: its message starts with that path. */
+export abstract class SectionError extends VmstateError {
   /** The section (idstr, or `idstr (section id)`) and field path it concerns. */
   readonly path: string;
 
@@ -113,15 +117,14 @@ export class LoadError extends VmstateError {
   }
 }
 
-/** Saving failed: a pre-save hook refused, or the state does not fit its description. */
-export class SaveError extends VmstateError {
-  readonly code = 'SAVE' as const;
-  readonly path: string;
+/** A section could not be loaded: unknown or missing, a version out of range, a value that must match, a hook that failed. */
+export class LoadError extends SectionError {
+  readonly code = 'LOAD' as const;
+}
 
-  constructor(message: string, path: string, data: Record<string, unknown> = {}, cause?: unknown) {
-    super(path ? `${path}: ${message}` : message, { ...data, path, reason: message }, { cause });
-    this.path = path;
-  }
+/** Saving failed: a pre-save hook refused, or the state does not fit its description. */
+export class SaveError extends SectionError {
+  readonly code = 'SAVE' as const;
 }
 
 /** A device read another device's state before that state was loaded. */

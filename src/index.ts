@@ -7,12 +7,13 @@ export {
   LoadOrderError,
   PlanError,
   SaveError,
+  SectionError,
   StreamFormatError,
   StreamTruncatedError,
   UsageError,
   VmstateError,
 } from './errors.js';
-export type { StreamPosition } from './errors.js';
+export type { StreamPosition, VmstateErrorCode } from './errors.js';
 
 // Bytes
 export { ByteReader, ByteWriter, ChunkedSource, formatQemuJson, pullFromIterable, QemuJsonWriter, qemuJsonString } from './stream/index.js';
