@@ -4,7 +4,7 @@
  * counts from constants or other fields, nested structs at their own local version, null-pointer markers,
  * subsections after the fields, hooks around it all, and the VMDESCRIPTION text QEMU writes alongside.
  */
-import { LoadError, prefixStreamError, SaveError, StreamFormatError } from '../errors.js';
+import { LoadError, LoadOrderError, prefixStreamError, SaveError, StreamFormatError } from '../errors.js';
 import type { ByteReader, ByteWriter, QemuJsonWriter } from '../stream/index.js';
 import type { AnyVmsd, BufferField, Count, Field, LoadContext } from './fields.js';
 import { checkIncomingVersion } from './versions.js';
@@ -503,7 +503,7 @@ function loadHook(hook: (s: State, c: LoadContext) => void, s: State, ctx: LoadC
   try {
     hook(s, ctx);
   } catch (e) {
-    if (e instanceof LoadError || (e as { code?: string }).code === 'LOAD_ORDER') throw e;
+    if (e instanceof LoadError || e instanceof LoadOrderError) throw e;
     throw new LoadError(`${what} hook failed: ${(e as Error).message}`, vmsd.name, {}, e);
   }
 }
