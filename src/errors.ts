@@ -1,12 +1,22 @@
 /**
  * The closed set of errors vmstate throws. Each has a literal `code`, structured `data` and `toJSON()`,
  * so callers can branch on the code and tools can print or log them without string matching. Errors that
- * belong to one layer are declared there (QmpError in qmp/), but their codes are listed here, so the set
- * stays closed.
+ * belong to one layer are declared there, but their codes are listed here, so the set stays closed.
  */
 
 /** Every code a VmstateError can carry. */
-export type VmstateErrorCode = 'STREAM_TRUNCATED' | 'STREAM_FORMAT' | 'USAGE' | 'IO' | 'LOAD' | 'SAVE' | 'LOAD_ORDER' | 'PLAN' | 'QMP';
+export type VmstateErrorCode =
+  | 'STREAM_TRUNCATED'
+  | 'STREAM_FORMAT'
+  | 'USAGE'
+  | 'IO'
+  | 'LOAD'
+  | 'SAVE'
+  | 'LOAD_ORDER'
+  | 'PLAN'
+  | 'QMP' // QmpError, qmp/
+  | 'DMA_FAULT' // DmaFault, machine/
+  | 'GUEST_MEMORY'; // GuestMemoryError, ram/
 
 /** Where in a stream a failure happened. */
 export interface StreamPosition {

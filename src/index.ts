@@ -26,7 +26,7 @@ export * from './vmstate/index.js';
 export * from './savevm/index.js';
 
 // RAM records
-export { GuestRam, isZeroPage, RamDecoder, RamEncoder, RamFlag, RamHandler } from './ram/index.js';
+export { GuestMemoryError, GuestRam, isZeroPage, RamDecoder, RamEncoder, RamFlag, RamHandler } from './ram/index.js';
 export type { MappedBlock, RamBlock, RamBlockInfo, RamHandlerOptions, RamLayout, RamSink, RamStats } from './ram/index.js';
 
 // Analysis and rewriting

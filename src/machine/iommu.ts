@@ -4,19 +4,27 @@
  * Each unit owns a range of bus numbers (an ACPI DMAR scope, an IORT mapping); a device belongs to the
  * unit whose range holds its bus number at the moment of the DMA.
  */
+import { VmstateError } from '../errors.js';
 import type { GuestRam } from '../ram/index.js';
 import type { AnyVmsd, LoadContext } from '../vmstate/index.js';
 import type { PciBridge, PciFunction } from './pci.js';
 
 /** A DMA the IOMMU refused: no context or stream entry, no mapping, or translation off for that device. */
-export class DmaFault extends Error {
+export class DmaFault extends VmstateError {
+  readonly code = 'DMA_FAULT' as const;
+
   constructor(
     readonly device: string,
     readonly requesterId: number,
     readonly iova: number,
     readonly reason: string,
   ) {
-    super(`${device} (RID ${requesterId.toString(16).padStart(4, '0')}): DMA to IOVA 0x${iova.toString(16)} faulted: ${reason}`);
+    super(`${device} (RID ${requesterId.toString(16).padStart(4, '0')}): DMA to IOVA 0x${iova.toString(16)} faulted: ${reason}`, {
+      device,
+      requesterId,
+      iova,
+      reason,
+    });
   }
 }
 

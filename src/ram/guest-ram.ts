@@ -3,6 +3,7 @@
  * accessors (the guests we model are little-endian), and a dirty bitmap per block that every write
  * through this class marks, so live migration can send only what changed.
  */
+import { VmstateError } from '../errors.js';
 import type { RamBlock } from './ram-handler.js';
 
 /** A RAM block placed in the guest-physical address space. */
@@ -13,12 +14,14 @@ export interface MappedBlock extends RamBlock {
 }
 
 /** A guest-physical access outside every block. */
-export class GuestMemoryError extends Error {
+export class GuestMemoryError extends VmstateError {
+  readonly code = 'GUEST_MEMORY' as const;
+
   constructor(
     readonly address: number,
     readonly length: number,
   ) {
-    super(`guest-physical access at 0x${address.toString(16)} (+${length}) is outside RAM`);
+    super(`guest-physical access at 0x${address.toString(16)} (+${length}) is outside RAM`, { address, length });
   }
 }
 
