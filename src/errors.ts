@@ -98,7 +98,10 @@ export function prefixStreamError(e: unknown, prefix: string): unknown {
   return e;
 }
 
-/** A request that cannot be carried out as asked: a bad `--set` path, a value out of range, a missing file. */
+/**
+ * A request that cannot be carried out as asked: a bad `--set` path, a value out of range (a counted
+ * string over 255 bytes, a RAM block that is not whole pages), a machine that cannot be built.
+ */
 export class UsageError extends VmstateError {
   readonly code = 'USAGE' as const;
 

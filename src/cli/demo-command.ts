@@ -10,6 +10,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { IoError } from '../errors.js';
 import { Machine } from '../machine/index.js';
 import { QmpClient } from '../qmp/index.js';
 import { parseArgs, type Output } from './args.js';
@@ -37,7 +38,7 @@ async function freePort(): Promise<number> {
 async function connectWhenReady(address: string, child: ChildProcess, log: () => string): Promise<QmpClient> {
   const deadline = Date.now() + 20_000;
   for (;;) {
-    if (child.exitCode !== null) throw new Error(`the VM process exited early (${child.exitCode}): ${log()}`);
+    if (child.exitCode !== null) throw new IoError(`the VM process exited early (${child.exitCode}): ${log()}`);
     try {
       return await QmpClient.connect(address);
     } catch (e) {
@@ -132,7 +133,7 @@ export async function demoCommand(argv: readonly string[], out: Output): Promise
 async function waitFor(check: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    if (Date.now() > deadline) throw new IoError(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 50));
   }
 }

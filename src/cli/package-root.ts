@@ -2,6 +2,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { IoError } from '../errors.js';
 
 let root: string | undefined;
 
@@ -14,7 +15,7 @@ export function packageRoot(): string {
     const pkg = join(dir, 'package.json');
     if (existsSync(pkg) && (JSON.parse(readFileSync(pkg, 'utf8')) as { name?: string }).name === 'vmstate') return (root = dir);
     const up = dirname(dir);
-    if (up === dir) throw new Error('cannot find the vmstate package folder');
+    if (up === dir) throw new IoError('cannot find the vmstate package folder');
     dir = up;
   }
 }

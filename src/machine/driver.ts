@@ -11,6 +11,7 @@
  *   +0  u32 magic "VMST"   +4 u32 step   +8 u64 next free guest-physical address   +16 u32 engine count
  *   +20 u32 buffer size    +24 per engine, in path order: u64 source, u64 destination (guest-physical)
  */
+import { UsageError } from '../errors.js';
 import type { GuestRam } from '../ram/index.js';
 import type { DmaEngine } from './dma-engine.js';
 import type { GuestAllocator, IommuModel } from './iommu.js';
@@ -72,7 +73,7 @@ export function bootDriver(host: DriverHost): void {
     ram.writeU64(CONTROL_BLOCK + 24 + i * 16, src);
     ram.writeU64(CONTROL_BLOCK + 32 + i * 16, dst);
     const unit = host.iommuFor(engine.fn);
-    if (!unit) throw new Error(`${engine.fn.path}: no IOMMU translates for bus ${engine.fn.bus}`);
+    if (!unit) throw new UsageError(`${engine.fn.path}: no IOMMU translates for bus ${engine.fn.bus}`);
     unit.driverMap(alloc, engine.fn, SRC_IOVA, src, BUFFER_SIZE);
     unit.driverMap(alloc, engine.fn, DST_IOVA, dst, BUFFER_SIZE);
   });
@@ -87,7 +88,7 @@ export function driverStep(ram: GuestRam): number {
 /** One step of the workload: every engine copies a fresh pattern. */
 export function runStep(host: DriverHost): DmaResult[] {
   const ram = host.ram;
-  if (ram.readU32(CONTROL_BLOCK) !== MAGIC) throw new Error('the driver has not booted: no control block in guest RAM');
+  if (ram.readU32(CONTROL_BLOCK) !== MAGIC) throw new UsageError('the driver has not booted: no control block in guest RAM');
   const step = ram.readU32(CONTROL_BLOCK + 4);
   const size = ram.readU32(CONTROL_BLOCK + 20);
   const pattern = new Uint8Array(size);

@@ -4,6 +4,7 @@
  * secondary-bus register, so its requester ID (bus << 8 | devfn) is always what the registers say now,
  * never a cached copy: after a restore it is whatever the bridges' loaded state says.
  */
+import { UsageError } from '../errors.js';
 
 /** Type 1 header registers (PCI-to-PCI bridge). */
 export const PCI_PRIMARY_BUS = 0x18;
@@ -119,7 +120,7 @@ export function enumerateBuses(rootBus: readonly PciFunction[]): number {
     for (const f of [...functions].sort((a, b) => a.devfn - b.devfn)) {
       if (!(f instanceof PciBridge)) continue;
       const secondary = ++last;
-      if (secondary > 0xff) throw new RangeError('more than 256 buses: a PCI segment has at most 256');
+      if (secondary > 0xff) throw new UsageError('more than 256 buses: a PCI segment has at most 256');
       f.setBusNumbers(bus, secondary, 0xff);
       visit(secondary, f.children);
       f.config[PCI_SUBORDINATE_BUS] = last;

@@ -24,6 +24,7 @@
  * as the bridges' registers give it at that moment. Loaded before the bridges, every device behind a root
  * port is cached under bus 0's StreamID: its DMA faults, or goes through another device's STE.
  */
+import { UsageError } from '../errors.js';
 import { GuestMemoryError } from '../ram/index.js';
 import { defineVmsd, type LoadContext } from '../vmstate/index.js';
 import { DmaFault, forEachDeviceInScope, ownsBus, type BridgeToucher, type GuestAllocator, type IommuContext, type IommuModel } from './iommu.js';
@@ -100,7 +101,7 @@ export class Smmuv3Unit implements IommuModel {
     this.ctx = options.ctx;
     const [first, last] = options.busRange;
     if (!(Number.isInteger(first) && Number.isInteger(last) && first >= 0 && first <= last && last <= 0xff)) {
-      throw new RangeError(`${this.id}: bus range [${first}, ${last}] is not within 0..255`);
+      throw new UsageError(`${this.id}: bus range [${first}, ${last}] is not within 0..255`);
     }
     // Reset values as QEMU 7.2's smmuv3_init_regs leaves them, except sid_size: QEMU never sets it (its
     // IDR1.SIDSIZE is a constant 16); here it is this unit's IDR1.SIDSIZE, sized to its buses.
@@ -290,17 +291,17 @@ export class Smmuv3Unit implements IommuModel {
    */
   driverMap(alloc: GuestAllocator, dev: PciFunction, iova: number, phys: number, len: number): void {
     if (!ownsBus(this, dev.bus)) {
-      throw new RangeError(`${this.id}: ${dev.path} is on bus ${dev.bus}, outside buses ${this.busRange[0]}..${this.busRange[1]}`);
+      throw new UsageError(`${this.id}: ${dev.path} is on bus ${dev.bus}, outside buses ${this.busRange[0]}..${this.busRange[1]}`);
     }
     if (iova % PAGE !== 0 || phys % PAGE !== 0 || !(len > 0) || iova + len > IOVA_LIMIT) {
       const what = `0x${len.toString(16)} bytes at IOVA 0x${iova.toString(16)} to 0x${phys.toString(16)}`;
-      throw new RangeError(`${this.id}: cannot map ${what}: addresses must be page-aligned, the range non-empty and below 2^48`);
+      throw new UsageError(`${this.id}: cannot map ${what}: addresses must be page-aligned, the range non-empty and below 2^48`);
     }
     const ram = this.ctx.ram;
     const sid = dev.requesterId;
     const log2size = this.state.strtab_base_cfg & 0x3f;
     if (sid >= 2 ** log2size) {
-      throw new RangeError(`${this.id}: StreamID ${hex4(sid)} of ${dev.path} is beyond the stream table (LOG2SIZE ${log2size})`);
+      throw new UsageError(`${this.id}: StreamID ${hex4(sid)} of ${dev.path} is beyond the stream table (LOG2SIZE ${log2size})`);
     }
     const ste = Number(this.state.strtab_base & STRTAB_ADDR_MASK) + sid * STE_SIZE;
     const w0 = ram.readU32(ste);

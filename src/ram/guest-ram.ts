@@ -3,7 +3,7 @@
  * accessors (the guests we model are little-endian), and a dirty bitmap per block that every write
  * through this class marks, so live migration can send only what changed.
  */
-import { VmstateError } from '../errors.js';
+import { UsageError, VmstateError } from '../errors.js';
 import type { RamBlock } from './ram-handler.js';
 
 /** A RAM block placed in the guest-physical address space. */
@@ -38,9 +38,9 @@ export class GuestRam {
 
   /** Adds a zeroed block of `size` bytes at guest-physical `base`. */
   addBlock(name: string, base: number, size: number): MappedBlock {
-    if (size % this.pageSize !== 0) throw new RangeError(`RAM block ${name}: ${size} bytes is not a whole number of pages`);
+    if (size % this.pageSize !== 0) throw new UsageError(`RAM block ${name}: ${size} bytes is not a whole number of pages`, { block: name });
     for (const b of this.blocks) {
-      if (base < b.base + b.data.length && b.base < base + size) throw new RangeError(`RAM block ${name} overlaps ${b.name}`);
+      if (base < b.base + b.data.length && b.base < base + size) throw new UsageError(`RAM block ${name} overlaps ${b.name}`, { block: name, other: b.name });
     }
     const block: MappedBlock = { name, base, data: new Uint8Array(size), dirty: new Uint8Array(Math.ceil(size / this.pageSize / 8)) };
     this.blocks.push(block);

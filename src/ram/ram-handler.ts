@@ -8,7 +8,7 @@
  * QEMU's migration_bitmap_sync does after each pass, and completion syncs once more with the guest
  * stopped.
  */
-import { LoadError } from '../errors.js';
+import { LoadError, UsageError } from '../errors.js';
 import type { IterativeHandler, SectionBodyDecoder } from '../savevm/index.js';
 import { forEachNonZeroRun, type ByteWriter } from '../stream/index.js';
 import { RamDecoder, RamEncoder, type RamLayout } from './records.js';
@@ -84,7 +84,7 @@ export class RamHandler implements IterativeHandler {
     this.layout = { pageSize: options.pageSize ?? 4096 };
     this.perIteration = options.pagesPerIteration ?? 16384;
     for (const b of blocks) {
-      if (b.data.length % this.layout.pageSize !== 0) throw new RangeError(`RAM block ${b.name} is not a whole number of pages`);
+      if (b.data.length % this.layout.pageSize !== 0) throw new UsageError(`RAM block ${b.name} is not a whole number of pages`, { block: b.name });
     }
     this.decoder = this.makeDecoder();
     this.words = blocks.map((b) => ((b.data.byteOffset & 3) === 0 ? new Int32Array(b.data.buffer, b.data.byteOffset, b.data.length >> 2) : null));

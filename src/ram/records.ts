@@ -12,7 +12,7 @@
  *
  * CONTINUE (0x20) means "same block as the previous page record", remembered across sections.
  */
-import { StreamFormatError } from '../errors.js';
+import { StreamFormatError, UsageError } from '../errors.js';
 import type { ByteReader, ByteWriter } from '../stream/index.js';
 
 /** RAM_SAVE_FLAG_* values. */
@@ -82,7 +82,7 @@ export class RamDecoder {
   ) {
     const ps = layout.pageSize;
     if (!Number.isInteger(ps) || ps < 512 || ps > 1 << 16 || (ps & (ps - 1)) !== 0) {
-      throw new RangeError(`RAM page size ${ps} is not a power of two between 512 and 65536`);
+      throw new UsageError(`RAM page size ${ps} is not a power of two between 512 and 65536`, { pageSize: ps });
     }
     this.flagMask = ps - 1;
     this.maxRecord = 8 + 1 + 255 + ps;

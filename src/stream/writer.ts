@@ -2,6 +2,7 @@
  * Big-endian writer into one growing buffer, mirroring QEMUFile's put* calls. `take()` hands the written
  * bytes over and starts a fresh buffer, so a streaming encoder can flush section by section.
  */
+import { UsageError } from '../errors.js';
 
 const TEXT = new TextEncoder();
 
@@ -92,7 +93,7 @@ export class ByteWriter {
   /** A string with a one-byte length prefix (QEMU's qemu_put_counted_string); at most 255 bytes. */
   putCountedString(s: string): void {
     const bytes = TEXT.encode(s);
-    if (bytes.length > 255) throw new RangeError(`counted string of ${bytes.length} bytes exceeds 255`);
+    if (bytes.length > 255) throw new UsageError(`counted string of ${bytes.length} bytes exceeds 255`, { bytes: bytes.length });
     this.putByte(bytes.length);
     this.putBuffer(bytes);
   }

@@ -4,6 +4,7 @@
  * two cannot drift apart. The codec names are QEMU's (migration/vmstate-types.c, QEMU 7.2): they are
  * what the VMDESCRIPTION says and what analyzers key on.
  */
+import { UsageError } from '../errors.js';
 import type { ByteReader, ByteWriter } from '../stream/index.js';
 import { INT_CODECS, type IntCodec, type IntCodecName } from './int-codecs.js';
 
@@ -291,7 +292,7 @@ export function defineVmsd<const Fs extends readonly Field[], const Subs extends
   spec: VmsdSpec<Fs, Subs, StateOfFields<Fs> & SubStates<Subs>>,
 ): Vmsd<StateOfFields<Fs> & SubStates<Subs>> {
   if (spec.name.length === 0 || new TextEncoder().encode(spec.name).length > 255) {
-    throw new RangeError(`description name "${spec.name}" must be 1 to 255 bytes`);
+    throw new UsageError(`description name "${spec.name}" must be 1 to 255 bytes`, { name: spec.name });
   }
   return Object.freeze({
     ...spec,

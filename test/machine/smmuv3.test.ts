@@ -150,7 +150,7 @@ test('a device outside the unit is not cached, and the driver refuses to map it'
   assert.equal(unit.translate(onRoot, 0x10, false), 0x200010);
   assert.equal(faultOf(() => unit.translate(dma, 0, false)), 'no stream table entry cached for this device');
   assert.throws(() => unit.driverMap(alloc, dma, 0, 0x200000, 0x1000), {
-    name: 'RangeError',
+    name: 'UsageError',
     message: 'smmu0: 0000:00:02.0:00.0 is on bus 1, outside buses 0..0',
   });
 });

@@ -65,7 +65,7 @@ test('writer mirrors the reader and grows its one buffer', () => {
     [...w.peek()],
     [0x7f, 0x12, 0x34, 0xde, 0xad, 0xbe, 0xef, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfe, 3, 0x72, 0x61, 0x6d, 0, 0, 0, 1, 0, 0, 0, 0, 0xaa, 0xaa],
   );
-  assert.throws(() => w.putCountedString('x'.repeat(256)), RangeError);
+  assert.throws(() => w.putCountedString('x'.repeat(256)), { code: 'USAGE', message: 'counted string of 256 bytes exceeds 255' });
 });
 
 /** A source over 0..63 that hands over at most 5 bytes per read. */
