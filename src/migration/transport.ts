@@ -6,7 +6,7 @@
 import { spawn } from 'node:child_process';
 import { createReadStream, createWriteStream, rmSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
-import { UsageError } from '../errors.js';
+import { IoError, UsageError } from '../errors.js';
 import { pullFromIterable, type PullSource } from '../stream/index.js';
 
 /** A parsed migration URI. */
@@ -55,8 +55,9 @@ export interface ByteTransport {
 function fromWritable(stream: NodeJS.WritableStream & { destroy(): void; writableLength?: number }, closed: Promise<void>): ByteTransport {
   let failure: Error | null = null;
   const fail = (e: Error) => (failure ??= e);
+  const closedError = () => new IoError('the connection was closed');
   stream.on('error', fail);
-  stream.on('close', () => fail(new Error('the connection was closed')));
+  stream.on('close', () => fail(closedError()));
   return {
     write(chunk) {
       if (failure) return Promise.reject(failure);
@@ -70,7 +71,7 @@ function fromWritable(stream: NodeJS.WritableStream & { destroy(): void; writabl
           cleanup();
           reject(e);
         };
-        const onClose = () => onError(failure ?? new Error('the connection was closed'));
+        const onClose = () => onError(failure ?? closedError());
         const onDrain = () => {
           cleanup();
           resolve();
@@ -126,7 +127,7 @@ export async function connectOutgoing(uri: string): Promise<ByteTransport> {
     case 'exec': {
       const child = spawn('/bin/sh', ['-c', u.command], { stdio: ['pipe', 'ignore', 'inherit'] });
       const exited = new Promise<void>((resolve, reject) =>
-        child.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`exec: ${u.command} exited with ${code}`)))),
+        child.once('exit', (code) => (code === 0 ? resolve() : reject(new IoError(`exec: ${u.command} exited with ${code}`, { command: u.command, exitCode: code })))),
       );
       exited.catch(() => undefined);
       return fromWritable(child.stdin, exited);
