@@ -41,8 +41,6 @@ export const DEFAULT_PARAMETERS: Readonly<MigrationParameters> = { maxBandwidth:
 /** The longest the migration keeps the event loop before letting the guest's timers run. */
 const GUEST_SLICE_MS = 5;
 
-class Cancelled extends Error {}
-
 export class OutgoingMigration {
   readonly state = new MigrationStateMachine();
   private readonly w = new ByteWriter(2 << 20);
@@ -86,69 +84,70 @@ export class OutgoingMigration {
   /** Runs the migration to its end; resolves with the final status (never rejects). */
   async run(): Promise<MigrationStatus> {
     this.startedAt = performance.now();
+    let failure: unknown = null;
     try {
-      if (!this.state.transition('none', 'setup')) throw new Cancelled();
-      const saver = new StreamSaver(this.w, this.vm.registry, { machineName: this.vm.machineType });
-      saver.setup();
-      await this.flush();
-      this.setupTime = performance.now() - this.startedAt;
-      if (!this.state.transition('setup', 'active')) throw new Cancelled();
-      const passStart = { t: performance.now(), bytes: this.transferred };
-      for (;;) {
-        this.checkCancel();
-        const done = saver.iterate();
-        await this.flush();
-        if (!done) continue;
-        // A pass ended: take the guest's new dirty pages and decide whether to switch over.
-        const elapsed = (performance.now() - passStart.t) / 1000;
-        if (elapsed > 0) this.measuredRate = (this.transferred - passStart.bytes) / elapsed;
-        passStart.t = performance.now();
-        passStart.bytes = this.transferred;
-        this.ram?.syncDirty();
-        this.passes++;
-        this.onPass(this.passes);
-        const remaining = this.ram?.remainingBytes ?? 0;
-        const rate = this.params.maxBandwidth > 0 ? Math.min(this.params.maxBandwidth, this.measuredRate || Infinity) : this.measuredRate;
-        this.expectedDowntime = rate > 0 ? (remaining / rate) * 1000 : 0;
-        if (remaining === 0 || this.expectedDowntime <= this.params.downtimeLimitMs) break;
-        await yieldToGuest();
-      }
-      this.checkCancel();
-      saver.warmUp();
-      // Switch-over: the guest stops, the rest goes in one go.
-      if (this.vm.running) {
-        this.vm.pause();
-        this.pausedByUs = true;
-      }
-      this.stoppedAt = performance.now();
-      if (!this.state.transition('active', 'device')) throw new Cancelled();
-      saver.complete();
-      await this.flush(true);
-      // Downtime and total-time end with the last byte handed to the OS, as QEMU's do
-      // (migration_calculate_complete); closing the connection comes after.
-      const flushedAt = performance.now();
-      await this.transport.end();
-      this.endedAt = flushedAt;
-      if (!this.state.transition('device', 'completed')) throw new Cancelled();
-      return 'completed';
+      if (await this.precopy()) return 'completed';
     } catch (e) {
-      this.endedAt = performance.now();
-      this.transport.destroy();
-      if (this.pausedByUs) this.vm.resume();
-      this.pausedByUs = false;
-      if (this.state.status === 'cancelling' || e instanceof Cancelled) {
-        this.state.transition('cancelling', 'cancelled');
-      } else if (!isFinal(this.state.status)) {
-        this.error = (e as Error).message;
-        const from = this.state.status;
-        this.state.transition(from, 'failed');
-      }
-      return this.state.status;
+      failure = e;
     }
+    this.endedAt = performance.now();
+    this.transport.destroy();
+    if (this.pausedByUs) this.vm.resume();
+    this.pausedByUs = false;
+    if (this.state.status === 'cancelling' || failure === null) {
+      this.state.transition('cancelling', 'cancelled');
+    } else if (!isFinal(this.state.status)) {
+      this.error = (failure as Error).message;
+      this.state.transition(this.state.status, 'failed');
+    }
+    return this.state.status;
   }
 
-  private checkCancel(): void {
-    if (this.cancelRequested || this.state.status === 'cancelling') throw new Cancelled();
+  /** Setup, the passes, the switch-over: true once completed, false as soon as a cancel stops it. */
+  private async precopy(): Promise<boolean> {
+    if (!this.state.transition('none', 'setup')) return false;
+    const saver = new StreamSaver(this.w, this.vm.registry, { machineName: this.vm.machineType });
+    saver.setup();
+    await this.flush();
+    this.setupTime = performance.now() - this.startedAt;
+    if (!this.state.transition('setup', 'active')) return false;
+    const passStart = { t: performance.now(), bytes: this.transferred };
+    for (;;) {
+      if (this.cancelRequested) return false;
+      const done = saver.iterate();
+      await this.flush();
+      if (!done) continue;
+      // A pass ended: take the guest's new dirty pages and decide whether to switch over.
+      const elapsed = (performance.now() - passStart.t) / 1000;
+      if (elapsed > 0) this.measuredRate = (this.transferred - passStart.bytes) / elapsed;
+      passStart.t = performance.now();
+      passStart.bytes = this.transferred;
+      this.ram?.syncDirty();
+      this.passes++;
+      this.onPass(this.passes);
+      const remaining = this.ram?.remainingBytes ?? 0;
+      const rate = this.params.maxBandwidth > 0 ? Math.min(this.params.maxBandwidth, this.measuredRate || Infinity) : this.measuredRate;
+      this.expectedDowntime = rate > 0 ? (remaining / rate) * 1000 : 0;
+      if (remaining === 0 || this.expectedDowntime <= this.params.downtimeLimitMs) break;
+      await yieldToGuest();
+    }
+    if (this.cancelRequested) return false;
+    saver.warmUp();
+    // Switch-over: the guest stops, the rest goes in one go.
+    if (this.vm.running) {
+      this.vm.pause();
+      this.pausedByUs = true;
+    }
+    this.stoppedAt = performance.now();
+    if (!this.state.transition('active', 'device')) return false;
+    saver.complete();
+    await this.flush(true);
+    // Downtime and total-time end with the last byte handed to the OS, as QEMU's do
+    // (migration_calculate_complete); closing the connection comes after.
+    const flushedAt = performance.now();
+    await this.transport.end();
+    this.endedAt = flushedAt;
+    return this.state.transition('device', 'completed');
   }
 
   /** Sends what the writer holds, throttled to max-bandwidth; `unthrottled` for the switch-over. */
