@@ -16,7 +16,8 @@ export type VmstateErrorCode =
   | 'PLAN'
   | 'QMP' // QmpError, qmp/
   | 'DMA_FAULT' // DmaFault, machine/
-  | 'GUEST_MEMORY'; // GuestMemoryError, ram/
+  | 'GUEST_MEMORY' // GuestMemoryError, ram/
+  | 'MIGRATION'; // MigrationError, migration/
 
 /** Where in a stream a failure happened. */
 export interface StreamPosition {

@@ -191,7 +191,7 @@ export class VmProcess implements VmControl {
         source.close();
         if (status !== 'completed') {
           // Never resume a half-loaded VM.
-          this.options.log(`vmstate vm: incoming migration failed: ${(incoming.failure as Error)?.message ?? 'unknown error'}`);
+          this.options.log(`vmstate vm: incoming migration failed: ${incoming.error?.message ?? 'unknown error'}`);
           this.options.exit(1);
           return;
         }

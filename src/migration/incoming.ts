@@ -5,6 +5,7 @@
  */
 import { loadSnapshot, type SaveRegistry } from '../savevm/index.js';
 import { ChunkedSource, type PullSource } from '../stream/index.js';
+import { MigrationError } from './migration-error.js';
 import { MigrationStateMachine, type MigrationStatus } from './status.js';
 
 export class IncomingMigration {
@@ -12,14 +13,17 @@ export class IncomingMigration {
   private startedAt = 0;
   private endedAt = 0;
   private received = 0;
-  private error: string | undefined;
-  /** The failure, once the migration failed. */
-  failure: unknown;
+  private failure: MigrationError | undefined;
 
   constructor(
     private readonly registry: SaveRegistry,
     private readonly machineType: string,
   ) {}
+
+  /** Why the migration failed, once it has. */
+  get error(): MigrationError | undefined {
+    return this.failure;
+  }
 
   /** Marks the destination as waiting for a connection. */
   listening(): void {
@@ -44,8 +48,7 @@ export class IncomingMigration {
       this.state.transition('active', 'completed');
     } catch (e) {
       this.endedAt = performance.now();
-      this.failure = e;
-      this.error = (e as Error).message;
+      this.failure = new MigrationError('load', e);
       this.state.transition('active', 'failed');
     }
     return this.state.status;
@@ -56,7 +59,7 @@ export class IncomingMigration {
     const s = this.state.status;
     if (s === 'none' || s === 'setup') return s === 'none' ? {} : { status: s };
     const out: Record<string, unknown> = { status: s, 'total-time': Math.round((this.endedAt || performance.now()) - this.startedAt) };
-    if (this.error) out['error-desc'] = this.error;
+    if (this.failure?.message) out['error-desc'] = this.failure.message;
     out.ram = { transferred: this.received };
     return out;
   }

@@ -6,3 +6,5 @@ export type { ByteTransport, IncomingEndpoint, MigrationUri } from './transport.
 export { DEFAULT_PARAMETERS, OutgoingMigration } from './outgoing.js';
 export type { MigratableVm, MigrationParameters } from './outgoing.js';
 export { IncomingMigration } from './incoming.js';
+export { MigrationError } from './migration-error.js';
+export type { MigrationPhase } from './migration-error.js';

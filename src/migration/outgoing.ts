@@ -14,6 +14,7 @@
 import { StreamSaver, type SaveRegistry } from '../savevm/index.js';
 import { RamHandler } from '../ram/index.js';
 import { ByteWriter } from '../stream/index.js';
+import { MigrationError } from './migration-error.js';
 import { isFinal, MigrationStateMachine, type MigrationStatus } from './status.js';
 import type { ByteTransport } from './transport.js';
 
@@ -57,7 +58,7 @@ export class OutgoingMigration {
   private lastYield = 0;
   /** Ends the current bandwidth wait early (a cancel must not wait for it). */
   private wake: (() => void) | null = null;
-  private error: string | undefined;
+  private failure: MigrationError | undefined;
   private readonly ram: RamHandler | undefined;
 
   constructor(
@@ -73,6 +74,11 @@ export class OutgoingMigration {
     return this.state.status;
   }
 
+  /** Why the migration failed, once it has. */
+  get error(): MigrationError | undefined {
+    return this.failure;
+  }
+
   /** Asks the migration to stop; it ends in cancelled (or failed) and the guest runs on. */
   cancel(): void {
     this.cancelRequested = true;
@@ -84,21 +90,22 @@ export class OutgoingMigration {
   /** Runs the migration to its end; resolves with the final status (never rejects). */
   async run(): Promise<MigrationStatus> {
     this.startedAt = performance.now();
-    let failure: unknown = null;
+    let thrown: unknown = null;
     try {
       if (await this.precopy()) return 'completed';
     } catch (e) {
-      failure = e;
+      thrown = e;
     }
     this.endedAt = performance.now();
     this.transport.destroy();
     if (this.pausedByUs) this.vm.resume();
     this.pausedByUs = false;
-    if (this.state.status === 'cancelling' || failure === null) {
+    const from = this.state.status;
+    if (from === 'cancelling' || thrown === null) {
       this.state.transition('cancelling', 'cancelled');
-    } else if (!isFinal(this.state.status)) {
-      this.error = (failure as Error).message;
-      this.state.transition(this.state.status, 'failed');
+    } else if (from === 'setup' || from === 'active' || from === 'device') {
+      this.failure = new MigrationError(from, thrown);
+      this.state.transition(from, 'failed');
     }
     return this.state.status;
   }
@@ -195,7 +202,7 @@ export class OutgoingMigration {
     out['total-time'] = Math.round(elapsed * 1000);
     if (s === 'completed') out.downtime = Math.round(this.endedAt - this.stoppedAt);
     if (s === 'active' || s === 'device') out['expected-downtime'] = Math.round(this.expectedDowntime);
-    if (s === 'failed' && this.error) out['error-desc'] = this.error;
+    if (s === 'failed' && this.failure?.message) out['error-desc'] = this.failure.message;
     out.ram = {
       transferred: this.transferred,
       remaining: this.ram?.remainingBytes ?? 0,
