@@ -143,7 +143,6 @@ export class VmProcess implements VmControl {
     this.outgoing = null;
     this.outgoingFailure = { status: 'setup' };
     this.emit('MIGRATION', { status: 'setup' });
-    this.machine.runState = this.runstate;
     const attempt = { cancelled: false };
     this.connecting = attempt;
     connectOutgoing(uri).then(
@@ -158,13 +157,12 @@ export class VmProcess implements VmControl {
         const m = new OutgoingMigration(this, transport, { ...this.params }, (pass) => this.emit('MIGRATION_PASS', { pass }));
         m.state.onChange((status) => {
           if (status !== 'setup') this.emit('MIGRATION', { status });
+          // globalstate's run state goes out with the devices: the destination resumes on 'running'.
           if (status === 'device') this.machine.runState = 'running';
           if (status === 'completed') this.runstate = 'postmigrate';
         });
         this.outgoing = m;
         this.outgoingFailure = null;
-        // Record the run state the destination should resume in, before the guest is stopped.
-        this.machine.runState = this.running ? 'running' : 'paused';
         void m.run();
       },
       (e: Error) => {
