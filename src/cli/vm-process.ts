@@ -4,15 +4,7 @@
  */
 import { UsageError } from '../errors.js';
 import { Machine, type MachineDescription } from '../machine/index.js';
-import {
-  connectOutgoing,
-  DEFAULT_PARAMETERS,
-  IncomingMigration,
-  listenIncoming,
-  OutgoingMigration,
-  parseMigrationUri,
-  type MigrationParameters,
-} from '../migration/index.js';
+import { DEFAULT_PARAMETERS, IncomingMigration, isFinal, OutgoingMigration, type MigrationParameters } from '../migration/index.js';
 import { QmpError, type MigrationCapabilityStatus, type VmControl } from '../qmp/index.js';
 import type { SaveRegistry } from '../savevm/index.js';
 
@@ -42,8 +34,6 @@ export class VmProcess implements VmControl {
   private timer: NodeJS.Timeout | null = null;
   private readonly listeners = new Set<Listener>();
   private outgoing: OutgoingMigration | null = null;
-  private connecting: { cancelled: boolean } | null = null;
-  private outgoingFailure: Record<string, unknown> | null = null;
   private incoming: IncomingMigration | null = null;
   private readonly params: MigrationParameters = { ...DEFAULT_PARAMETERS };
   private readonly caps = new Map<string, boolean>([['events', false]]);
@@ -132,95 +122,51 @@ export class VmProcess implements VmControl {
 
   migrate(uri: string): void {
     if (this.runstate === 'inmigrate') throw new QmpError('GenericError', 'Guest is waiting for an incoming migration');
-    if (this.connecting || (this.outgoing && !['completed', 'failed', 'cancelled'].includes(this.outgoing.status))) {
-      throw new QmpError('GenericError', 'There is a migration process in progress');
-    }
+    if (this.outgoing && !isFinal(this.outgoing.status)) throw new QmpError('GenericError', 'There is a migration process in progress');
+    let m: OutgoingMigration;
     try {
-      parseMigrationUri(uri);
+      m = new OutgoingMigration(this, uri, { ...this.params }, (pass) => this.emit('MIGRATION_PASS', { pass }));
     } catch (e) {
       throw new QmpError('GenericError', (e as UsageError).message);
     }
-    this.outgoing = null;
-    this.outgoingFailure = { status: 'setup' };
-    this.emit('MIGRATION', { status: 'setup' });
-    const attempt = { cancelled: false };
-    this.connecting = attempt;
-    connectOutgoing(uri).then(
-      (transport) => {
-        this.connecting = null;
-        if (attempt.cancelled) {
-          transport.destroy();
-          this.outgoingFailure = { status: 'cancelled' };
-          this.emit('MIGRATION', { status: 'cancelled' });
-          return;
-        }
-        const m = new OutgoingMigration(this, transport, { ...this.params }, (pass) => this.emit('MIGRATION_PASS', { pass }));
-        m.state.onChange((status) => {
-          if (status !== 'setup') this.emit('MIGRATION', { status });
-          // globalstate's run state goes out with the devices: the destination resumes on 'running'.
-          if (status === 'device') this.machine.runState = 'running';
-          if (status === 'completed') this.runstate = 'postmigrate';
-        });
-        this.outgoing = m;
-        this.outgoingFailure = null;
-        void m.run();
-      },
-      (e: Error) => {
-        this.connecting = null;
-        this.outgoingFailure = { status: 'failed', 'error-desc': `Failed to connect: ${e.message}` };
-        this.emit('MIGRATION', { status: 'failed' });
-      },
-    );
+    m.state.onChange((status) => {
+      this.emit('MIGRATION', { status });
+      // globalstate's run state goes out with the devices: the destination resumes on 'running'.
+      if (status === 'device') this.machine.runState = 'running';
+      if (status === 'completed') this.runstate = 'postmigrate';
+    });
+    this.outgoing = m;
+    void m.run();
   }
 
   migrateIncoming(uri: string, fromCommandLine = false): void {
     if (this.runstate !== 'inmigrate' || (this.incoming && !fromCommandLine)) {
       throw new QmpError('GenericError', "The incoming migration has already been started or the guest is not waiting for one");
     }
-    const incoming = new IncomingMigration(this.machine.registry, this.machineType);
+    const incoming = new IncomingMigration(this.machine.registry, this.machineType, uri);
     this.incoming = incoming;
     incoming.state.onChange((status) => this.emit('MIGRATION', { status }));
-    listenIncoming(uri).then(
-      async (endpoint) => {
-        incoming.listening();
-        this.options.log(`vmstate vm: waiting for an incoming migration on ${endpoint.uri}`);
-        const source = await endpoint.accept();
-        const status = await incoming.run(source, { checkLoadOrder: this.options.checkLoadOrder });
-        source.close();
-        if (status !== 'completed') {
-          // Never resume a half-loaded VM.
-          this.options.log(`vmstate vm: incoming migration failed: ${incoming.error?.message ?? 'unknown error'}`);
-          this.options.exit(1);
-          return;
-        }
-        const wasRunning = this.machine.runState === 'running';
-        this.runstate = 'paused';
-        if (wasRunning && !this.options.startPaused) this.cont();
-      },
-      (e: Error) => {
-        this.options.log(`vmstate vm: cannot listen on ${uri}: ${e.message}`);
+    const onListening = (address: string) => this.options.log(`vmstate vm: waiting for an incoming migration on ${address}`);
+    void incoming.run({ checkLoadOrder: this.options.checkLoadOrder, onListening }).then((status) => {
+      if (status !== 'completed') {
+        // Never resume a half-loaded VM.
+        const e = incoming.error;
+        this.options.log(e?.phase === 'setup' ? `vmstate vm: cannot listen on ${uri}: ${e.message}` : `vmstate vm: incoming migration failed: ${e?.message ?? 'unknown error'}`);
         this.options.exit(1);
-      },
-    );
+        return;
+      }
+      const wasRunning = this.machine.runState === 'running';
+      this.runstate = 'paused';
+      if (wasRunning && !this.options.startPaused) this.cont();
+    });
   }
 
   migrateCancel(): void {
-    if (this.connecting) {
-      if (!this.connecting.cancelled) {
-        this.connecting.cancelled = true;
-        this.outgoingFailure = { status: 'cancelling' };
-        this.emit('MIGRATION', { status: 'cancelling' });
-      }
-      return;
-    }
     this.outgoing?.cancel();
   }
 
   queryMigrate(): Record<string, unknown> {
-    if (this.outgoing) return this.outgoing.info();
-    if (this.outgoingFailure) return this.outgoingFailure;
-    if (this.incoming) return this.incoming.info();
-    return {};
+    return this.outgoing?.info() ?? this.incoming?.info() ?? {};
   }
 
   setParameters(p: Record<string, unknown>): void {

@@ -1,12 +1,21 @@
 /**
- * Live migration, the destination side: read the stream in order as it arrives and load each section
- * into the VM's registry (QEMU's process_incoming_migration). Only a stream that loaded to its end
- * completes; anything else fails, and the caller must not resume a half-loaded VM.
+ * Live migration, the destination side: listen at the URI, then read the stream in order as it arrives
+ * and load each section into the VM's registry (QEMU's process_incoming_migration). Only a stream that
+ * loaded to its end completes; anything else fails, and the caller must not resume a half-loaded VM.
  */
 import { loadSnapshot, type SaveRegistry } from '../savevm/index.js';
 import { ChunkedSource, type PullSource } from '../stream/index.js';
 import { MigrationError } from './migration-error.js';
 import { MigrationStateMachine, type MigrationStatus } from './status.js';
+import { listenIncoming, parseMigrationUri, type IncomingEndpoint } from './transport.js';
+
+/** Options for IncomingMigration.run. */
+export interface IncomingOptions {
+  /** Refuse a load that reads state before it is loaded. Defaults to false. */
+  readonly checkLoadOrder?: boolean;
+  /** Called once listening, with the address bound (a tcp port 0 resolved). */
+  readonly onListening?: (address: string) => void;
+}
 
 export class IncomingMigration {
   readonly state = new MigrationStateMachine();
@@ -15,9 +24,11 @@ export class IncomingMigration {
   private received = 0;
   private failure: MigrationError | undefined;
 
+  /** A destination for the stream at `uri` (tcp:, unix:, exec:, file:), loading into `registry`. */
   constructor(
     private readonly registry: SaveRegistry,
     private readonly machineType: string,
+    private readonly uri: string,
   ) {}
 
   /** Why the migration failed, once it has. */
@@ -25,14 +36,21 @@ export class IncomingMigration {
     return this.failure;
   }
 
-  /** Marks the destination as waiting for a connection. */
-  listening(): void {
+  /**
+   * Listens (status setup), takes the first connection and loads its stream; resolves with completed or
+   * failed, never rejects. When it cannot listen the status stays none and `error` has phase setup.
+   */
+  async run(options: IncomingOptions = {}): Promise<MigrationStatus> {
+    let endpoint: IncomingEndpoint;
+    try {
+      endpoint = await listenIncoming(parseMigrationUri(this.uri));
+    } catch (e) {
+      this.failure = new MigrationError('setup', e);
+      return this.state.status;
+    }
     this.state.transition('none', 'setup');
-  }
-
-  /** Loads the stream from `source`; resolves with completed or failed (never rejects). */
-  async run(source: PullSource, options: { checkLoadOrder?: boolean } = {}): Promise<MigrationStatus> {
-    this.state.transition('none', 'setup');
+    options.onListening?.(endpoint.uri);
+    const source = await endpoint.accept();
     this.startedAt = performance.now();
     this.state.transition('setup', 'active');
     const counting: PullSource = {
@@ -51,6 +69,7 @@ export class IncomingMigration {
       this.failure = new MigrationError('load', e);
       this.state.transition('active', 'failed');
     }
+    source.close();
     return this.state.status;
   }
 

@@ -1,10 +1,11 @@
 // Live migration: the status machine, transports, and the precopy source and destination.
 export { canTransition, isFinal, MIGRATION_TRANSITIONS, MigrationStateMachine } from './status.js';
 export type { MigrationStatus } from './status.js';
-export { connectOutgoing, listenIncoming, parseMigrationUri } from './transport.js';
+export { connectOutgoing, formatMigrationUri, listenIncoming, parseMigrationUri } from './transport.js';
 export type { ByteTransport, IncomingEndpoint, MigrationUri } from './transport.js';
 export { DEFAULT_PARAMETERS, OutgoingMigration } from './outgoing.js';
 export type { MigratableVm, MigrationParameters } from './outgoing.js';
 export { IncomingMigration } from './incoming.js';
+export type { IncomingOptions } from './incoming.js';
 export { MigrationError } from './migration-error.js';
 export type { MigrationPhase } from './migration-error.js';

@@ -1,22 +1,24 @@
 /**
  * Live precopy migration, the source side (QEMU's migration_thread in migration/migration.c):
  *
- *   1. setup:  header, configuration, a START section per iterative handler (RAM's block list);
+ *   1. setup:  connect to the URI (a failure is "Failed to connect: ..."), then send the header, the
+ *              configuration and a START section per iterative handler (RAM's block list);
  *   2. active: PART sections while the guest runs; when a pass over the pages to send ends, sync the
  *              dirty bitmap (MIGRATION_PASS) and switch over if what remains can go within the downtime
  *              limit at the bandwidth (max-bandwidth, or the rate measured so far);
  *   3. device: stop the guest, send the END sections (the last dirty pages), the devices in plan order,
  *              EOF and the VMDESCRIPTION;
  *   4. completed, and the source stays stopped (QEMU's "postmigrate").
- * A failure or a cancel anywhere resumes the guest if this migration stopped it: the source keeps running
- * with its state intact. The stream is throttled to max-bandwidth.
+ * A failure or a cancel anywhere, connecting included, resumes the guest if this migration stopped it:
+ * the source keeps running with its state intact. The stream is throttled to max-bandwidth. Every status
+ * change, from setup on, goes to the state machine's listeners (the QMP MIGRATION event).
  */
 import { StreamSaver, type SaveRegistry } from '../savevm/index.js';
 import { RamHandler } from '../ram/index.js';
 import { ByteWriter } from '../stream/index.js';
 import { MigrationError } from './migration-error.js';
 import { isFinal, MigrationStateMachine, type MigrationStatus } from './status.js';
-import type { ByteTransport } from './transport.js';
+import { connectOutgoing, parseMigrationUri, type ByteTransport, type MigrationUri } from './transport.js';
 
 /** What the migration needs of the VM it moves. */
 export interface MigratableVm {
@@ -45,7 +47,12 @@ const GUEST_SLICE_MS = 5;
 export class OutgoingMigration {
   readonly state = new MigrationStateMachine();
   private readonly w = new ByteWriter(2 << 20);
+  private readonly uri: MigrationUri;
+  /** Null while connecting (and after a failed connect). */
+  private transport: ByteTransport | null = null;
   private cancelRequested = false;
+  /** Whether the stream has begun: query-migrate has only the status before. */
+  private started = false;
   private startedAt = 0;
   private setupTime = 0;
   private stoppedAt = 0;
@@ -61,12 +68,14 @@ export class OutgoingMigration {
   private failure: MigrationError | undefined;
   private readonly ram: RamHandler | undefined;
 
+  /** A migration of `vm` to `uri` (tcp:, unix:, exec:, file:); throws UsageError for a bad URI. */
   constructor(
     private readonly vm: MigratableVm,
-    private readonly transport: ByteTransport,
+    uri: string,
     private readonly params: MigrationParameters,
     private readonly onPass: (pass: number) => void = () => undefined,
   ) {
+    this.uri = parseMigrationUri(uri);
     this.ram = vm.registry.entries.map((e) => e.handler).find((h): h is RamHandler => h instanceof RamHandler);
   }
 
@@ -84,45 +93,60 @@ export class OutgoingMigration {
     this.cancelRequested = true;
     this.wake?.();
     if (this.state.transition('none', 'cancelling') || this.state.transition('setup', 'cancelling')) return;
-    if (this.state.transition('active', 'cancelling') || this.state.transition('device', 'cancelling')) this.transport.destroy();
+    if (this.state.transition('active', 'cancelling') || this.state.transition('device', 'cancelling')) this.transport?.destroy();
   }
 
-  /** Runs the migration to its end; resolves with the final status (never rejects). */
+  /**
+   * Connects and runs the migration to its end; resolves with the final status (never rejects). The
+   * status is setup when this returns its promise.
+   */
   async run(): Promise<MigrationStatus> {
-    this.startedAt = performance.now();
     let thrown: unknown = null;
-    try {
-      if (await this.precopy()) return 'completed';
-    } catch (e) {
-      thrown = e;
+    if (this.state.transition('none', 'setup')) {
+      try {
+        this.transport = await this.connect();
+        if (!this.cancelRequested && (await this.precopy(this.transport))) return 'completed';
+      } catch (e) {
+        thrown = e;
+      }
     }
     this.endedAt = performance.now();
-    this.transport.destroy();
+    this.transport?.destroy();
     if (this.pausedByUs) this.vm.resume();
     this.pausedByUs = false;
     const from = this.state.status;
     if (from === 'cancelling' || thrown === null) {
       this.state.transition('cancelling', 'cancelled');
     } else if (from === 'setup' || from === 'active' || from === 'device') {
-      this.failure = new MigrationError(from, thrown);
+      this.failure = thrown instanceof MigrationError ? thrown : new MigrationError(from, thrown);
       this.state.transition(from, 'failed');
     }
     return this.state.status;
   }
 
+  /** Opens the connection; a failure is QEMU's "Failed to connect". */
+  private async connect(): Promise<ByteTransport> {
+    try {
+      return await connectOutgoing(this.uri);
+    } catch (e) {
+      throw new MigrationError('setup', e, 'Failed to connect: ');
+    }
+  }
+
   /** Setup, the passes, the switch-over: true once completed, false as soon as a cancel stops it. */
-  private async precopy(): Promise<boolean> {
-    if (!this.state.transition('none', 'setup')) return false;
+  private async precopy(transport: ByteTransport): Promise<boolean> {
+    this.started = true;
+    this.startedAt = performance.now();
     const saver = new StreamSaver(this.w, this.vm.registry, { machineName: this.vm.machineType });
     saver.setup();
-    await this.flush();
+    await this.flush(transport);
     this.setupTime = performance.now() - this.startedAt;
     if (!this.state.transition('setup', 'active')) return false;
     const passStart = { t: performance.now(), bytes: this.transferred };
     for (;;) {
       if (this.cancelRequested) return false;
       const done = saver.iterate();
-      await this.flush();
+      await this.flush(transport);
       if (!done) continue;
       // A pass ended: take the guest's new dirty pages and decide whether to switch over.
       const elapsed = (performance.now() - passStart.t) / 1000;
@@ -148,22 +172,22 @@ export class OutgoingMigration {
     this.stoppedAt = performance.now();
     if (!this.state.transition('active', 'device')) return false;
     saver.complete();
-    await this.flush(true);
+    await this.flush(transport, true);
     // Downtime and total-time end with the last byte handed to the OS, as QEMU's do
     // (migration_calculate_complete); closing the connection comes after.
     const flushedAt = performance.now();
-    await this.transport.end();
+    await transport.end();
     this.endedAt = flushedAt;
     return this.state.transition('device', 'completed');
   }
 
   /** Sends what the writer holds, throttled to max-bandwidth; `unthrottled` for the switch-over. */
-  private async flush(unthrottled = false): Promise<void> {
+  private async flush(transport: ByteTransport, unthrottled = false): Promise<void> {
     if (this.w.length === 0) return;
     // A copy of its own: the writer is reused at once, and the transport keeps the chunk until it is sent.
     const chunk = this.w.peek().slice();
     this.w.reset();
-    await this.transport.write(chunk);
+    await transport.write(chunk);
     this.transferred += chunk.length;
     const bw = this.params.maxBandwidth;
     if (bw > 0 && !unthrottled) {
@@ -197,7 +221,10 @@ export class OutgoingMigration {
     const stats = this.ram?.stats ?? { zeroPages: 0, normalPages: 0, syncs: 0, dirtyPagesRate: 0 };
     const elapsed = ((ended ? this.endedAt : now) - this.startedAt) / 1000;
     const out: Record<string, unknown> = { status: s };
-    if (s === 'none') return out;
+    if (!this.started) {
+      if (s === 'failed' && this.failure?.message) out['error-desc'] = this.failure.message;
+      return out;
+    }
     out['setup-time'] = Math.round(this.setupTime);
     out['total-time'] = Math.round(elapsed * 1000);
     if (s === 'completed') out.downtime = Math.round(this.endedAt - this.stoppedAt);

@@ -39,6 +39,19 @@ export function parseMigrationUri(uri: string): MigrationUri {
   }
 }
 
+/** Writes a parsed URI back, bracketing an IPv6 host. */
+export function formatMigrationUri(u: MigrationUri): string {
+  switch (u.kind) {
+    case 'tcp':
+      return `tcp:${u.host.includes(':') ? `[${u.host}]` : u.host}:${u.port}`;
+    case 'unix':
+    case 'file':
+      return `${u.kind}:${u.path}`;
+    case 'exec':
+      return `exec:${u.command}`;
+  }
+}
+
 /** Where an outgoing stream goes. */
 export interface ByteTransport {
   /**
@@ -103,8 +116,7 @@ function fromWritable(stream: NodeJS.WritableStream & { destroy(): void; writabl
 }
 
 /** Opens the outgoing end of a migration. */
-export async function connectOutgoing(uri: string): Promise<ByteTransport> {
-  const u = parseMigrationUri(uri);
+export async function connectOutgoing(u: MigrationUri): Promise<ByteTransport> {
   switch (u.kind) {
     case 'tcp':
     case 'unix': {
@@ -145,11 +157,10 @@ export interface IncomingEndpoint {
 }
 
 /** Opens the incoming end of a migration. */
-export async function listenIncoming(uri: string): Promise<IncomingEndpoint> {
-  const u = parseMigrationUri(uri);
+export async function listenIncoming(u: MigrationUri): Promise<IncomingEndpoint> {
   if (u.kind === 'file' || u.kind === 'exec') {
     return {
-      uri,
+      uri: formatMigrationUri(u),
       async accept() {
         if (u.kind === 'file') {
           const stream = createReadStream(u.path, { highWaterMark: 4 << 20 });
@@ -169,9 +180,9 @@ export async function listenIncoming(uri: string): Promise<IncomingEndpoint> {
     else server.listen(u.path, resolve);
   });
   const addr = server.address();
-  const bound = u.kind === 'tcp' && addr && typeof addr === 'object' ? `tcp:${u.host}:${addr.port}` : uri;
+  const bound = u.kind === 'tcp' && addr && typeof addr === 'object' ? { ...u, port: addr.port } : u;
   return {
-    uri: bound,
+    uri: formatMigrationUri(bound),
     accept() {
       return new Promise((resolve) => {
         server.once('connection', (sock) => {
