@@ -19,6 +19,7 @@ import { ByteWriter } from '../stream/index.js';
 import { MigrationError } from './migration-error.js';
 import { isFinal, MigrationStateMachine, type MigrationStatus } from './status.js';
 import { connectOutgoing, parseMigrationUri, type ByteTransport, type MigrationUri } from './transport.js';
+import { warmUp } from './warm-up.js';
 
 /** What the migration needs of the VM it moves. */
 export interface MigratableVm {
@@ -163,7 +164,7 @@ export class OutgoingMigration {
       await yieldToGuest();
     }
     if (this.cancelRequested) return false;
-    saver.warmUp();
+    warmUp(saver.devicesToSave());
     // Switch-over: the guest stops, the rest goes in one go.
     if (this.vm.running) {
       this.vm.pause();

@@ -44,10 +44,6 @@ const FLUSH_AT = 1 << 20;
  * The phases of saving, over one ByteWriter: a snapshot runs them back to back, a live migration runs
  * setup, then iterations while the guest runs, then completion with the guest stopped.
  */
-/** Device saves a warm-up aims at, and the most rounds it takes to get there (see StreamSaver.warmUp). */
-const WARM_UP_SAVES = 400;
-const WARM_UP_MAX_ROUNDS = 20;
-
 export class StreamSaver {
   readonly plan: SavePlan;
   private readonly footers: boolean;
@@ -88,29 +84,8 @@ export class StreamSaver {
     return done;
   }
 
-  /**
-   * Saves every device into a scratch buffer and throws it away: done while the guest still runs, it
-   * compiles the hot paths and fills the description cache, so the switch-over that follows is short.
-   * V8 compiles a function well only after it has run a while, so a machine with few devices is saved
-   * several times over (about WARM_UP_SAVES device saves in all, at most WARM_UP_MAX_ROUNDS rounds).
-   */
-  warmUp(): void {
-    const scratch = new ByteWriter(1 << 20);
-    const devices = [...this.devicesToSave()].filter(([, vmsd]) => !vmsd.preSave && !vmsd.postSave); // a hook may have effects: only the real save runs it
-    const rounds = Math.min(WARM_UP_MAX_ROUNDS, Math.ceil(WARM_UP_SAVES / Math.max(1, devices.length)));
-    for (let round = 0; round < rounds; round++) {
-      const desc = new QemuJsonWriter();
-      for (const [e, vmsd] of devices) {
-        desc.startObject();
-        saveState(scratch, vmsd, e.state as object, desc);
-        desc.endObject();
-        scratch.reset();
-      }
-    }
-  }
-
-  /** Every entry with a description whose `needed` holds now, in plan order: the FULL sections. */
-  private *devicesToSave(): Generator<[SaveEntry, AnyVmsd]> {
+  /** Every entry with a description whose `needed` holds now, in plan order: the FULL sections complete() writes. */
+  *devicesToSave(): Generator<[SaveEntry, AnyVmsd]> {
     for (const e of this.plan.entries) {
       const vmsd = e.vmsd;
       if (!vmsd) continue;
