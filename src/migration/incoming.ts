@@ -4,10 +4,10 @@
  * loaded to its end completes; anything else fails, and the caller must not resume a half-loaded VM.
  */
 import { loadSnapshot, type SaveRegistry } from '../savevm/index.js';
-import { ChunkedSource, type PullSource } from '../stream/index.js';
+import { ChunkedSource, parseMigrationUri, type PullSource } from '../stream/index.js';
 import { MigrationError } from './migration-error.js';
 import { MigrationStateMachine, type MigrationStatus } from './status.js';
-import { listenIncoming, parseMigrationUri, type IncomingEndpoint } from './transport.js';
+import { listenIncoming, type IncomingEndpoint } from './transport.js';
 
 /** Options for IncomingMigration.run. */
 export interface IncomingOptions {

@@ -1,8 +1,8 @@
 // Live migration: the status machine, transports, and the precopy source and destination.
 export { canTransition, isFinal, MIGRATION_TRANSITIONS, MigrationStateMachine } from './status.js';
 export type { MigrationStatus } from './status.js';
-export { connectOutgoing, formatMigrationUri, listenIncoming, parseMigrationUri } from './transport.js';
-export type { ByteTransport, IncomingEndpoint, MigrationUri } from './transport.js';
+export { connectOutgoing, listenIncoming } from './transport.js';
+export type { ByteTransport, IncomingEndpoint } from './transport.js';
 export { DEFAULT_PARAMETERS, OutgoingMigration } from './outgoing.js';
 export type { MigratableVm, MigrationParameters } from './outgoing.js';
 export { IncomingMigration } from './incoming.js';

@@ -15,10 +15,10 @@
  */
 import { StreamSaver, type SaveRegistry } from '../savevm/index.js';
 import { RamHandler } from '../ram/index.js';
-import { ByteWriter } from '../stream/index.js';
+import { ByteWriter, parseMigrationUri, type MigrationUri } from '../stream/index.js';
 import { MigrationError } from './migration-error.js';
 import { isFinal, MigrationStateMachine, type MigrationStatus } from './status.js';
-import { connectOutgoing, parseMigrationUri, type ByteTransport, type MigrationUri } from './transport.js';
+import { connectOutgoing, type ByteTransport } from './transport.js';
 import { warmUp } from './warm-up.js';
 
 /** What the migration needs of the VM it moves. */

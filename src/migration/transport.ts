@@ -1,56 +1,13 @@
 /**
- * Migration URIs, as QEMU takes them: `tcp:HOST:PORT`, `unix:PATH`, `exec:COMMAND` (the stream goes to
- * the command's standard input, or comes from its standard output), `file:PATH`. Outgoing ends give a
- * ByteTransport with back-pressure; incoming ends give a PullSource.
+ * The ends of a migration, opened from a parsed URI (stream/address.ts): `tcp:HOST:PORT`, `unix:PATH`,
+ * `exec:COMMAND` (the stream goes to the command's standard input, or comes from its standard output),
+ * `file:PATH`. Outgoing ends give a ByteTransport with back-pressure; incoming ends give a PullSource.
  */
 import { spawn } from 'node:child_process';
 import { createReadStream, createWriteStream, rmSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
-import { IoError, UsageError } from '../errors.js';
-import { pullFromIterable, type PullSource } from '../stream/index.js';
-
-/** A parsed migration URI. */
-export type MigrationUri =
-  | { readonly kind: 'tcp'; readonly host: string; readonly port: number }
-  | { readonly kind: 'unix'; readonly path: string }
-  | { readonly kind: 'exec'; readonly command: string }
-  | { readonly kind: 'file'; readonly path: string };
-
-/** Parses a URI; UsageError names what is wrong. */
-export function parseMigrationUri(uri: string): MigrationUri {
-  const colon = uri.indexOf(':');
-  const scheme = colon < 0 ? '' : uri.slice(0, colon);
-  const rest = uri.slice(colon + 1);
-  switch (scheme) {
-    case 'tcp': {
-      const m = /^(\[[^\]]+\]|[^:]+):(\d{1,5})$/.exec(rest);
-      if (!m || Number(m[2]) > 65535) throw new UsageError(`migration URI ${uri}: expected tcp:HOST:PORT`);
-      return { kind: 'tcp', host: m[1].replace(/^\[|\]$/g, ''), port: Number(m[2]) };
-    }
-    case 'unix':
-    case 'file':
-      if (!rest) throw new UsageError(`migration URI ${uri}: expected ${scheme}:PATH`);
-      return { kind: scheme, path: rest };
-    case 'exec':
-      if (!rest.trim()) throw new UsageError(`migration URI ${uri}: expected exec:COMMAND`);
-      return { kind: 'exec', command: rest };
-    default:
-      throw new UsageError(`migration URI ${uri}: unknown transport (use tcp:, unix:, exec: or file:)`);
-  }
-}
-
-/** Writes a parsed URI back, bracketing an IPv6 host. */
-export function formatMigrationUri(u: MigrationUri): string {
-  switch (u.kind) {
-    case 'tcp':
-      return `tcp:${u.host.includes(':') ? `[${u.host}]` : u.host}:${u.port}`;
-    case 'unix':
-    case 'file':
-      return `${u.kind}:${u.path}`;
-    case 'exec':
-      return `exec:${u.command}`;
-  }
-}
+import { IoError } from '../errors.js';
+import { formatMigrationUri, pullFromIterable, type MigrationUri, type PullSource } from '../stream/index.js';
 
 /** Where an outgoing stream goes. */
 export interface ByteTransport {

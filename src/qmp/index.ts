@@ -20,5 +20,4 @@ export { QmpClient } from './client.js';
 export type { QmpClientOptions, QmpEvent, QmpGreeting } from './client.js';
 
 // Addresses
-export { formatQmpAddress, parseQmpAddress } from './address.js';
-export type { QmpAddress } from './address.js';
+export { parseQmpAddress } from './address.js';

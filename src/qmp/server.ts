@@ -26,8 +26,8 @@
  */
 import { lstat, unlink } from 'node:fs/promises';
 import { Socket, createServer } from 'node:net';
-import { formatQemuJson } from '../stream/index.js';
-import { formatQmpAddress, parseQmpAddress, type QmpAddress } from './address.js';
+import { formatQemuJson, formatSocketAddress, type SocketAddress } from '../stream/index.js';
+import { parseQmpAddress } from './address.js';
 import type { QmpCommand } from './command.js';
 import { qmpCommands } from './commands/index.js';
 import { MAX_REQUEST_BYTES, RequestSplitter } from './request-splitter.js';
@@ -90,13 +90,13 @@ export async function startQmpServer(address: string, vm: VmControl, options: Qm
     for (const conn of connections) if (conn.negotiated) conn.sendLine(line);
   });
 
-  let bound: QmpAddress = where;
+  let bound: SocketAddress = where;
   const info = server.address();
   if (where.kind === 'tcp' && info !== null && typeof info === 'object') bound = { kind: 'tcp', host: info.address, port: info.port };
 
   let closing: Promise<void> | undefined;
   return {
-    address: formatQmpAddress(bound),
+    address: formatSocketAddress(bound),
     close() {
       closing ??= new Promise<void>((resolve) => {
         unsubscribe();

@@ -5,3 +5,5 @@ export { ChunkedSource, pullFromIterable } from './chunked-source.js';
 export type { PullSource, ChunkedSourceOptions } from './chunked-source.js';
 export { forEachNonZeroRun } from './non-zero-runs.js';
 export { formatQemuJson, QemuJsonWriter, qemuJsonString } from './qemu-json.js';
+export { formatMigrationUri, formatSocketAddress, parseMigrationUri, parseSocketAddress } from './address.js';
+export type { MigrationUri, SocketAddress } from './address.js';

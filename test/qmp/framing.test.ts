@@ -2,8 +2,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { RequestSplitter } from '../../src/qmp/request-splitter.js';
-import { parseQmpAddress, formatQmpAddress } from '../../src/qmp/index.js';
-import { formatQemuJson } from '../../src/stream/index.js';
+import { parseQmpAddress } from '../../src/qmp/index.js';
+import { formatQemuJson, formatSocketAddress } from '../../src/stream/index.js';
 
 const bytes = (s: string) => new TextEncoder().encode(s);
 
@@ -59,7 +59,7 @@ test('replies are written as QEMU writes them', () => {
 
 test('addresses parse and print back', () => {
   for (const text of ['unix:/tmp/q.sock', 'tcp:127.0.0.1:4444', 'tcp:[::1]:0', 'tcp:localhost:65535']) {
-    assert.equal(formatQmpAddress(parseQmpAddress(text)), text);
+    assert.equal(formatSocketAddress(parseQmpAddress(text)), text);
   }
   assert.deepEqual(parseQmpAddress('tcp:[::1]:5'), { kind: 'tcp', host: '::1', port: 5 });
   for (const bad of ['unix:', 'tcp:host', 'tcp::1', 'tcp:h:x', 'tcp:h:70000', 'stdio']) assert.throws(() => parseQmpAddress(bad), { code: 'USAGE' }, bad);
