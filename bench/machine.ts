@@ -9,7 +9,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ByteReader, ByteWriter, loadState, openStreamFile, QemuJsonWriter, saveState } from '../src/index.js';
+import { ByteReader, ByteWriter, loadState, QemuJsonWriter, saveState } from '../src/index.js';
+import { openStreamFile } from '../src/analyze/index.js';
 import { loadMachineDescription, Machine } from '../src/machine/index.js';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');

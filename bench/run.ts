@@ -19,7 +19,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { analyzeStream, analyzeStreamJson, formatAnalysis, openStreamFile, requireVmdesc } from '../src/index.js';
+import { analyzeStream, analyzeStreamJson, formatAnalysis, openStreamFile, requireVmdesc } from '../src/analyze/index.js';
 
 // ---------------------------------------------------------------------------------------------------
 // Options and paths

@@ -65,7 +65,7 @@ export const SCRIPT_7_2: AnalyzeScript = {
 // ---- how leaves print (the same in every version so far)
 
 /** Puts the `digits` low hex digits of `v` (up to 32 bits, unsigned) at b[p]; returns the position after them. */
-export function putHex(b: Uint8Array, p: number, v: number, digits: number): number {
+function putHex(b: Uint8Array, p: number, v: number, digits: number): number {
   for (let s = digits * 4 - 4; s >= 0; s -= 4) b[p++] = HEX_DIGITS[(v >>> s) & 15];
   return p;
 }

@@ -44,7 +44,7 @@ function selector(v: Json | undefined, where: string): (e: EntryInfo) => boolean
 }
 
 /** Parses a plan file into entries and dependencies. */
-export function parsePlanFile(text: string, path: string): { entries: EntryInfo[]; deps: Dependency[]; edgesWin: boolean } {
+function parsePlanFile(text: string, path: string): { entries: EntryInfo[]; deps: Dependency[]; edgesWin: boolean } {
   let doc: Json;
   try {
     doc = JSON.parse(text) as Json;

@@ -19,7 +19,7 @@ export interface MigrateInfo {
 const MiB = 1 << 20;
 
 /** One progress line: bar, bytes sent, passes, throughput, expected downtime. */
-export function formatProgress(info: MigrateInfo, width = 24): string {
+function formatProgress(info: MigrateInfo, width = 24): string {
   const ram = info.ram ?? {};
   const total = ram.total ?? 0;
   const remaining = ram.remaining ?? 0;

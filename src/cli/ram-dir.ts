@@ -41,7 +41,7 @@ export function ramDirSink(dir: string, pageSize: number): RamSink & { close(): 
 }
 
 /** The file for a block: its name as a relative path under dir, refusing names that would leave dir. */
-export function blockPath(dir: string, name: string): string {
+function blockPath(dir: string, name: string): string {
   const parts = name.split('/').filter((p) => p !== '');
   if (parts.length === 0 || parts.some((p) => p === '.' || p === '..')) {
     throw new UsageError(`RAM block name "${name}" cannot be used as a file name`);

@@ -13,7 +13,7 @@ import type { PciFunction } from './pci.js';
 export const DmaStatus = { IDLE: 0, DONE: 1, FAULT: 2 } as const;
 
 /** Largest transfer one command may ask for. */
-export const DMA_MAX_LEN = 1 << 20;
+const DMA_MAX_LEN = 1 << 20;
 
 export const dmaEngineVmsd = defineVmsd({
   name: 'dma-engine',

@@ -20,12 +20,12 @@ import type { PciFunction } from './pci.js';
 export const CONTROL_BLOCK = 0x1000;
 const MAGIC = 0x54534d56; // "VMST"
 /** Where the driver's allocations start (below is the control block's room). */
-export const ALLOC_BASE = 0x100000;
+const ALLOC_BASE = 0x100000;
 /** The IOVAs every engine uses: the same numbers in every domain. */
 export const SRC_IOVA = 0x10000000;
-export const DST_IOVA = 0x20000000;
+const DST_IOVA = 0x20000000;
 /** Bytes each engine copies per step. Defaults to one page. */
-export const BUFFER_SIZE = 4096;
+const BUFFER_SIZE = 4096;
 
 /** One engine's result for one step. */
 export interface DmaResult {

@@ -7,12 +7,12 @@
 import { UsageError } from '../errors.js';
 
 /** Type 1 header registers (PCI-to-PCI bridge). */
-export const PCI_PRIMARY_BUS = 0x18;
+const PCI_PRIMARY_BUS = 0x18;
 export const PCI_SECONDARY_BUS = 0x19;
 export const PCI_SUBORDINATE_BUS = 0x1a;
 /** Header type register; bit 7 marks a multi-function device. */
-export const PCI_HEADER_TYPE = 0x0e;
-export const PCI_CLASS_PROG = 0x09;
+const PCI_HEADER_TYPE = 0x0e;
+const PCI_CLASS_PROG = 0x09;
 
 /** What a function is, which decides its IDs, header type and QEMU section layout. */
 export type PciKind = 'root-port' | 'switch-upstream' | 'switch-downstream' | 'pcie-pci-bridge' | 'dma-engine';

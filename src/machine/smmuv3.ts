@@ -41,9 +41,9 @@ const STRTAB_FMT_2LVL = 1;
 /** SMMU_FEATURE_2LVL_STE in QEMU's `features`. */
 const FEATURE_2LVL_STE = 1;
 /** STRTAB_STE_DWORDS * 8. */
-export const STE_SIZE = 64;
+const STE_SIZE = 64;
 /** STE.Config values (STRTAB_STE_0_CFG_*). */
-export const STE_CONFIG = { ABORT: 0b000, BYPASS: 0b100, S1_TRANS: 0b101, S2_TRANS: 0b110, NESTED: 0b111 } as const;
+const STE_CONFIG = { ABORT: 0b000, BYPASS: 0b100, S1_TRANS: 0b101, S2_TRANS: 0b110, NESTED: 0b111 } as const;
 /**
  * STE dword 2, high half, as the driver writes it: S2T0SZ 16 (48-bit IOVA), S2SL0 0b10 (start at level 0
  * with 4 KiB), S2TG 0 (4 KiB), S2PS 0b101 (48-bit output), S2AA64.

@@ -9,3 +9,7 @@ export { IncomingMigration } from './incoming.js';
 export type { IncomingOptions } from './incoming.js';
 export { MigrationError } from './migration-error.js';
 export type { MigrationPhase } from './migration-error.js';
+
+// Migration URIs (tcp:, unix:, exec:, file:), as QEMU takes them
+export { formatMigrationUri, parseMigrationUri } from '../stream/index.js';
+export type { MigrationUri } from '../stream/index.js';

@@ -19,5 +19,7 @@ export type { ArgSpec, ArgType } from './arguments.js';
 export { QmpClient } from './client.js';
 export type { QmpClientOptions, QmpEvent, QmpGreeting } from './client.js';
 
-// Addresses
+// Addresses, and QEMU's JSON as every message is written
 export { parseQmpAddress } from './address.js';
+export { formatQemuJson, formatSocketAddress } from '../stream/index.js';
+export type { SocketAddress } from '../stream/index.js';

@@ -19,7 +19,7 @@
 /** The longest single request the server accepts, in bytes (1 MiB). */
 export const MAX_REQUEST_BYTES = 1024 * 1024;
 /** The deepest bracket nesting accepted (json-streamer.c MAX_NESTING). */
-export const MAX_NESTING = 1024;
+const MAX_NESTING = 1024;
 
 /** One thing cut from the input: a complete value's text, or an error. */
 export type SplitItem =

@@ -25,7 +25,7 @@ export interface Dependency {
 }
 
 /** Index of entries by `idstr#instance`, so named dependencies resolve in constant time. */
-export function indexByName(entries: readonly EntryInfo[]): Map<string, number> {
+function indexByName(entries: readonly EntryInfo[]): Map<string, number> {
   const m = new Map<string, number>();
   entries.forEach((e, i) => m.set(`${e.idstr}#${e.instanceId}`, i));
   return m;

@@ -8,11 +8,10 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { ByteReader, ChunkedSource } from '../../src/index.js';
 import {
   analyzeStream,
   analyzeStreamJson,
-  ByteReader,
-  ChunkedSource,
   decodeStruct,
   formatAnalysis,
   listSections,
@@ -22,7 +21,7 @@ import {
   type Vmdesc,
   type VmdescField,
   type VmdescStruct,
-} from '../../src/index.js';
+} from '../../src/analyze/index.js';
 import { writeDeviceJson as writeWithPlan } from '../../src/analyze/analyze.js';
 import { structPlan } from '../../src/analyze/field-plan.js';
 import { PyJsonWriter } from '../../src/analyze/python-json.js';

@@ -4,17 +4,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import { ChunkedSource, StreamFormatError, StreamTruncatedError } from '../../src/index.js';
 import {
   analyzeStream,
-  ChunkedSource,
   formatAnalysis,
   listSections,
   openStreamFile,
   requireVmdesc,
-  StreamFormatError,
-  StreamTruncatedError,
   type Vmdesc,
-} from '../../src/index.js';
+} from '../../src/analyze/index.js';
 import { fixtures } from '../support/fixtures.js';
 import { seededRandom } from '../support/random.js';
 

@@ -3,7 +3,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import { findVmdescTrailer, openStreamFile, readVmdescFromFile } from '../../src/index.js';
+import { openStreamFile, readVmdescFromFile } from '../../src/analyze/index.js';
+import { findVmdescTrailer } from '../../src/savevm/index.js';
 import { fixtures } from '../support/fixtures.js';
 import { seededRandom } from '../support/random.js';
 

@@ -3,9 +3,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import { ChunkedSource } from '../../src/index.js';
 import {
   analyzeStream,
-  ChunkedSource,
   formatAnalysis,
   listSections,
   openStreamFile,
@@ -13,7 +13,7 @@ import {
   requireVmdesc,
   rewriteStream,
   type PyJson,
-} from '../../src/index.js';
+} from '../../src/analyze/index.js';
 import { fixtures } from '../support/fixtures.js';
 import { chunkedReads } from '../support/sources.js';
 

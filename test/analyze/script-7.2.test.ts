@@ -2,7 +2,7 @@
 // string references on seeded values, and Python's json.dumps escapes and layout as Python writes them.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { hexBytes, pyDumps } from '../../src/index.js';
+import { hexBytes, pyDumps } from '../../src/analyze/index.js';
 import { renderInt } from '../../src/analyze/script-7.2.js';
 import { seededRandom } from '../support/random.js';
 

@@ -3,7 +3,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import net from 'node:net';
-import { analyzeStream, ChunkedSource, formatAnalysis, openStreamFile, pullFromIterable, requireVmdesc } from '../../src/index.js';
+import { ChunkedSource, pullFromIterable } from '../../src/index.js';
+import { analyzeStream, formatAnalysis, openStreamFile, requireVmdesc } from '../../src/analyze/index.js';
 import { fixtures } from '../support/fixtures.js';
 
 test('a fixture sent over loopback TCP in small writes decodes like the file', async () => {

@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { listSections, openStreamFile, requireVmdesc } from '../../src/index.js';
+import { listSections, openStreamFile, requireVmdesc } from '../../src/analyze/index.js';
 import { cliPath, fixturesDir } from '../support/paths.js';
 import { fixtures } from '../support/fixtures.js';
 

@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { analyzeStream, openStreamFile, requireVmdesc, type PyJson } from '../../src/index.js';
+import { analyzeStream, openStreamFile, requireVmdesc, type PyJson } from '../../src/analyze/index.js';
 import { parseMachineDescription, type DeviceNode, type MachineDescription } from '../../src/machine/description.js';
 import { allFunctions, enumerateBuses, PCI_SECONDARY_BUS, PciBridge, type PciKind } from '../../src/machine/pci.js';
 import { buildPciTree } from '../../src/machine/topology.js';

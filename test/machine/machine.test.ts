@@ -5,8 +5,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { ChunkedSource, LoadOrderError, listSections, parseVmdesc, readVmdesc, ByteReader, findVmdescTrailer } from '../../src/index.js';
-import { DmaFault, DmaStatus, loadMachineDescription, Machine, SRC_IOVA, type MachineDescription } from '../../src/machine/index.js';
+import { ChunkedSource, LoadOrderError, readVmdesc, ByteReader } from '../../src/index.js';
+import { listSections, parseVmdesc } from '../../src/analyze/index.js';
+import { findVmdescTrailer } from '../../src/savevm/index.js';
+import { DmaFault, DmaStatus, loadMachineDescription, Machine, type MachineDescription } from '../../src/machine/index.js';
+import { SRC_IOVA } from '../../src/machine/driver.js';
 import { repoRoot } from '../support/paths.js';
 
 const machinesDir = path.join(repoRoot, 'machines');

@@ -3,16 +3,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  analyzeStream,
   ChunkedSource,
-  listSections,
   LoadError,
   LoadOrderError,
   loadSnapshot,
-  parseVmdesc,
   readVmdesc,
   ByteReader,
-  findVmdescTrailer,
   saveSnapshot,
   StreamFormatError,
   SaveRegistry,
@@ -22,6 +18,8 @@ import {
   u64,
   bool,
 } from '../../src/index.js';
+import { analyzeStream, listSections, parseVmdesc } from '../../src/analyze/index.js';
+import { findVmdescTrailer } from '../../src/savevm/index.js';
 import { seededRandom } from '../support/random.js';
 import { bridgeVmsd, iommuVmsd, nicVmsd, toyMachine } from '../support/toy-machine.js';
 

@@ -1,6 +1,6 @@
 // Pulls one FULL section's body bytes and its VMDESCRIPTION entry out of a fixture stream.
 import fs from 'node:fs';
-import { listSections, openStreamFile, requireVmdesc, type VmdescDevice } from '../../src/index.js';
+import { listSections, openStreamFile, requireVmdesc, type VmdescDevice } from '../../src/analyze/index.js';
 
 export interface SectionBody {
   readonly body: Uint8Array;

@@ -7,10 +7,10 @@ import type { ByteReader, ByteWriter } from '../../stream/index.js';
 import { buffer, custom, defineVmsd, i32, i32Equal, i32Le, MigPriority, struct, u16, u16Equal, varray, type StateOf } from '../../vmstate/index.js';
 
 /** PCI_CONFIG_SPACE_SIZE and PCIE_CONFIG_SPACE_SIZE. */
-export const PCI_CONFIG_SPACE_SIZE = 256;
-export const PCIE_CONFIG_SPACE_SIZE = 4096;
+const PCI_CONFIG_SPACE_SIZE = 256;
+const PCIE_CONFIG_SPACE_SIZE = 4096;
 /** PCI_NUM_PINS: INTA..INTD. */
-export const PCI_NUM_PINS = 4;
+const PCI_NUM_PINS = 4;
 
 /** "pci irq state": the level of each of the four interrupt pins, as be32 each. */
 const pciIrqState = {
@@ -53,7 +53,7 @@ export const pcieAerLogVmsd = defineVmsd({
 });
 
 /** "msix state": the vector table (16 bytes a vector) then the pending bits. */
-export function msixStateSize(vectors: number): number {
+function msixStateSize(vectors: number): number {
   return vectors * 16 + Math.ceil(vectors / 8);
 }
 
