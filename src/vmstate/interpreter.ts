@@ -8,20 +8,19 @@ import { LoadError, LoadOrderError, prefixStreamError, SaveError, StreamFormatEr
 import type { ByteReader, ByteWriter, QemuJsonWriter } from '../stream/index.js';
 import type { AnyVmsd, BufferField, Count, Field, LoadContext } from './fields.js';
 import { checkIncomingVersion } from './versions.js';
-import { specializeLoad, specializeSave, type FieldLoader, type FieldSaver, type LoopHelpers } from './specialize.js';
 
 /** VMS_NULLPTR_MARKER: stands for a null element of an array of pointers. */
 export const NULLPTR_MARKER = 0x30;
 /** QEMU_VM_SUBSECTION. */
 const SUBSECTION = 0x05;
 
-export type State = Record<string, unknown>;
+type State = Record<string, unknown>;
 
 /**
  * A field as the hot loops read it. Field declarations come in many object shapes (each builder spreads
  * its own options), which makes every `f.size` a megamorphic load; these records all have one shape.
  */
-export interface CompiledField {
+interface CompiledField {
   readonly f: Field;
   readonly name: string;
   readonly kind: Field['kind'];
@@ -40,8 +39,6 @@ export interface CompiledField {
   /** The name in the VMDESCRIPTION: `name[k]` when the name repeats in the description. */
   readonly descName: string;
   readonly compressible: boolean;
-  /** A single integer with no load check: the hot path of most descriptions, handled inline. */
-  readonly plainInt: boolean;
 }
 
 /** A description as the hot loops read it: one object shape for all descriptions, hooks or not. */
@@ -52,9 +49,6 @@ interface CompiledVmsd {
   readonly postSave: ((s: State) => void) | null;
   readonly preLoad: ((s: State, c: LoadContext) => void) | null;
   readonly postLoad: ((s: State, c: LoadContext) => void) | null;
-  /** The field loops, written out for this description (see specialize.ts). */
-  readonly loadFields: FieldLoader;
-  readonly saveFields: FieldSaver;
 }
 
 const compiled = new WeakMap<AnyVmsd, CompiledVmsd>();
@@ -172,7 +166,6 @@ function compile(vmsd: AnyVmsd): CompiledVmsd {
       write: f.kind === 'custom' ? (f.write as (w: ByteWriter, v: unknown) => void) : null,
       descName: (counts.get(f.name) ?? 0) > 1 ? `${f.name}[${k}]` : f.name,
       compressible: canCompress(f),
-      plainInt: f.kind === 'int' && f.count === undefined && f.check === undefined && !f.nullable,
     };
   });
   c = {
@@ -182,8 +175,6 @@ function compile(vmsd: AnyVmsd): CompiledVmsd {
     postSave: (vmsd.postSave as CompiledVmsd['postSave']) ?? null,
     preLoad: (vmsd.preLoad as CompiledVmsd['preLoad']) ?? null,
     postLoad: (vmsd.postLoad as CompiledVmsd['postLoad']) ?? null,
-    loadFields: specializeLoad(vmsd, fields, LOOP_HELPERS),
-    saveFields: specializeSave(vmsd, fields, LOOP_HELPERS),
   };
   compiled.set(vmsd, c);
   return c;
@@ -249,11 +240,7 @@ function saveBody(w: ByteWriter, vmsd: AnyVmsd, s: State, desc: QemuJsonWriter |
     desc.int('version', version);
     desc.startArray('fields');
   }
-  if (desc) {
-    for (const cf of c.fields) if (included(cf, s, version)) saveField(w, cf, s, vmsd, desc);
-  } else {
-    c.saveFields(w, s, version);
-  }
+  for (const cf of c.fields) if (included(cf, s, version)) saveField(w, cf, s, vmsd, desc);
   if (desc) desc.endArray();
   let anySub = false;
   for (const sub of c.subsections) {
@@ -382,12 +369,19 @@ export function loadState(r: ByteReader, vmsd: AnyVmsd, state: object, version: 
   checkIncomingVersion(version, vmsd, vmsd.name);
   const c = compile(vmsd);
   if (c.preLoad !== null) loadHook(c.preLoad, s, { version, peer }, vmsd, 'pre-load');
-  c.loadFields(r, s, version, peer);
+  const fields = c.fields;
+  let k = 0;
+  try {
+    for (; k < fields.length; k++) if (included(fields[k], s, version)) loadField(r, fields[k], s, vmsd, peer);
+  } catch (e) {
+    // One handler for the loop: the failing field is fields[k].
+    throw prefixStreamError(e, fields[k].name);
+  }
   loadSubsections(r, vmsd, s, peer);
   if (c.postLoad !== null) loadHook(c.postLoad, s, { version, peer }, vmsd, 'post-load');
 }
 
-/** One field that is not a plain integer: a single element or an array. */
+/** One field: a single element or an array. */
 function loadField(r: ByteReader, cf: CompiledField, s: State, vmsd: AnyVmsd, peer: LoadContext['peer']): void {
   if (cf.count === null) {
     const v = loadElement(r, cf, s[cf.name], s, vmsd, peer);
@@ -507,13 +501,3 @@ function loadHook(hook: (s: State, c: LoadContext) => void, s: State, ctx: LoadC
     throw new LoadError(`${what} hook failed: ${(e as Error).message}`, vmsd.name, {}, e);
   }
 }
-
-/** The general per-field code, for the loops specialize.ts writes out. */
-const LOOP_HELPERS: LoopHelpers = {
-  loadField,
-  saveField: (w, cf, s, vmsd) => saveField(w, cf, s, vmsd),
-  loadState,
-  saveState: (w, vmsd, state) => saveState(w, vmsd, state),
-  included,
-  prefix: prefixStreamError,
-};

@@ -3,8 +3,8 @@ import assert from 'node:assert/strict';
 import { ByteReader, ByteWriter, loadState, QemuJsonWriter, saveState, type AnyVmsd, type LoadContext } from '../../src/index.js';
 
 /**
- * Saves twice: with the description (the interpreter's loop, which writes it) and without (the loop written
- * out for the description); both must give the same bytes.
+ * Saves twice: with the description and without (which skips describing and reuses cached text); both
+ * must give the same bytes.
  */
 export function save(vmsd: AnyVmsd, state: object, version?: number): { bytes: number[]; desc: string } {
   const w = new ByteWriter(16);
