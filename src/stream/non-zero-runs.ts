@@ -3,8 +3,8 @@
  * memory, register files), and in dirty bitmaps, which are nearly all zeros after the first pass. A CLI
  * run is over before the JIT compiles a byte loop, and a bitmap scanned a few times per migration never
  * gets compiled either, so long ranges are scanned natively instead: decoded as UTF-16LE, every 2 bytes
- * become one code unit (the BOM is kept and a lone surrogate or a trailing odd byte becomes one U+FFFD,
- * so positions hold), and a regular expression finds the runs of code units that are not zero.
+ * become one code unit (the BOM is kept and a lone surrogate becomes one U+FFFD, so positions hold; an odd
+ * last byte is not decoded), and a regular expression finds the runs of code units that are not zero.
  *
  * Each decode makes a string as long as its bytes, garbage that a short CLI run pays for in scavenges.
  * Where Node's Buffer is there, blocks that are all zero are first recognised by a native compare with a
@@ -102,11 +102,22 @@ export function scanBlocks(bytes: Uint8Array, start: number, end: number, visit:
 
 /** Decodes bytes[from, to) and visits its runs; false if visit() stopped the scan. */
 function visitDecoded(bytes: Uint8Array, from: number, to: number, visit: Visit): boolean {
-  const units = UTF16.decode(bytes.subarray(from, to));
+  // An odd last byte is looked at by hand: after a lone high surrogate the decoder makes one U+FFFD of
+  // both, and that byte's position would be lost.
+  const even = to - ((to - from) & 1);
+  let tail = even < to && bytes[even] !== 0;
+  const units = UTF16.decode(bytes.subarray(from, even));
   const runs = /[^\0]+/g;
-  for (let m = runs.exec(units); m !== null; m = runs.exec(units)) {
+  for (let m = runs.exec(units); m !== null; ) {
     const at = from + 2 * m.index;
-    if (visit(at, Math.min(to, at + 2 * m[0].length)) === false) return false;
+    let end = at + 2 * m[0].length;
+    const next = runs.exec(units);
+    if (next === null && end === even && tail) {
+      end = to;
+      tail = false;
+    }
+    if (visit(at, end) === false) return false;
+    m = next;
   }
-  return true;
+  return !tail || visit(even, to) !== false;
 }

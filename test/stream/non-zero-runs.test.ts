@@ -58,6 +58,10 @@ test('bytes that UTF-16 would take for a BOM, surrogates or a trailing odd byte 
     const bytes = new Uint8Array([...tricky, ...new Array(pad).fill(0), ...tricky, 9]);
     for (const start of [0, 1]) check(bytes, start, bytes.length - start, `pad ${pad} start ${start}`);
   }
+  // A lone high surrogate just before an odd last byte: the decoder makes one U+FFFD of the two.
+  const surrogateTail = new Uint8Array(301);
+  surrogateTail.set([0x00, 0xd8, 0x7f], 298);
+  for (const start of [0, 2]) check(surrogateTail, start, 301, `surrogate tail start ${start}`);
   // All zero: no range at all.
   assert.equal(check(new Uint8Array(1000), 0, 1000, 'zeros'), 0);
 });
