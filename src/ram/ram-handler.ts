@@ -10,7 +10,7 @@
  */
 import { LoadError, UsageError } from '../errors.js';
 import type { IterativeHandler, SectionBodyDecoder } from '../savevm/index.js';
-import { forEachNonZeroRun, type ByteWriter } from '../stream/index.js';
+import type { ByteWriter } from '../stream/index.js';
 import { RamDecoder, RamEncoder, type RamLayout } from './records.js';
 
 /** A named RAM block (QEMU's RAMBlock idstr and its used length). */
@@ -68,6 +68,8 @@ export class RamHandler implements IterativeHandler {
   private readonly perIteration: number;
   /** Pages still to send in this pass, one bit per page per block, and how many bits are set. */
   private readonly toSend: Uint8Array[];
+  /** The same bitmaps as 32-bit words (their buffers are padded to whole words), to skip 32 pages at once. */
+  private readonly toSendWords: Int32Array[];
   private pending = 0;
   /** Where the current pass has got to; lastBlock decides CONTINUE. */
   private blockIndex = 0;
@@ -88,7 +90,11 @@ export class RamHandler implements IterativeHandler {
     }
     this.decoder = this.makeDecoder();
     this.words = blocks.map((b) => ((b.data.byteOffset & 3) === 0 ? new Int32Array(b.data.buffer, b.data.byteOffset, b.data.length >> 2) : null));
-    this.toSend = blocks.map((b) => new Uint8Array(Math.ceil(b.data.length / this.layout.pageSize / 8)));
+    this.toSend = blocks.map((b) => {
+      const pages = b.data.length / this.layout.pageSize;
+      return new Uint8Array(new ArrayBuffer(Math.ceil(pages / 32) * 4), 0, Math.ceil(pages / 8));
+    });
+    this.toSendWords = this.toSend.map((bits) => new Int32Array(bits.buffer));
   }
 
   /** Bytes of RAM still to send before the pass ends (QEMU's "remaining"). */
@@ -147,17 +153,14 @@ export class RamHandler implements IterativeHandler {
       const dirty = b.dirty;
       if (!dirty) return;
       const bits = this.toSend[i];
-      // After the first pass the bitmap is nearly all zeros: only its non-zero runs are visited.
-      forEachNonZeroRun(dirty, 0, dirty.length, (from, to) => {
-        for (let k = from; k < to; k++) {
-          const d = dirty[k];
-          if (d === 0) continue;
-          dirtied += popcount8(d);
-          this.pending += popcount8(d & ~bits[k]);
-          bits[k] |= d;
-          dirty[k] = 0;
-        }
-      });
+      for (let k = 0; k < dirty.length; k++) {
+        const d = dirty[k];
+        if (d === 0) continue;
+        dirtied += popcount8(d);
+        this.pending += popcount8(d & ~bits[k]);
+        bits[k] |= d;
+        dirty[k] = 0;
+      }
     });
     const now = performance.now();
     if (measure && now > this.lastSync) this.stats.dirtyPagesRate = Math.round((dirtied * 1000) / (now - this.lastSync));
@@ -178,28 +181,28 @@ export class RamHandler implements IterativeHandler {
       const words = this.words[this.blockIndex];
       const pages = b.data.length / ps;
       let p = this.page;
-      // Only the bitmap's non-zero runs are visited: after the first pass it is nearly all zeros.
-      forEachNonZeroRun(bits, p >> 3, bits.length, (from, to) => {
-        for (p = Math.max(p, from * 8); p < to * 8 && p < pages; p++) {
-          if (sent >= max) return false;
-          if ((bits[p >> 3] & (1 << (p & 7))) === 0) continue;
-          bits[p >> 3] &= ~(1 << (p & 7));
-          this.pending--;
-          const offset = p * ps;
-          const named = this.lastBlock !== b.name;
-          const zero = words ? zeroWords(words, offset >> 2, ps >> 2) : isZeroPage(b.data.subarray(offset, offset + ps));
-          if (zero) {
-            enc.zeroPage(b.name, offset, 0, named);
-            this.stats.zeroPages++;
-          } else {
-            enc.page(b.name, offset, b.data.subarray(offset, offset + ps), named);
-            this.stats.normalPages++;
-          }
-          this.lastBlock = b.name;
-          sent++;
+      const bitWords = this.toSendWords[this.blockIndex];
+      for (; p < pages && sent < max; p++) {
+        if (bitWords[p >> 5] === 0) {
+          p |= 31; // none of these 32 pages is to send
+          continue;
         }
-        return true;
-      });
+        if ((bits[p >> 3] & (1 << (p & 7))) === 0) continue;
+        bits[p >> 3] &= ~(1 << (p & 7));
+        this.pending--;
+        const offset = p * ps;
+        const named = this.lastBlock !== b.name;
+        const zero = words ? zeroWords(words, offset >> 2, ps >> 2) : isZeroPage(b.data.subarray(offset, offset + ps));
+        if (zero) {
+          enc.zeroPage(b.name, offset, 0, named);
+          this.stats.zeroPages++;
+        } else {
+          enc.page(b.name, offset, b.data.subarray(offset, offset + ps), named);
+          this.stats.normalPages++;
+        }
+        this.lastBlock = b.name;
+        sent++;
+      }
       if (sent >= max && p < pages) {
         this.page = p;
         return;

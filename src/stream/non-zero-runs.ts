@@ -1,10 +1,9 @@
 /**
  * Finding the bytes that are not zero in device state, which is nearly all zeros (PCI config space, VGA
- * memory, register files), and in dirty bitmaps, which are nearly all zeros after the first pass. A CLI
- * run is over before the JIT compiles a byte loop, and a bitmap scanned a few times per migration never
- * gets compiled either, so long ranges are scanned natively instead: decoded as UTF-16LE, every 2 bytes
- * become one code unit (the BOM is kept and a lone surrogate becomes one U+FFFD, so positions hold; an odd
- * last byte is not decoded), and a regular expression finds the runs of code units that are not zero.
+ * memory, register files), for the CLI's cold runs. A CLI run is over before the JIT compiles a byte
+ * loop, so long ranges are scanned natively instead: decoded as UTF-16LE, every 2 bytes become one code
+ * unit (the BOM is kept and a lone surrogate becomes one U+FFFD, so positions hold; an odd last byte is
+ * not decoded), and a regular expression finds the runs of code units that are not zero.
  *
  * Each decode makes a string as long as its bytes, garbage that a short CLI run pays for in scavenges.
  * Where Node's Buffer is there, blocks that are all zero are first recognised by a native compare with a
