@@ -1,7 +1,8 @@
 /**
- * Output with write(2) straight on stdout's and stderr's file descriptors. process.stdout and
- * process.stderr are streams whose first use loads Node's stream modules, about 3 ms of every run here;
- * a command that prints its output in one go needs none of that.
+ * Output with write(2) straight on stdout's and stderr's file descriptors, for the one-shot commands.
+ * process.stdout and process.stderr are streams whose first use loads Node's stream modules, start-up
+ * that a command printing its output in one go does not need. A full pipe makes writeAll wait, which
+ * stalls the event loop: long-running commands write through the streams instead (main.ts).
  */
 import { writeSync } from 'node:fs';
 
