@@ -1,10 +1,10 @@
 #!/usr/bin/env node
 /**
  * The `vmstate` command: runs the CLI bundle (main.cjs, made by `npm run build`) from V8's code cache
- * when one matches. Compiling the bundle and the functions a command calls costs several ms of every short
- * run (`vmstate analyze` takes about 100 ms in all); the cache, written at build time after one `analyze`
- * run, holds that compiled code. V8 checks it against the source and its own version and flags, and
- * without a usable cache the bundle simply compiles as usual.
+ * when one matches. Compiling the bundle and the functions a command calls is a sizeable part of a short
+ * run such as `vmstate analyze`; the cache, written at build time after one `analyze` run, holds that
+ * compiled code. V8 checks it against the source and its own version and flags, and without a usable
+ * cache the bundle simply compiles as usual.
  *
  * With VMSTATE_WRITE_CODE_CACHE=1 the run writes the cache as it exits (the build does this once).
  */

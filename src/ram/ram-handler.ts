@@ -52,7 +52,7 @@ export function isZeroPage(page: Uint8Array): boolean {
 
 /** True if words[start .. start+count) are all zero; count is a multiple of 8. */
 function zeroWords(w: Int32Array, start: number, count: number): boolean {
-  // Eight words per test: the loop runs at memory speed, several GB/s, with no allocation.
+  // Eight words OR-ed per test: one branch per 32 bytes, and nothing allocated.
   for (let i = start, end = start + count; i < end; i += 8) {
     if ((w[i] | w[i + 1] | w[i + 2] | w[i + 3] | w[i + 4] | w[i + 5] | w[i + 6] | w[i + 7]) !== 0) return false;
   }
