@@ -268,18 +268,6 @@ function saveField(w: ByteWriter, cf: CompiledField, s: State, vmsd: AnyVmsd, de
   if (isArray && !Array.isArray(value) && !(value instanceof Uint8Array && cf.kind === 'int')) {
     throw new SaveError(`field ${cf.name} should hold an array of ${n} elements`, vmsd.name);
   }
-  if (!desc && isArray && cf.kind === 'int' && cf.size === 1 && !cf.nullable) {
-    // A byte register file (VT-d's csr, 560 bytes): one native copy, not a call per element. Elements
-    // past the end of a short value are written as zeros, as element by element.
-    if (value instanceof Uint8Array && value.length >= n) {
-      w.putBuffer(value.subarray(0, n));
-    } else {
-      const bytes = new Uint8Array(n);
-      bytes.set((value as ArrayLike<number>).length > n ? (value as number[]).slice(0, n) : (value as ArrayLike<number>));
-      w.putBuffer(bytes);
-    }
-    return;
-  }
   let describe = desc;
   for (let i = 0; i < n; i++) {
     const el = isArray ? (value as ArrayLike<unknown>)[i] : value;
@@ -389,15 +377,6 @@ function loadField(r: ByteReader, cf: CompiledField, s: State, vmsd: AnyVmsd, pe
     return;
   }
   const n = countOf(cf.count, s, vmsd, cf);
-  if (cf.kind === 'int' && cf.size === 1 && cf.check === null && !cf.nullable) {
-    // A byte register file: one loop over the bytes, not a call per element.
-    const bytes = r.getBuffer(n);
-    const out = new Array<number>(n);
-    if (cf.signed) for (let i = 0; i < n; i++) out[i] = (bytes[i] << 24) >> 24;
-    else for (let i = 0; i < n; i++) out[i] = bytes[i];
-    s[cf.name] = out;
-    return;
-  }
   const prev = s[cf.name];
   const old = Array.isArray(prev) ? prev : [];
   const out = new Array<unknown>(n);
