@@ -43,19 +43,16 @@ export interface RamHandlerOptions {
 
 /** True if every byte of `page` is zero. */
 export function isZeroPage(page: Uint8Array): boolean {
-  if ((page.byteOffset & 3) === 0 && (page.length & 31) === 0) {
+  if ((page.byteOffset & 3) === 0 && (page.length & 3) === 0) {
     return zeroWords(new Int32Array(page.buffer, page.byteOffset, page.length >> 2), 0, page.length >> 2);
   }
   for (let i = 0; i < page.length; i++) if (page[i] !== 0) return false;
   return true;
 }
 
-/** True if words[start .. start+count) are all zero; count is a multiple of 8. */
+/** True if words[start .. start+count) are all zero. */
 function zeroWords(w: Int32Array, start: number, count: number): boolean {
-  // Eight words OR-ed per test: one branch per 32 bytes, and nothing allocated.
-  for (let i = start, end = start + count; i < end; i += 8) {
-    if ((w[i] | w[i + 1] | w[i + 2] | w[i + 3] | w[i + 4] | w[i + 5] | w[i + 6] | w[i + 7]) !== 0) return false;
-  }
+  for (let i = start, end = start + count; i < end; i++) if (w[i] !== 0) return false;
   return true;
 }
 
