@@ -1,10 +1,10 @@
 // The zero scan: every byte that is not zero lies in exactly one reported range, ranges come in order
-// inside the bounds, for short and long ranges, odd lengths, and bytes that look like a BOM or a lone
-// surrogate in UTF-16. The scan stops when told to. Each holds for the scan as Node runs it and for
-// both of its ways: block by block against a zero buffer, and decoding every byte (without Buffer).
+// inside the bounds, for short and long ranges, odd lengths, and all sorts of bytes. The scan stops when
+// told to. Each holds for the scan as Node runs it and for both of its ways: block by block against a
+// zero buffer, and byte by byte (without Buffer).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { forEachNonZeroRun, scanBlocks, scanWindows } from '../../src/stream/non-zero-runs.js';
+import { forEachNonZeroRun, scanBlocks, scanBytes } from '../../src/stream/non-zero-runs.js';
 import { seededRandom } from '../support/random.js';
 
 type Scan = typeof forEachNonZeroRun;
@@ -12,7 +12,7 @@ const zero = Buffer.alloc(64 * 1024);
 const SCANS: ReadonlyArray<[string, Scan]> = [
   ['forEachNonZeroRun', forEachNonZeroRun],
   ['blocks', (bytes, start, end, visit) => scanBlocks(bytes, start, end, visit, zero)],
-  ['windows', scanWindows],
+  ['bytes', (bytes, start, end, visit) => void scanBytes(bytes, start, end, visit)],
 ];
 
 function check(bytes: Uint8Array, start: number, end: number, what: string): number {
