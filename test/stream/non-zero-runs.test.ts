@@ -52,7 +52,7 @@ test('every byte that is not zero is covered once, in order, short and long, odd
   }
 });
 
-test('bytes that UTF-16 would take for a BOM, surrogates or a trailing odd byte keep their positions', () => {
+test('bytes of every kind keep their positions: a UTF-16 BOM, surrogates, a trailing odd byte', () => {
   const tricky = [0xff, 0xfe, 0, 0, 0x00, 0xd8, 0, 0, 0x00, 0xdc, 0, 0, 0x3d, 0xd8, 0x00, 0xde, 0, 0, 0, 0, 7];
   for (let pad = 0; pad < 300; pad += 299) {
     const bytes = new Uint8Array([...tricky, ...new Array(pad).fill(0), ...tricky, 9]);
