@@ -95,7 +95,9 @@ export class RamDecoder {
    * A record cut by the end of the stream throws StreamTruncatedError.
    */
   step(r: ByteReader): boolean {
+    const skipping = this.sink.page === undefined || this.sink.zeroPage === undefined;
     for (;;) {
+      if (skipping && this.lastBlock !== null) this.skipUnheard(r);
       if (!r.final && r.remaining < this.maxRecord) {
         this.need = this.maxRecord;
         return false;
@@ -144,6 +146,30 @@ export class RamDecoder {
         throw new StreamFormatError(`unsupported RAM record flags 0x${flags.toString(16)}${describeFlags(flags)}`, { offset: start, path: '' });
       }
     }
+  }
+
+  /**
+   * Consumes the CONTINUE page and zero-page records that no sink callback wants, looking only at their
+   * flags: they are the bulk of a RAM section, and a loop without a call per record is fast even before
+   * the JIT has compiled it. Anything else, and a record cut by the window's end, is left to step().
+   */
+  private skipUnheard(r: ByteReader): void {
+    const b = r.bytes;
+    const end = b.length;
+    const ps = this.layout.pageSize;
+    // Flag bits above the word's last byte (page sizes above 256 bytes have some).
+    const highFlags = this.flagMask >>> 8;
+    const zeros = this.sink.zeroPage === undefined;
+    const pages = this.sink.page === undefined;
+    let p = r.pos;
+    // The first two tests keep offsets that getBe64Number would reject (2^53 and above) for step() to report.
+    while (p + 8 <= end && b[p] === 0 && b[p + 1] < 0x20 && (b[p + 6] & highFlags) === 0) {
+      const flags = b[p + 7];
+      if (zeros && flags === (RamFlag.ZERO | RamFlag.CONTINUE) && p + 9 <= end) p += 9;
+      else if (pages && flags === (RamFlag.PAGE | RamFlag.CONTINUE) && p + 8 + ps <= end) p += 8 + ps;
+      else break;
+    }
+    r.pos = p;
   }
 
   private readBlockList(r: ByteReader, total: number, start: number): void {
