@@ -150,8 +150,10 @@ export class RamDecoder {
 
   /**
    * Consumes the CONTINUE page and zero-page records that no sink callback wants, looking only at their
-   * flags: they are the bulk of a RAM section, and a loop without a call per record is fast even before
-   * the JIT has compiled it. Anything else, and a record cut by the window's end, is left to step().
+   * flags: they are the bulk of a RAM section, and `vmstate analyze` reads them cold, where a loop
+   * without a call per record is what keeps it at its target. Contract: it consumes exactly the records
+   * step() would consume without calling the sink, and leaves anything else (and a record cut by the
+   * window's end) to step(); test/ram/records.test.ts checks it with and without listeners.
    */
   private skipUnheard(r: ByteReader): void {
     const b = r.bytes;
