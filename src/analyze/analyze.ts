@@ -6,6 +6,7 @@
  * fast path, with the reference for the bodies it leaves to it).
  */
 import type { RamSink } from '../ram/index.js';
+import { COMMAND_LENGTHS } from '../savevm/index.js';
 import type { ByteReader, ChunkedSource } from '../stream/index.js';
 import { decodeStream, RAM_IDSTR, type DecodedStreamHandler } from './decode-stream.js';
 import { writeBodyJson } from './json-fast-path.js';
@@ -22,16 +23,24 @@ export interface AnalyzeOptions {
   readonly ram?: RamSink;
   /** The analyze-migration.py whose output to give. Defaults to QEMU 7.2's. */
   readonly script?: AnalyzeScript;
+  /** Told, a line each, of what the stream holds that the output cannot show (a command of unknown number). */
+  readonly note?: (line: string) => void;
 }
 
 /** What every section id maps to; `T` is how a device section is kept. */
 type Sections<T> = Map<number, { readonly label: string; readonly value: T | Map<string, PyJson> }>;
 
-/** The handler parts both forms share: RAM sections become their block sizes, RAM records reach options.ram. */
-function ramHandler<T>(sections: Sections<T>, options: AnalyzeOptions): DecodedStreamHandler {
+/**
+ * The handler parts both forms share: RAM sections become their block sizes, RAM records reach
+ * options.ram, unknown commands a note.
+ */
+function sharedHandler<T>(sections: Sections<T>, options: AnalyzeOptions): DecodedStreamHandler {
   let ramSizes: Map<string, PyJson> | null = null;
   const extra = options.ram;
   return {
+    command(c, offset) {
+      if (COMMAND_LENGTHS[c.command] === undefined) options.note?.(`command ${c.command} (${c.payload.length} bytes at byte offset ${offset}) is not one vmstate knows; skipped`);
+    },
     sectionStart(ctx) {
       if (ctx.header.kind !== 'start' && ctx.header.kind !== 'full') return;
       if (ctx.idstr === RAM_IDSTR && ctx.instanceId === 0) {
@@ -60,7 +69,7 @@ export async function analyzeStream(src: ChunkedSource, vmdesc: Vmdesc, options:
   const script = options.script ?? SCRIPT_7_2;
   const sections: Sections<Map<string, PyJson>> = new Map();
   await decodeStream(src, vmdesc, {
-    ...ramHandler(sections, options),
+    ...sharedHandler(sections, options),
     device(ctx, r, plan) {
       sections.set(ctx.sectionId, { label: ctx.label, value: renderStruct(readValueTree(r, plan), script) });
     },
@@ -107,9 +116,9 @@ export async function analyzeStreamJson(src: ChunkedSource, vmdesc: Vmdesc, opti
     written.push({ id, range });
     return range;
   };
-  const ram = ramHandler(sections, options);
+  const shared = sharedHandler(sections, options);
   await decodeStream(src, vmdesc, {
-    ...ram,
+    ...shared,
     sectionDone(ctx) {
       // The RAM sizes are known once the section that lists the blocks has ended.
       const s = sections.get(ctx.sectionId);

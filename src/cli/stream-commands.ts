@@ -67,7 +67,7 @@ export async function analyzeCommand(argv: readonly string[], out: Output): Prom
     const sink = ramDir === undefined ? undefined : ramDirSink(ramDir, vmdesc.page_size);
     try {
       // Straight from the stream to JSON text: the same text as formatAnalysis(analyzeStream(...)), faster.
-      const text = await analyzeStreamJson(stream.source(), vmdesc, { ram: sink });
+      const text = await analyzeStreamJson(stream.source(), vmdesc, { ram: sink, note: (line) => out.stderr(`vmstate: note: ${line}\n`) });
       out.stdout(text);
     } finally {
       sink?.close();

@@ -36,7 +36,10 @@ export const SECTION_TYPE_BY_KIND: Readonly<Record<SectionKind, number>> = {
   full: RecordType.SECTION_FULL,
 };
 
-/** MIG_CMD_* payload lengths; -1 means variable. */
+/**
+ * MIG_CMD_* by number (migration/savevm.c), with their payload lengths; -1 means variable. SWITCHOVER_START
+ * came with QEMU 10.0 (and 9.1.3, 9.2.1).
+ */
 export const COMMAND_LENGTHS: Readonly<Record<number, { name: string; length: number }>> = {
   1: { name: 'OPEN_RETURN_PATH', length: 0 },
   2: { name: 'PING', length: 4 },
@@ -48,6 +51,7 @@ export const COMMAND_LENGTHS: Readonly<Record<number, { name: string; length: nu
   8: { name: 'ENABLE_COLO', length: 0 },
   9: { name: 'POSTCOPY_RESUME', length: 0 },
   10: { name: 'RECV_BITMAP', length: -1 },
+  11: { name: 'SWITCHOVER_START', length: 0 },
 };
 
 /** Configuration record subsection names QEMU 7.2 can send. */
