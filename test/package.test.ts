@@ -44,13 +44,13 @@ const ENTRY_POINTS: Readonly<Record<string, EntryPoint>> = {
   },
   'vmstate/analyze': {
     values: [
-      'RAM_IDSTR', 'SCRIPT_7_2', 'analyzeStream', 'analyzeStreamJson', 'applyEdit', 'decodeStream', 'decodeStruct', 'encodeStruct', 'formatAnalysis',
-      'formatSectionTable', 'hexBytes', 'listSections', 'openStreamFile', 'parseEdit', 'parseVmdesc', 'pyDumps', 'readValueTree', 'readVmdescFromFile',
+      'ANALYZE_SCRIPTS', 'DEFAULT_SCRIPT', 'RAM_IDSTR', 'SCRIPT_10_0', 'SCRIPT_7_2', 'analyzeStream', 'analyzeStreamJson', 'applyEdit', 'decodeStream', 'decodeStruct', 'encodeStruct', 'formatAnalysis',
+      'formatSectionTable', 'hexBytes', 'listRecords', 'listSections', 'openStreamFile', 'parseEdit', 'parseVmdesc', 'pyDumps', 'readValueTree', 'readVmdescFromFile',
       'renderStruct', 'requireVmdesc', 'rewriteStream',
     ],
     types: [
       'AnalyzeOptions', 'AnalyzeScript', 'ByteSink', 'DecodedStreamHandler', 'FieldEdit', 'FieldEntry', 'FieldValue', 'FoundVmdesc', 'LeafRule', 'PyJson',
-      'RewriteResult', 'SectionRow', 'StreamFile', 'StructPlan', 'StructValue', 'SubsectionEntry', 'Vmdesc', 'VmdescDevice', 'VmdescField', 'VmdescStruct',
+      'OtherRecordRow', 'RecordRow', 'RewriteResult', 'SectionRow', 'StreamFile', 'StructPlan', 'StructValue', 'SubsectionEntry', 'Vmdesc', 'VmdescDevice', 'VmdescField', 'VmdescStruct',
     ],
     internals: ['structPlan', 'readStruct', 'skipStruct', 'writeBodyJson', 'writeDeviceJson', 'PyJsonWriter', 'BodySink'],
   },

@@ -12,7 +12,8 @@ import { decodeStream, RAM_IDSTR, type DecodedStreamHandler } from './decode-str
 import { writeBodyJson } from './json-fast-path.js';
 import { pyDumps, PyJsonWriter, type PyJson } from './python-json.js';
 import { renderStruct } from './render-dict.js';
-import { ramSizeText, SCRIPT_7_2, type AnalyzeScript } from './script-7.2.js';
+import { ramSizeText, type AnalyzeScript } from './script-7.2.js';
+import { DEFAULT_SCRIPT } from './scripts.js';
 import { readValueTree } from './value-tree.js';
 import type { StructPlan } from './field-plan.js';
 import type { Vmdesc } from './vmdesc.js';
@@ -21,7 +22,7 @@ import type { Vmdesc } from './vmdesc.js';
 export interface AnalyzeOptions {
   /** Also receives every RAM record (e.g. to write RAM blocks to files). */
   readonly ram?: RamSink;
-  /** The analyze-migration.py whose output to give. Defaults to QEMU 7.2's. */
+  /** The analyze-migration.py whose output to give. Defaults to DEFAULT_SCRIPT (QEMU 10.0's). */
   readonly script?: AnalyzeScript;
   /** Told, a line each, of what the stream holds that the output cannot show (a command of unknown number). */
   readonly note?: (line: string) => void;
@@ -66,7 +67,7 @@ function sharedHandler<T>(sections: Sections<T>, options: AnalyzeOptions): Decod
  * RAM as its block sizes, devices as their fields.
  */
 export async function analyzeStream(src: ChunkedSource, vmdesc: Vmdesc, options: AnalyzeOptions = {}): Promise<Map<string, PyJson>> {
-  const script = options.script ?? SCRIPT_7_2;
+  const script = options.script ?? DEFAULT_SCRIPT;
   const sections: Sections<Map<string, PyJson>> = new Map();
   await decodeStream(src, vmdesc, {
     ...sharedHandler(sections, options),
@@ -99,7 +100,7 @@ class TextRange {
  * put in the dict's order at the end.
  */
 export async function analyzeStreamJson(src: ChunkedSource, vmdesc: Vmdesc, options: AnalyzeOptions = {}): Promise<Uint8Array> {
-  const script = options.script ?? SCRIPT_7_2;
+  const script = options.script ?? DEFAULT_SCRIPT;
   const sections: Sections<TextRange> = new Map();
   // Larger than most dumps: pages never written are never touched, so they cost nothing.
   const w = new PyJsonWriter(4 << 20);
@@ -148,7 +149,7 @@ export async function analyzeStreamJson(src: ChunkedSource, vmdesc: Vmdesc, opti
  * Writes a device body's text with its braces at `depth`: by the fast path, or by the reference renderer
  * where the fast path leaves the body to it (a key repeats). Returns which wrote it.
  */
-export function writeDeviceJson(r: ByteReader, plan: StructPlan, w: PyJsonWriter, depth: number, script: AnalyzeScript = SCRIPT_7_2): 'fast' | 'reference' {
+export function writeDeviceJson(r: ByteReader, plan: StructPlan, w: PyJsonWriter, depth: number, script: AnalyzeScript = DEFAULT_SCRIPT): 'fast' | 'reference' {
   if (writeBodyJson(r, plan, w, depth)) return 'fast';
   w.value(renderStruct(readValueTree(r, plan), script), depth);
   return 'reference';

@@ -17,13 +17,16 @@ import {
 import type { ByteReader, ChunkedSource } from '../stream/index.js';
 import { structPlan, type StructPlan } from './field-plan.js';
 import { skipStruct } from './read-body.js';
-import { SCRIPT_7_2, type AnalyzeScript } from './script-7.2.js';
+import type { AnalyzeScript } from './script-7.2.js';
+import { DEFAULT_SCRIPT } from './scripts.js';
 import type { Vmdesc, VmdescDevice } from './vmdesc.js';
 
 /** Receives the decoded stream piece by piece; every member is optional. */
 export interface DecodedStreamHandler {
-  configuration?(c: ConfigurationRecord, offset: number): void;
-  command?(c: CommandRecord, offset: number): void;
+  /** `end` is the offset just past the record. */
+  configuration?(c: ConfigurationRecord, offset: number, end: number): void;
+  /** `end` is the offset just past the record. */
+  command?(c: CommandRecord, offset: number, end: number): void;
   /** Before a section's body is read (its header has been). */
   sectionStart?(ctx: SectionContext): void;
   /** RAM records of every `ram` section, in order. */
@@ -56,7 +59,7 @@ export const RAM_IDSTR = 'ram';
  * stream with no device sections can be decoded. Device lookup is by (idstr, instance id), the last
  * description of a pair winning, as in analyze-migration.py; `script` gives the rules bodies are planned by.
  */
-export async function decodeStream(src: ChunkedSource, vmdesc: Vmdesc | null, handler: DecodedStreamHandler, script: AnalyzeScript = SCRIPT_7_2): Promise<void> {
+export async function decodeStream(src: ChunkedSource, vmdesc: Vmdesc | null, handler: DecodedStreamHandler, script: AnalyzeScript = DEFAULT_SCRIPT): Promise<void> {
   const devices = new Map<string, VmdescDevice>();
   for (const d of vmdesc?.devices ?? []) devices.set(`${d.name}\u0000${d.instance_id}`, d);
   let layout: RamLayout = { pageSize: vmdesc?.page_size ?? 4096 };
@@ -64,9 +67,9 @@ export async function decodeStream(src: ChunkedSource, vmdesc: Vmdesc | null, ha
   const ramSink: RamSink = handler.ram ?? {};
 
   await walkStream(src, {
-    configuration(c, offset) {
+    configuration(c, offset, end) {
       layout = ramLayoutOf(c, layout);
-      handler.configuration?.(c, offset);
+      handler.configuration?.(c, offset, end);
     },
     command: handler.command?.bind(handler),
     section(ctx): SectionBodyDecoder {

@@ -83,6 +83,16 @@ function distinct(names: readonly string[]): boolean {
   return true;
 }
 
+/** How many elements each field name stands for in all (a compressed array counts its length). */
+function elementsPerName(fields: readonly VmdescField[]): Map<string, number> {
+  const out = new Map<string, number>();
+  for (let i = 0; i < fields.length; i++) {
+    const f = fields[i];
+    out.set(f.name, (out.get(f.name) ?? 0) + (f.array_len ?? 1));
+  }
+  return out;
+}
+
 /** The plan of `desc` under `script`, built on first use. */
 export function structPlan(desc: VmdescStruct, script: AnalyzeScript): StructPlan {
   let plans = plansByScript.get(script);
@@ -103,6 +113,9 @@ function buildPlan(desc: VmdescStruct, script: AnalyzeScript): StructPlan {
   let fixedSize = hasSubsections ? -1 : 0;
   let maxSize = 0;
   let nestedDistinct = true;
+  const byName = script.lists === 'name';
+  // Lists by name: a name's fields make a list when they hold two elements or more in all.
+  const elements = byName ? elementsPerName(desc.fields) : null;
   // Indexed loops: plans are built in every CLI run, where for-of's iterator calls cost more than the work.
   for (let i = 0; i < desc.fields.length; i++) {
     const f = desc.fields[i];
@@ -110,10 +123,11 @@ function buildPlan(desc: VmdescStruct, script: AnalyzeScript): StructPlan {
     const count = compressed ? (f.array_len as number) : 1;
     // A compressed array of no elements reads nothing and adds no key.
     if (count === 0) continue;
-    const indexed = compressed || f.index !== undefined;
-    const firstIndex = compressed ? 0 : (f.index ?? 0);
+    const indexed = elements !== null ? (elements.get(f.name) as number) > 1 : compressed || f.index !== undefined;
     const have = indexed ? (listLengths?.get(f.name) ?? 0) : 0;
-    const indexError = indexed && script.checksListIndex && have !== firstIndex ? have : -1;
+    // Lists by index: each element claims its index, which must follow the elements already read.
+    const firstIndex = byName ? have : compressed ? 0 : (f.index ?? 0);
+    const indexError = indexed && have !== firstIndex ? have : -1;
     if (indexed) (listLengths ??= new Map()).set(f.name, have + count);
     const struct = f.type === 'struct' ? structPlan(f.struct as VmdescStruct, script) : null;
     const planned: PlannedField = {

@@ -345,9 +345,11 @@ class JsonSink implements BodySink<number> {
     } else {
       const start = r.pos;
       r.skip(size);
-      if (leaf.shownAsBool) {
+      if (leaf.shown === 'bool') {
         if (size > 0) noting?.bool(start, r.bytes[start]);
         w.ascii(size > 0 && r.bytes[start] !== 0 ? 'true' : 'false');
+      } else if (leaf.shown === 'nullptr') {
+        w.ascii('"nullptr"');
       } else {
         w.byte(0x22);
         noting?.hex(start, w.length, size, 3, false);

@@ -5,7 +5,8 @@
  * dict is the script's text; the JSON fast path must print exactly that.
  */
 import type { PyJson } from './python-json.js';
-import { hexBytes, renderInt, SCRIPT_7_2, type AnalyzeScript } from './script-7.2.js';
+import { hexBytes, renderInt, type AnalyzeScript, type LeafRule } from './script-7.2.js';
+import { DEFAULT_SCRIPT } from './scripts.js';
 import type { FieldValue, StructValue } from './value-tree.js';
 
 function renderField(v: FieldValue, script: AnalyzeScript): PyJson {
@@ -15,14 +16,20 @@ function renderField(v: FieldValue, script: AnalyzeScript): PyJson {
     case 'bool':
       return v.value;
     case 'bytes':
-      return script.leaf(v.type, v.value.length).shownAsBool ? v.value.length > 0 && v.value[0] !== 0 : hexBytes(v.value);
+      return renderBytes(v.value, script.leaf(v.type, v.value.length).shown);
     case 'struct':
       return renderStruct(v.value, script);
   }
 }
 
+function renderBytes(b: Uint8Array, shown: LeafRule['shown']): PyJson {
+  if (shown === 'bool') return b.length > 0 && b[0] !== 0;
+  if (shown === 'nullptr') return 'nullptr';
+  return hexBytes(b);
+}
+
 /** A struct as the script's ordered dict. */
-export function renderStruct(s: StructValue, script: AnalyzeScript = SCRIPT_7_2): Map<string, PyJson> {
+export function renderStruct(s: StructValue, script: AnalyzeScript = DEFAULT_SCRIPT): Map<string, PyJson> {
   const out = new Map<string, PyJson>();
   for (const f of s.fields) {
     const v = renderField(f.value, script);

@@ -27,8 +27,11 @@ export interface LeafRule {
   readonly signed: boolean;
   /** Ints: the script prints a negative value's sign. */
   readonly shownSigned: boolean;
-  /** Printed as true or false by the first byte (a "bool", of one byte or, read as bytes, of any other length). */
-  readonly shownAsBool: boolean;
+  /**
+   * How the value prints: an integer's hex; true or false by the first byte (a "bool", of one byte or,
+   * read as bytes, of any other length); hex pairs; or the word nullptr.
+   */
+  readonly shown: 'int' | 'bool' | 'hex' | 'nullptr';
 }
 
 /** What one version of analyze-migration.py decides where versions differ. */
@@ -37,29 +40,38 @@ export interface AnalyzeScript {
   readonly name: string;
   /** How a leaf field of `type` and `size` bytes is read and shown. */
   leaf(type: string, size: number): LeafRule;
-  /** A list element's index must equal the number of elements already in its list. */
-  readonly checksListIndex: boolean;
+  /**
+   * How fields become keys of their struct's dict. `index`: fields with an index, and compressed arrays,
+   * gather into one list per name, each element's index checked against the list's length; any other
+   * field is a key of its own, a later field of the same name taking its value. `name`: the fields of
+   * one name gather into one list, at the first one's place, when they hold two elements or more,
+   * whatever their indices; one element alone is a plain key.
+   */
+  readonly lists: 'index' | 'name';
 }
 
 /** The codecs 7.2's script reads with a signed reader (VMSDFieldInt and VMSDFieldIntLE), QEMU's unsigned "equal" codecs among them. */
 const SHOWN_SIGNED: ReadonlySet<string> = new Set(['int8', 'int16', 'int32', 'int64', 'int32 equal', 'int32 le', 'int64 equal', 'uint8 equal', 'uint16 equal']);
 
-const BYTES: LeafRule = { kind: 'bytes', signed: false, shownSigned: false, shownAsBool: false };
-const BOOL: LeafRule = { kind: 'bool', signed: false, shownSigned: false, shownAsBool: true };
-const BOOL_BYTES: LeafRule = { kind: 'bytes', signed: false, shownSigned: false, shownAsBool: true };
+const BYTES: LeafRule = { kind: 'bytes', signed: false, shownSigned: false, shown: 'hex' };
+const BOOL: LeafRule = { kind: 'bool', signed: false, shownSigned: false, shown: 'bool' };
+const BOOL_BYTES: LeafRule = { kind: 'bytes', signed: false, shownSigned: false, shown: 'bool' };
 const INT_RULES: ReadonlyMap<string, LeafRule> = new Map(
   [...SHOWN_SIGNED, 'uint8', 'uint16', 'uint32', 'uint64', 'uint32 equal'].map((type) => [
     type,
-    { kind: 'int', signed: intCodec(type)?.signed ?? false, shownSigned: SHOWN_SIGNED.has(type), shownAsBool: false },
+    { kind: 'int', signed: intCodec(type)?.signed ?? false, shownSigned: SHOWN_SIGNED.has(type), shown: 'int' },
   ]),
 );
 
+/** The leaf rules of 7.2's script, which later versions extend. */
+export function leafRule72(type: string, size: number): LeafRule {
+  return INT_RULES.get(type) ?? (type !== 'bool' ? BYTES : size === 1 ? BOOL : BOOL_BYTES);
+}
+
 export const SCRIPT_7_2: AnalyzeScript = {
   name: 'analyze-migration.py (QEMU 7.2)',
-  leaf(type, size) {
-    return INT_RULES.get(type) ?? (type !== 'bool' ? BYTES : size === 1 ? BOOL : BOOL_BYTES);
-  },
-  checksListIndex: true,
+  leaf: leafRule72,
+  lists: 'index',
 };
 
 // ---- how leaves print (the same in every version so far)

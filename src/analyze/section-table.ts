@@ -1,9 +1,10 @@
-/** A table of a stream's sections: where each starts, what it is, how many bytes it takes. */
+/** A table of a stream's records: where each starts, what it is, how many bytes it takes. */
+import { COMMAND_LENGTHS, type SectionContext } from '../savevm/index.js';
 import type { ChunkedSource } from '../stream/index.js';
 import { decodeStream } from './decode-stream.js';
 import type { Vmdesc } from './vmdesc.js';
 
-/** One row of the section table. */
+/** One section: its header, body and footer. */
 export interface SectionRow {
   /** Byte offset of the section's type byte. */
   readonly offset: number;
@@ -16,32 +17,51 @@ export interface SectionRow {
   readonly size: number;
 }
 
+/** A record that is not a section: the configuration, a command, EOF, the VMDESCRIPTION trailer. */
+export interface OtherRecordRow {
+  readonly offset: number;
+  readonly type: 'configuration' | 'command' | 'eof' | 'vmdesc';
+  /** The configuration's machine type, or the command's name (`command N` for a number vmstate does not know). */
+  readonly name?: string;
+  /** Bytes from the type byte to the end of the record. */
+  readonly size: number;
+}
+
+export type RecordRow = SectionRow | OtherRecordRow;
+
 /**
- * Lists every section in stream order. Rows go into `rows` as they are read, so a caller that catches an
- * error can still show the sections before it.
+ * Lists every record in stream order, from the first after the header to the last. Rows go into `rows` as
+ * they are read, so a caller that catches an error can still show the records before it.
  */
-export async function listSections(src: ChunkedSource, vmdesc: Vmdesc | null, rows: SectionRow[] = []): Promise<SectionRow[]> {
+export async function listRecords(src: ChunkedSource, vmdesc: Vmdesc | null, rows: RecordRow[] = []): Promise<RecordRow[]> {
   await decodeStream(src, vmdesc, {
-    sectionDone(ctx, end) {
-      const h = ctx.header;
-      rows.push({
-        offset: h.offset,
-        type: h.kind,
-        sectionId: ctx.sectionId,
-        idstr: ctx.idstr,
-        instanceId: ctx.instanceId,
-        version: ctx.version,
-        size: end - h.offset,
-      });
-    },
+    configuration: (c, offset, end) => rows.push({ offset, type: 'configuration', name: c.machineName, size: end - offset }),
+    command: (c, offset, end) => rows.push({ offset, type: 'command', name: COMMAND_LENGTHS[c.command]?.name ?? `command ${c.command}`, size: end - offset }),
+    sectionDone: (ctx, end) => rows.push(sectionRow(ctx.header.offset, ctx, end)),
+    eof: (offset) => rows.push({ offset, type: 'eof', size: 1 }),
+    vmdesc: (json, offset) => rows.push({ offset, type: 'vmdesc', size: 5 + json.length }),
   });
   return rows;
 }
 
-/** The table as aligned text, one line per section under a header line. */
-export function formatSectionTable(rows: readonly SectionRow[]): string {
+/** Lists every section in stream order, as listRecords does every record. */
+export async function listSections(src: ChunkedSource, vmdesc: Vmdesc | null, rows: SectionRow[] = []): Promise<SectionRow[]> {
+  await decodeStream(src, vmdesc, { sectionDone: (ctx, end) => rows.push(sectionRow(ctx.header.offset, ctx, end)) });
+  return rows;
+}
+
+function sectionRow(offset: number, ctx: SectionContext, end: number): SectionRow {
+  return { offset, type: ctx.header.kind, sectionId: ctx.sectionId, idstr: ctx.idstr, instanceId: ctx.instanceId, version: ctx.version, size: end - offset };
+}
+
+/** The table as aligned text, one line per record under a header line; a record that is not a section shows its name as its idstr. */
+export function formatSectionTable(rows: readonly RecordRow[]): string {
   const head = ['offset', 'type', 'id', 'idstr', 'instance', 'version', 'size'];
-  const cells = rows.map((r) => [String(r.offset), r.type, String(r.sectionId), r.idstr, String(r.instanceId), String(r.version), String(r.size)]);
+  const cells = rows.map((r) =>
+    'sectionId' in r
+      ? [String(r.offset), r.type, String(r.sectionId), r.idstr, String(r.instanceId), String(r.version), String(r.size)]
+      : [String(r.offset), r.type, '', r.name ?? '', '', '', String(r.size)],
+  );
   const widths = head.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i].length)));
   const line = (c: string[]) =>
     c

@@ -7,7 +7,8 @@ import type { ByteReader, ByteWriter } from '../stream/index.js';
 import { RecordType } from '../savevm/index.js';
 import { structPlan, type PlannedField, type StructPlan } from './field-plan.js';
 import { readInt, readStruct, type BodySink } from './read-body.js';
-import { SCRIPT_7_2, type AnalyzeScript, type LeafRule } from './script-7.2.js';
+import type { AnalyzeScript, LeafRule } from './script-7.2.js';
+import { DEFAULT_SCRIPT } from './scripts.js';
 import type { VmdescStruct } from './vmdesc.js';
 
 /** An integer field: `value` is a number up to 4 bytes, a bigint above. */
@@ -92,7 +93,7 @@ const treeSink: BodySink<StructValue> = {
 };
 
 /** Decodes one struct body (fields, then subsections) into values, read as `script` reads it. Buffers are copied. */
-export function decodeStruct(r: ByteReader, desc: VmdescStruct, script: AnalyzeScript = SCRIPT_7_2): StructValue {
+export function decodeStruct(r: ByteReader, desc: VmdescStruct, script: AnalyzeScript = DEFAULT_SCRIPT): StructValue {
   return readValueTree(r, structPlan(desc, script));
 }
 

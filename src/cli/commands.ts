@@ -9,12 +9,14 @@ export type { Output } from './args.js';
 const USAGE = `usage: vmstate <command> [options]
 
 commands:
-  analyze FILE                 print the stream's device state as JSON (as QEMU's analyze-migration.py -f)
+  analyze FILE                 print the stream's device state as JSON (as QEMU 10.0's analyze-migration.py -f)
+    --compat 7.2|10.0          as that QEMU's analyze-migration.py prints it (default 10.0)
     --desc                     print the VMDESCRIPTION instead (as analyze-migration.py -d desc)
     --ram-dir DIR              also write each RAM block's contents to its own file under DIR
     --vmdesc FILE              describe devices with this VMDESCRIPTION (a stream, or --desc JSON),
                                e.g. to read a stream that was cut short (also for sections, rewrite)
-  sections FILE                one line per section: offset, type, id, idstr, instance, version, size
+  sections FILE                one line per record (configuration, commands, sections, EOF, trailer):
+                               offset, type, id, idstr (or name), instance, version, size
     --json                     the same as a JSON array
   rewrite IN OUT               decode every section and encode it again into OUT
     --set 'IDSTR[#N]:FIELD.PATH=VALUE'   change one value on the way (repeatable)

@@ -1,9 +1,11 @@
 /** The stream commands: analyze, sections, rewrite. Loaded on demand, like every command. */
 import { readFileSync } from 'node:fs';
 import {
+  ANALYZE_SCRIPTS,
   analyzeStreamJson,
+  DEFAULT_SCRIPT,
   formatSectionTable,
-  listSections,
+  listRecords,
   openStreamFile,
   parseEdit,
   pyDumps,
@@ -12,7 +14,7 @@ import {
   requireVmdesc,
   rewriteStream,
   type PyJson,
-  type SectionRow,
+  type RecordRow,
   type StreamFile,
   type Vmdesc,
 } from '../analyze/index.js';
@@ -54,8 +56,11 @@ function chooseVmdesc(stream: StreamFile, args: ParsedArgs, required: boolean): 
 
 /** Runs one command line; resolves to the exit code. */
 export async function analyzeCommand(argv: readonly string[], out: Output): Promise<number> {
-  const args = parseArgs(argv, ['desc'], ['ram-dir', 'vmdesc']);
+  const args = parseArgs(argv, ['desc'], ['ram-dir', 'vmdesc', 'compat']);
   const [file] = expectPositionals(args, ['FILE'], 'analyze');
+  const compat = args.options.get('compat')?.at(-1);
+  const script = compat === undefined ? DEFAULT_SCRIPT : ANALYZE_SCRIPTS[compat];
+  if (script === undefined) throw new UsageError(`--compat ${compat}: expected one of ${Object.keys(ANALYZE_SCRIPTS).join(', ')}`);
   const stream = openStreamFile(file);
   try {
     const vmdesc = chooseVmdesc(stream, args, true) as Vmdesc;
@@ -67,7 +72,7 @@ export async function analyzeCommand(argv: readonly string[], out: Output): Prom
     const sink = ramDir === undefined ? undefined : ramDirSink(ramDir, vmdesc.page_size);
     try {
       // Straight from the stream to JSON text: the same text as formatAnalysis(analyzeStream(...)), faster.
-      const text = await analyzeStreamJson(stream.source(), vmdesc, { ram: sink, note: (line) => out.stderr(`vmstate: note: ${line}\n`) });
+      const text = await analyzeStreamJson(stream.source(), vmdesc, { ram: sink, script, note: (line) => out.stderr(`vmstate: note: ${line}\n`) });
       out.stdout(text);
     } finally {
       sink?.close();
@@ -83,10 +88,10 @@ export async function sectionsCommand(argv: readonly string[], out: Output): Pro
   const [file] = expectPositionals(args, ['FILE'], 'sections');
   const stream = openStreamFile(file);
   try {
-    const rows: SectionRow[] = [];
+    const rows: RecordRow[] = [];
     const print = () => out.stdout(args.flags.has('json') ? JSON.stringify(rows, null, 2) + '\n' : formatSectionTable(rows));
     try {
-      await listSections(stream.source(), chooseVmdesc(stream, args, false), rows);
+      await listRecords(stream.source(), chooseVmdesc(stream, args, false), rows);
     } catch (e) {
       print(); // the sections before the failure are worth seeing
       throw e;

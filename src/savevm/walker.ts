@@ -41,8 +41,10 @@ export interface SectionContext {
 
 /** Callbacks for each record; only `section` is required. */
 export interface StreamVisitor {
-  configuration?(c: ConfigurationRecord, offset: number): void;
-  command?(c: CommandRecord, offset: number): void;
+  /** `end` is the offset just past the record. */
+  configuration?(c: ConfigurationRecord, offset: number, end: number): void;
+  /** `end` is the offset just past the record. */
+  command?(c: CommandRecord, offset: number, end: number): void;
   section(ctx: SectionContext): SectionBodyDecoder;
   /** Called after a section's body and footer. `end` is the offset just past them. */
   sectionDone?(ctx: SectionContext, end: number, footer: boolean): void;
@@ -62,11 +64,11 @@ export async function walkStream(src: ChunkedSource, visitor: StreamVisitor): Pr
       break;
     }
     if (rec.type === 'configuration') {
-      visitor.configuration?.(rec.configuration, rec.offset);
+      visitor.configuration?.(rec.configuration, rec.offset, src.offset);
       continue;
     }
     if (rec.type === 'command') {
-      visitor.command?.(rec.command, rec.offset);
+      visitor.command?.(rec.command, rec.offset, src.offset);
       continue;
     }
     const h = rec.header;

@@ -26,7 +26,8 @@ import { writeDeviceJson as writeWithPlan } from '../../src/analyze/analyze.js';
 import { structPlan } from '../../src/analyze/field-plan.js';
 import { PyJsonWriter } from '../../src/analyze/python-json.js';
 import { skipStruct } from '../../src/analyze/read-body.js';
-import { SCRIPT_7_2 } from '../../src/analyze/script-7.2.js';
+import { SCRIPT_7_2, type AnalyzeScript } from '../../src/analyze/script-7.2.js';
+import { SCRIPT_10_0 } from '../../src/analyze/script-10.0.js';
 import { fixtures } from '../support/fixtures.js';
 import { chunkedReads } from '../support/sources.js';
 import { analyzeScriptOrSkip, runAnalyzeScript } from '../support/peer.js';
@@ -35,8 +36,8 @@ import { seededRandom } from '../support/random.js';
 const text = (bytes: Uint8Array) => Buffer.from(bytes).toString('latin1');
 
 /** A body's JSON as analyzeStreamJson writes it: by the fast path, or by the reference renderer. */
-function writeDeviceJson(r: ByteReader, desc: VmdescStruct, w: PyJsonWriter, depth: number): 'fast' | 'reference' {
-  return writeWithPlan(r, structPlan(desc, SCRIPT_7_2), w, depth);
+function writeDeviceJson(r: ByteReader, desc: VmdescStruct, w: PyJsonWriter, depth: number, script: AnalyzeScript = SCRIPT_7_2): 'fast' | 'reference' {
+  return writeWithPlan(r, structPlan(desc, script), w, depth, script);
 }
 
 for (const fx of fixtures()) {
@@ -45,14 +46,14 @@ for (const fx of fixtures()) {
     const file = openStreamFile(fx.stream);
     const { vmdesc } = requireVmdesc(file);
     try {
-      assert.equal(text(await analyzeStreamJson(file.source(), vmdesc)), golden);
+      assert.equal(text(await analyzeStreamJson(file.source(), vmdesc, { script: fx.script })), golden);
     } finally {
       file.close();
     }
     // 4 KiB + 3: every device section is cut by a read at some point, so the source must buffer each body whole first.
     const bytes = new Uint8Array(fs.readFileSync(fx.stream));
     const chunked = chunkedReads(bytes, 4099);
-    assert.equal(text(await analyzeStreamJson(chunked, vmdesc)), golden);
+    assert.equal(text(await analyzeStreamJson(chunked, vmdesc, { script: fx.script })), golden);
   });
 }
 
@@ -150,11 +151,11 @@ function generator(seed: number) {
 }
 
 /** The value tree's text for a body at depth 1, or its error. */
-function treeText(bytes: Uint8Array, desc: VmdescStruct): { text: string; pos: number } | { error: string } {
+function treeText(bytes: Uint8Array, desc: VmdescStruct, script: AnalyzeScript = SCRIPT_7_2): { text: string; pos: number } | { error: string } {
   const r = new ByteReader(bytes);
   try {
     const w = new PyJsonWriter();
-    w.value(renderStruct(decodeStruct(r, desc)), 1);
+    w.value(renderStruct(decodeStruct(r, desc, script), script), 1);
     return { text: w.text(), pos: r.pos };
   } catch (e) {
     return { error: `${(e as Error).constructor.name}: ${(e as Error).message}` };
@@ -162,17 +163,17 @@ function treeText(bytes: Uint8Array, desc: VmdescStruct): { text: string; pos: n
 }
 
 /** Where skipStruct ends a body, or its error: it must end where the value tree does, or fail as it does. */
-function skipEnd(bytes: Uint8Array, desc: VmdescStruct): { pos: number } | { error: string } {
+function skipEnd(bytes: Uint8Array, desc: VmdescStruct, script: AnalyzeScript): { pos: number } | { error: string } {
   const r = new ByteReader(bytes);
   try {
-    skipStruct(r, structPlan(desc, SCRIPT_7_2));
+    skipStruct(r, structPlan(desc, script));
     return { pos: r.pos };
   } catch (e) {
     return { error: `${(e as Error).constructor.name}: ${(e as Error).message}` };
   }
 }
 
-test('the JSON path prints what the value tree prints, and skipStruct ends where it ends, on 3000 seeded random descriptions and bodies', () => {
+for (const script of [SCRIPT_7_2, SCRIPT_10_0]) test(`${script.name}: the JSON path prints what the value tree prints, and skipStruct ends where it ends, on 3000 seeded random descriptions and bodies`, () => {
   const { rand, struct, body } = generator(0x15eed);
   const routes = { fast: 0, reference: 0, error: 0 };
   for (let i = 0; i < 3000; i++) {
@@ -181,13 +182,13 @@ test('the JSON path prints what the value tree prints, and skipStruct ends where
     body(desc, full);
     // One in four bodies is cut short, to compare the errors too.
     const bytes = new Uint8Array(rand() < 0.25 ? full.slice(0, Math.floor(rand() * full.length)) : full);
-    const want = treeText(bytes, desc);
-    assert.deepEqual(skipEnd(bytes, desc), 'text' in want ? { pos: want.pos } : want, `case ${i}: skipStruct`);
+    const want = treeText(bytes, desc, script);
+    assert.deepEqual(skipEnd(bytes, desc, script), 'text' in want ? { pos: want.pos } : want, `case ${i}: skipStruct`);
     const w = new PyJsonWriter(16);
     w.ascii('before');
     const r = new ByteReader(bytes);
     try {
-      const route = writeDeviceJson(r, desc, w, 1);
+      const route = writeDeviceJson(r, desc, w, 1, script);
       assert.ok('text' in want, `case ${i}: the tree failed with ${'error' in want ? want.error : ''} but the JSON path did not`);
       assert.equal(w.text(6), want.text, `case ${i}: ${JSON.stringify(desc)}`);
       assert.equal(r.pos, want.pos, `case ${i}: bytes read`);
@@ -292,8 +293,9 @@ function beBytes(n: number): Uint8Array {
 
 /** Both forms agree; with the script at hand, it agrees too. */
 async function assertSameAsScript(t: TestContext, bytes: Uint8Array, vmdesc: Vmdesc, name: string) {
-  const json = text(await analyzeStreamJson(ChunkedSource.fromBytes(bytes), vmdesc));
-  assert.equal(json, formatAnalysis(await analyzeStream(ChunkedSource.fromBytes(bytes), vmdesc)));
+  // The peer is QEMU 7.2's script.
+  const json = text(await analyzeStreamJson(ChunkedSource.fromBytes(bytes), vmdesc, { script: SCRIPT_7_2 }));
+  assert.equal(json, formatAnalysis(await analyzeStream(ChunkedSource.fromBytes(bytes), vmdesc, { script: SCRIPT_7_2 })));
   if (analyzeScriptOrSkip(t) === null) return json;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vmstate-json-'));
   try {
@@ -355,7 +357,7 @@ test('a section id sent twice keeps its first place with the second body, as ana
   const json = await assertSameAsScript(t, twice, vmdesc, 'section-twice');
   const label = `"${first.idstr} (${first.sectionId})"`;
   assert.equal(json.split(label).length, 2, 'the label appears once');
-  assert.notEqual(json, text(await analyzeStreamJson(ChunkedSource.fromBytes(bytes), vmdesc)));
+  assert.notEqual(json, text(await analyzeStreamJson(ChunkedSource.fromBytes(bytes), vmdesc, { script: SCRIPT_7_2 })));
 });
 
 test('a RAM block listed in a later RAM section joins the sizes already printed, as analyze-migration.py has it', { skip: MINIMAL === undefined }, async (t) => {

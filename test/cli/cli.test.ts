@@ -33,7 +33,43 @@ test('analyze prints the golden JSON', () => {
   assert.equal(r.stdout, fs.readFileSync(path.join(fixturesDir, 'q35-iommu-3rp-switch-bios.analyze.json'), 'utf8'));
 });
 
-test('sections lists every section, and --json gives the same rows', () => {
+test("analyze prints a QEMU 10.0 stream as 10.0's script does, and as 7.2's with --compat 7.2", () => {
+  const q10 = path.join(fixturesDir, 'qemu-10.0', 'q35-minimal-paused.mig');
+  const r = vmstate('analyze', q10);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout, fs.readFileSync(path.join(fixturesDir, 'qemu-10.0', 'q35-minimal-paused.analyze.json'), 'utf8'));
+  // 7.2's script lists AHCI's ports by index, and 10.0's descriptions leave the last port's index off:
+  // 7.2 keeps that port alone, 10.0 all six in a list.
+  const old = vmstate('analyze', '--compat', '7.2', q10);
+  assert.equal(old.code, 0, old.stderr);
+  assert.match(r.stdout, /"dev": \[\n/);
+  assert.doesNotMatch(old.stdout, /"dev": \[\n/);
+  assert.equal(vmstate('analyze', '--compat', '7.2', BIOS).stdout, vmstate('analyze', BIOS).stdout);
+  assertOneLineFailure(vmstate('analyze', '--compat', '8.0', BIOS), 2, 'vmstate: --compat 8.0: expected one of 7.2, 10.0');
+});
+
+test('a command of a number vmstate does not know is read by its length, listed, kept by rewrite, and noted by analyze', () => {
+  const dir = tmpdir();
+  try {
+    // Command 0x99 with a 3-byte payload, put right after the configuration record (bytes 8..22).
+    const bytes = fs.readFileSync(BIOS);
+    const command = Buffer.from([0x08, 0x00, 0x99, 0x00, 0x03, 1, 2, 3]);
+    const odd = path.join(dir, 'odd.mig');
+    fs.writeFileSync(odd, Buffer.concat([bytes.subarray(0, 23), command, bytes.subarray(23)]));
+    const r = vmstate('analyze', odd);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, vmstate('analyze', BIOS).stdout);
+    assert.equal(r.stderr, 'vmstate: note: command 153 (3 bytes at byte offset 23) is not one vmstate knows; skipped\n');
+    assert.match(vmstate('sections', odd).stdout, /\n\s+23\s+command\s+command 153\s+8\n/);
+    const out = path.join(dir, 'out.mig');
+    assert.equal(vmstate('rewrite', odd, out).code, 0);
+    assert.ok(fs.readFileSync(out).equals(fs.readFileSync(odd)));
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('sections lists every record, and --json gives the same rows', () => {
   const text = vmstate('sections', BIOS);
   const json = vmstate('sections', '--json', BIOS);
   assert.equal(text.code, 0);
@@ -41,7 +77,9 @@ test('sections lists every section, and --json gives the same rows', () => {
   const lines = text.stdout.trimEnd().split('\n');
   assert.match(lines[0], /^\s*offset\s+type\s+id\s+idstr\s+instance\s+version\s+size$/);
   assert.equal(lines.length, rows.length + 1);
-  assert.match(lines[1], /^\s+23\s+start\s+2\s+ram\s+0\s+4\s+170$/);
+  assert.match(lines[1], /^\s+8\s+configuration\s+pc-q35-7.2\s+15$/);
+  assert.match(lines[2], /^\s+23\s+start\s+2\s+ram\s+0\s+4\s+170$/);
+  assert.deepEqual(rows.slice(-2).map((r) => r.type), ['eof', 'vmdesc']);
   assert.ok(rows.some((r) => r.idstr === 'iommu-intel' && r.type === 'full'));
 });
 
