@@ -57,6 +57,8 @@ function sharedHandler<T>(sections: Sections<T>, options: AnalyzeOptions): Decod
       // Left undefined without a sink, so the RAM decoder skips page bytes instead of slicing them.
       zeroPage: extra?.zeroPage?.bind(extra),
       page: extra?.page?.bind(extra),
+      xbzrlePage: extra?.xbzrlePage?.bind(extra),
+      compressedPage: extra?.compressedPage?.bind(extra),
       eos: extra?.eos?.bind(extra),
     },
   };

@@ -63,6 +63,9 @@ export async function rewriteStream(src: ChunkedSource, vmdesc: Vmdesc, sink: By
         ram.page(b, o, data, named);
         flush();
       },
+      xbzrlePage: (b, o, delta, named) => ram.xbzrlePage(b, o, delta, named),
+      compressedPage: (b, o, deflated, named) => ram.compressedPage(b, o, deflated, named),
+      multifdFlush: () => ram.multifdFlush(),
       eos: () => ram.eos(),
     },
     device(ctx, r, plan) {

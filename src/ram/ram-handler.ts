@@ -11,7 +11,9 @@
 import { LoadError, UsageError } from '../errors.js';
 import type { IterativeHandler, SectionBodyDecoder } from '../savevm/index.js';
 import type { ByteWriter } from '../stream/index.js';
+import { inflatePage } from './compressed-page.js';
 import { RamDecoder, RamEncoder, type RamLayout } from './records.js';
+import { applyXbzrle } from './xbzrle.js';
 
 /** A named RAM block (QEMU's RAMBlock idstr and its used length). */
 export interface RamBlock {
@@ -235,6 +237,8 @@ export class RamHandler implements IterativeHandler {
       },
       zeroPage: (name, offset, fill) => target(name, offset).fill(fill, offset, offset + ps()),
       page: (name, offset, data) => target(name, offset).set(data, offset),
+      xbzrlePage: (name, offset, delta) => applyXbzrle(target(name, offset).subarray(offset, offset + ps()), delta),
+      compressedPage: (name, offset, deflated) => inflatePage(deflated, target(name, offset).subarray(offset, offset + ps())),
     });
   }
 }

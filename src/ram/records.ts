@@ -8,9 +8,15 @@
  *                until the lengths add up to total
  *   ZERO      := (offset | 0x02 [| 0x20])  [str8 block unless CONTINUE]  u8 fill
  *   PAGE      := (offset | 0x08 [| 0x20])  [str8 block unless CONTINUE]  page[page_size]
+ *   XBZRLE    := (offset | 0x40 [| 0x20])  [str8 block unless CONTINUE]  u8 0x01  be16 len  delta[len]
+ *   COMPRESS  := (offset | 0x100 [| 0x20]) [str8 block unless CONTINUE]  be32 len  zlib[len]   (to 9.0)
+ *   FLUSH     := 0x200                                           MULTIFD_FLUSH (8.1 on), no payload
  *   EOS       := 0x10
  *
- * CONTINUE (0x20) means "same block as the previous page record", remembered across sections.
+ * CONTINUE (0x20) means "same block as the previous page record", remembered across sections. An XBZRLE
+ * page is its difference from the page sent before (see xbzrle.ts); a COMPRESS page is deflated
+ * (compressed-page.ts). The decoder hands every record on as it is, so that a rewrite gives the same
+ * bytes back; sinks that want page contents decode them.
  */
 import { StreamFormatError, UsageError } from '../errors.js';
 import type { ByteReader, ByteWriter } from '../stream/index.js';
@@ -26,7 +32,11 @@ export const RamFlag = {
   XBZRLE: 0x40,
   HOOK: 0x80,
   COMPRESS_PAGE: 0x100,
+  MULTIFD_FLUSH: 0x200,
 } as const;
+
+/** The byte before an XBZRLE page's length: ENCODING_FLAG_XBZRLE. */
+const XBZRLE_ENCODING = 0x01;
 
 /** Most RAM blocks one block list may name; QEMU machines have a few dozen. */
 export const MAX_RAM_BLOCKS = 4096;
@@ -41,11 +51,20 @@ export interface RamBlockInfo {
   readonly guestAddress?: number;
 }
 
-/** Receives RAM records in stream order. Page bytes are valid only during the call. */
+/**
+ * Receives RAM records in stream order. Page bytes are valid only during the call. A sink without `page`
+ * makes the decoder skip every page's bytes, XBZRLE and compressed ones too.
+ */
 export interface RamSink {
   blockList?(total: number, blocks: readonly RamBlockInfo[]): void;
   zeroPage?(block: string, offset: number, fill: number, named: boolean): void;
   page?(block: string, offset: number, data: Uint8Array, named: boolean): void;
+  /** A page as its difference from the page sent before (applyXbzrle turns it into the page). */
+  xbzrlePage?(block: string, offset: number, delta: Uint8Array, named: boolean): void;
+  /** A page deflated with zlib (inflatePage turns it into the page). */
+  compressedPage?(block: string, offset: number, deflated: Uint8Array, named: boolean): void;
+  /** MULTIFD_FLUSH: the multifd channels were synced here. */
+  multifdFlush?(): void;
   eos?(): void;
 }
 
@@ -59,10 +78,13 @@ export interface RamLayout {
 
 const FLAG_NAMES: ReadonlyArray<[number, string]> = [
   [RamFlag.FULL, 'FULL'],
-  [RamFlag.XBZRLE, 'XBZRLE'],
   [RamFlag.HOOK, 'HOOK'],
-  [RamFlag.COMPRESS_PAGE, 'COMPRESS_PAGE'],
 ];
+
+/** zlib's compressBound: the longest deflated form of `n` bytes, the most a COMPRESS page may take. */
+export function compressBound(n: number): number {
+  return n + (n >>> 12) + (n >>> 14) + (n >>> 25) + 13;
+}
 
 /**
  * Decodes RAM records section after section. One instance per stream: it remembers the last block named
@@ -85,7 +107,7 @@ export class RamDecoder {
       throw new UsageError(`RAM page size ${ps} is not a power of two between 512 and 65536`, { pageSize: ps });
     }
     this.flagMask = ps - 1;
-    this.maxRecord = 8 + 1 + 255 + ps;
+    this.maxRecord = 8 + 1 + 255 + 4 + compressBound(ps);
     this.need = this.maxRecord;
   }
 
@@ -111,6 +133,10 @@ export class RamDecoder {
         this.sink.eos?.();
         return true;
       }
+      if (flags === RamFlag.MULTIFD_FLUSH) {
+        this.sink.multifdFlush?.();
+        continue;
+      }
       if (kind === RamFlag.MEM_SIZE && flags === RamFlag.MEM_SIZE) {
         if (!r.final && r.remaining < MAX_BLOCK_LIST_BYTES) {
           // Not read yet: the whole list is buffered first.
@@ -119,7 +145,7 @@ export class RamDecoder {
           return false;
         }
         this.readBlockList(r, addr, start);
-      } else if (kind === RamFlag.ZERO || kind === RamFlag.PAGE) {
+      } else if (kind === RamFlag.ZERO || kind === RamFlag.PAGE || kind === RamFlag.XBZRLE || kind === RamFlag.COMPRESS_PAGE) {
         const named = (flags & RamFlag.CONTINUE) === 0;
         let block: string;
         if (named) {
@@ -133,14 +159,24 @@ export class RamDecoder {
           const fill = r.getByte();
           this.lastBlock = block;
           this.sink.zeroPage?.(block, addr, fill, named);
-        } else if (this.sink.page) {
-          const data = r.getBuffer(this.layout.pageSize);
-          this.lastBlock = block;
-          this.sink.page(block, addr, data, named);
-        } else {
+        } else if (kind === RamFlag.PAGE) {
+          if (this.sink.page) this.sink.page(block, addr, r.getBuffer(this.layout.pageSize), named);
           // Nobody wants the bytes: skipping them makes no view object per page.
-          r.skip(this.layout.pageSize);
+          else r.skip(this.layout.pageSize);
           this.lastBlock = block;
+        } else if (kind === RamFlag.XBZRLE) {
+          const encodingAt = r.offset;
+          const encoding = r.getByte();
+          if (encoding !== XBZRLE_ENCODING) {
+            throw new StreamFormatError(`XBZRLE page has encoding 0x${encoding.toString(16)}, expected 0x01`, { offset: encodingAt, path: '' });
+          }
+          const delta = r.getBuffer(this.boundedLength(r, r.getBe16(), this.layout.pageSize, 'XBZRLE'));
+          this.lastBlock = block;
+          this.sink.xbzrlePage?.(block, addr, delta, named);
+        } else {
+          const deflated = r.getBuffer(this.boundedLength(r, r.getBe32(), compressBound(this.layout.pageSize), 'compressed'));
+          this.lastBlock = block;
+          this.sink.compressedPage?.(block, addr, deflated, named);
         }
       } else {
         throw new StreamFormatError(`unsupported RAM record flags 0x${flags.toString(16)}${describeFlags(flags)}`, { offset: start, path: '' });
@@ -172,6 +208,12 @@ export class RamDecoder {
       else break;
     }
     r.pos = p;
+  }
+
+  /** A payload length just read, checked against the most QEMU sends. */
+  private boundedLength(r: ByteReader, length: number, max: number, what: string): number {
+    if (length > max) throw new StreamFormatError(`${what} page of ${length} bytes is longer than ${max}`, { offset: r.offset, path: '' });
+    return length;
   }
 
   private readBlockList(r: ByteReader, total: number, start: number): void {
@@ -216,15 +258,35 @@ export class RamEncoder {
   }
 
   zeroPage(block: string, offset: number, fill: number, named: boolean): void {
-    this.w.putBe64Number(offset + RamFlag.ZERO + (named ? 0 : RamFlag.CONTINUE));
-    if (named) this.w.putCountedString(block);
+    this.pageHead(RamFlag.ZERO, block, offset, named);
     this.w.putByte(fill);
   }
 
   page(block: string, offset: number, data: Uint8Array, named: boolean): void {
-    this.w.putBe64Number(offset + RamFlag.PAGE + (named ? 0 : RamFlag.CONTINUE));
-    if (named) this.w.putCountedString(block);
+    this.pageHead(RamFlag.PAGE, block, offset, named);
     this.w.putBuffer(data);
+  }
+
+  xbzrlePage(block: string, offset: number, delta: Uint8Array, named: boolean): void {
+    this.pageHead(RamFlag.XBZRLE, block, offset, named);
+    this.w.putByte(XBZRLE_ENCODING);
+    this.w.putBe16(delta.length);
+    this.w.putBuffer(delta);
+  }
+
+  compressedPage(block: string, offset: number, deflated: Uint8Array, named: boolean): void {
+    this.pageHead(RamFlag.COMPRESS_PAGE, block, offset, named);
+    this.w.putBe32(deflated.length);
+    this.w.putBuffer(deflated);
+  }
+
+  multifdFlush(): void {
+    this.w.putBe64Number(RamFlag.MULTIFD_FLUSH);
+  }
+
+  private pageHead(kind: number, block: string, offset: number, named: boolean): void {
+    this.w.putBe64Number(offset + kind + (named ? 0 : RamFlag.CONTINUE));
+    if (named) this.w.putCountedString(block);
   }
 
   eos(): void {

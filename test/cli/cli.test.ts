@@ -5,6 +5,8 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { deflateSync } from 'node:zlib';
+import { ByteWriter, RamEncoder, writeEof, writeFooter, writeHeader, writeSectionHeader, writeVmdesc, type SectionHeader } from '../../src/index.js';
 import { cliPath, fixturesDir } from '../support/paths.js';
 
 const BIOS = path.join(fixturesDir, 'q35-iommu-3rp-switch-bios.mig');
@@ -163,6 +165,49 @@ test('rewrite refuses an edit that does not fit and leaves no output behind', ()
     assertOneLineFailure(vmstate('rewrite', BIOS, out, '--set', 'nodev:x=1'), 2, 'vmstate: --set nodev:x=1: the stream has no section "nodev" with instance 0');
     assertOneLineFailure(vmstate('rewrite', BIOS, out, '--set', 'i8259#1:imr=0x100'), 2, 'vmstate: --set i8259#1:imr=0x100: value 0x100 does not fit uint8 (1 bytes)');
     assert.deepEqual(fs.readdirSync(dir), []);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('analyze --ram-dir writes pages sent again, as XBZRLE deltas, deflated, and zero over data', () => {
+  const dir = tmpdir();
+  try {
+    // A stream with RAM only: a START listing one 3-page block, a PART with the pages, an END.
+    const w = new ByteWriter();
+    const enc = new RamEncoder({ pageSize: 4096 }, w);
+    const section = (kind: 'start' | 'part' | 'end', body: () => void) => {
+      writeSectionHeader(w, { kind, offset: 0, sectionId: 2, idstr: 'ram', instanceId: 0, version: 4 } as SectionHeader);
+      body();
+      enc.eos();
+      writeFooter(w, 2);
+    };
+    const page = (v: number) => new Uint8Array(4096).fill(v);
+    writeHeader(w);
+    section('start', () => enc.blockList(3 * 4096, [{ name: 'pc.ram', usedLength: 3 * 4096 }]));
+    section('part', () => {
+      enc.page('pc.ram', 0, page(1), true);
+      enc.page('pc.ram', 4096, page(2), false);
+      enc.compressedPage('pc.ram', 8192, deflateSync(page(3)), false);
+    });
+    section('end', () => {
+      enc.xbzrlePage('pc.ram', 0, new Uint8Array([0, 1, 0xee]), false); // byte 0 of page 0 becomes 0xee
+      enc.zeroPage('pc.ram', 4096, 0, false); //                          page 1 was data, is zero now
+      enc.multifdFlush();
+    });
+    writeEof(w);
+    writeVmdesc(w, Buffer.from('{"page_size": 4096, "devices": []}'));
+    const mig = path.join(dir, 'ram.mig');
+    fs.writeFileSync(mig, w.peek());
+    const out = path.join(dir, 'out');
+    const r = vmstate('analyze', '--ram-dir', out, mig);
+    assert.equal(r.code, 0, r.stderr);
+    const want = Buffer.concat([page(1), page(0), page(3)]);
+    want[0] = 0xee;
+    assert.ok(fs.readFileSync(path.join(out, 'pc.ram')).equals(want));
+    const copy = path.join(dir, 'copy.mig');
+    assert.equal(vmstate('rewrite', mig, copy).code, 0);
+    assert.ok(fs.readFileSync(copy).equals(fs.readFileSync(mig)));
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

@@ -2,7 +2,8 @@
 // completion syncs once more; and a destination that loads the sections ends with the same RAM.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ByteReader, ByteWriter, GuestRam, RamHandler } from '../../src/index.js';
+import { deflateSync } from 'node:zlib';
+import { ByteReader, ByteWriter, GuestRam, RamEncoder, RamHandler } from '../../src/index.js';
 
 function load(into: RamHandler, chunks: Uint8Array[]): void {
   const dec = into.loadSection();
@@ -45,4 +46,24 @@ test('passes send every page once, then only what the guest dirtied', () => {
   dst.addBlock('pc.ram', 0, 64 * 4096);
   load(new RamHandler(dst.blocks), sections);
   assert.deepEqual(dst.blocks[0].data, ram.blocks[0].data);
+});
+
+test('a destination applies XBZRLE and compressed pages to the RAM it holds', () => {
+  const ram = new GuestRam();
+  ram.addBlock('pc.ram', 0, 2 * 4096);
+  const h = new RamHandler(ram.blocks);
+  const w = new ByteWriter();
+  const enc = new RamEncoder({ pageSize: 4096 }, w);
+  const page = new Uint8Array(4096).map((_, i) => (i * 3) & 0xff);
+  enc.blockList(2 * 4096, [{ name: 'pc.ram', usedLength: 2 * 4096 }]);
+  enc.page('pc.ram', 0, page, true);
+  // Bytes 10 and 11 of page 0 change; page 1 arrives deflated.
+  enc.xbzrlePage('pc.ram', 0, new Uint8Array([10, 2, 0xaa, 0xbb]), false);
+  enc.compressedPage('pc.ram', 4096, deflateSync(page.slice().reverse()), false);
+  enc.eos();
+  load(h, [w.peek()]);
+  const want = page.slice();
+  want.set([0xaa, 0xbb], 10);
+  assert.deepEqual(ram.blocks[0].data.subarray(0, 4096), want);
+  assert.deepEqual(ram.blocks[0].data.subarray(4096), page.slice().reverse());
 });

@@ -1,7 +1,9 @@
 // RAM section records: byte vectors, round trips, and the errors for records QEMU 7.2 would refuse.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { deflateSync } from 'node:zlib';
 import { ByteReader, ByteWriter, RamDecoder, RamEncoder, StreamFormatError, type RamSink } from '../../src/index.js';
+import { applyXbzrle, inflatePage } from '../../src/ram/index.js';
 import { chunkedReads } from '../support/sources.js';
 
 const bytes = (...b: number[]) => new Uint8Array(b);
@@ -72,18 +74,79 @@ test('a CONTINUE page before any named block is refused', () => {
   );
 });
 
-test('XBZRLE, HOOK and unknown flags are clear errors', () => {
+test('HOOK and unknown flags are clear errors', () => {
   for (const [flags, text] of [
-    [0x40, 'unsupported RAM record flags 0x40 (XBZRLE records are not supported) (at byte offset 0)'],
     [0x80, 'unsupported RAM record flags 0x80 (HOOK records are not supported) (at byte offset 0)'],
-    [0x200, 'unsupported RAM record flags 0x200 (at byte offset 0)'],
     [0x12, 'unsupported RAM record flags 0x12 (at byte offset 0)'],
+    [0x240, 'unsupported RAM record flags 0x240 (at byte offset 0)'],
   ] as const) {
     assert.throws(
       () => new RamDecoder({ pageSize: 4096 }, {}).step(new ByteReader(bytes(...be64(0, flags)))),
       (e: unknown) => e instanceof StreamFormatError && e.message === text,
     );
   }
+});
+
+/** An XBZRLE delta (7.2's encoding, worked out by hand): bytes 1..2 become ab cd, bytes 4096-2.. become ef. */
+const DELTA = [0x01, 0x02, 0xab, 0xcd, 0xfb, 0x1f, 0x01, 0xef];
+
+test('XBZRLE, COMPRESS and MULTIFD_FLUSH records are read, handed on as they are, and re-encoded byte for byte', () => {
+  const page = new Uint8Array(4096).map((_, i) => i & 0x7f);
+  const deflated = [...deflateSync(page)];
+  const v = [
+    ...be64(0, 0x3000 | 0x04), ...str8('pc.ram'), ...be64(0, 0x3000),
+    ...be64(0, 0x0000 | 0x40), ...str8('pc.ram'), 0x01, 0x00, DELTA.length, ...DELTA, // XBZRLE, named
+    ...be64(0, 0x200), //                                                                 MULTIFD_FLUSH
+    ...be64(0, 0x1000 | 0x100 | 0x20), ...[0, 0, deflated.length >> 8, deflated.length & 255], ...deflated, // COMPRESS, CONTINUE
+    ...be64(0, 0x10),
+  ];
+  const log: string[] = [];
+  const got = { delta: new Uint8Array(0), deflated: new Uint8Array(0) };
+  new RamDecoder({ pageSize: 4096 }, {
+    xbzrlePage: (b, o, d, named) => {
+      got.delta = d.slice();
+      log.push(`xbzrle ${b} 0x${o.toString(16)} ${d.length} ${named ? 'named' : 'cont'}`);
+    },
+    compressedPage: (b, o, d, named) => {
+      got.deflated = d.slice();
+      log.push(`compressed ${b} 0x${o.toString(16)} ${named ? 'named' : 'cont'}`);
+    },
+    multifdFlush: () => log.push('flush'),
+  }).step(new ByteReader(new Uint8Array(v)));
+  assert.deepEqual(log, ['xbzrle pc.ram 0x0 8 named', 'flush', 'compressed pc.ram 0x1000 cont']);
+  // The page contents they stand for.
+  const old = new Uint8Array(4096).fill(0x11);
+  applyXbzrle(old, got.delta);
+  assert.deepEqual([...old.subarray(0, 4)], [0x11, 0xab, 0xcd, 0x11]);
+  assert.equal(old[4096 - 2], 0xef);
+  assert.equal(old.filter((x) => x !== 0x11).length, 3);
+  const inflated = new Uint8Array(4096);
+  inflatePage(got.deflated, inflated);
+  assert.deepEqual(inflated, page);
+  // A rewrite writes the same records again.
+  const w = new ByteWriter();
+  new RamDecoder({ pageSize: 4096 }, new RamEncoder({ pageSize: 4096 }, w)).step(new ByteReader(new Uint8Array(v)));
+  assert.deepEqual([...w.peek()], v);
+});
+
+test('malformed XBZRLE and COMPRESS pages are clear errors', () => {
+  const xbzrle = (encoding: number, delta: number[]) => bytes(...be64(0, 0x40), ...str8('a'), encoding, delta.length >> 8, delta.length & 255, ...delta);
+  assert.throws(() => new RamDecoder({ pageSize: 4096 }, {}).step(new ByteReader(xbzrle(2, DELTA))), /XBZRLE page has encoding 0x2, expected 0x01 \(at byte offset 10\)/);
+  assert.throws(() => new RamDecoder({ pageSize: 4096 }, {}).step(new ByteReader(xbzrle(1, new Array(4097).fill(1)))), /XBZRLE page of 4097 bytes is longer than 4096/);
+  const compressed = bytes(...be64(0, 0x100), ...str8('a'), 0, 0, 0x20, 0);
+  assert.throws(() => new RamDecoder({ pageSize: 4096 }, {}).step(new ByteReader(compressed)), /compressed page of 8192 bytes is longer than 4110/);
+  const page = new Uint8Array(4096);
+  for (const [delta, why] of [
+    [[0x05], /a run length is cut/],
+    [[0x00, 0x00, 0x00], /an empty changed run/],
+    [[0x01, 0x01, 0xaa, 0x00, 0x01, 0xbb], /an empty unchanged run after the first/],
+    [[0x80, 0x80, 0x01], /more than two bytes/],
+    [[0xff, 0x1f, 0x02, 0xaa, 0xbb], /goes past the page/],
+  ] as const) {
+    assert.throws(() => applyXbzrle(page, new Uint8Array(delta)), (e: unknown) => e instanceof StreamFormatError && why.test(e.message), JSON.stringify(delta));
+  }
+  assert.throws(() => inflatePage(new Uint8Array([1, 2, 3]), page), /compressed page does not inflate/);
+  assert.throws(() => inflatePage(deflateSync(new Uint8Array(100)), page), /inflates to 100 bytes, not 4096/);
 });
 
 test('a block list whose lengths overshoot the announced total is refused', () => {
