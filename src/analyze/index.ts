@@ -19,6 +19,8 @@ export { ANALYZE_SCRIPTS, DEFAULT_SCRIPT } from './scripts.js';
 export type { AnalyzeScript, LeafRule } from './script-7.2.js';
 export { rewriteStream } from './rewrite.js';
 export type { ByteSink, RewriteResult } from './rewrite.js';
+export { formatIdentity, identifyStream } from './identify.js';
+export type { StreamIdentity, Told, VersionMarker } from './identify.js';
 export { formatSectionTable, listRecords, listSections } from './section-table.js';
 export type { OtherRecordRow, RecordRow, SectionRow } from './section-table.js';
 export { parseVmdesc } from './vmdesc.js';

@@ -15,6 +15,10 @@ commands:
     --ram-dir DIR              also write each RAM block's contents to its own file under DIR
     --vmdesc FILE              describe devices with this VMDESCRIPTION (a stream, or --desc JSON),
                                e.g. to read a stream that was cut short (also for sections, rewrite)
+  identify FILE                what the stream tells of the QEMU that wrote it (version bounds, each
+                               with its marker; machine type, architecture, page size, capabilities,
+                               commands, RAM blocks)
+    --json                     as JSON
   sections FILE                one line per record (configuration, commands, sections, EOF, trailer):
                                offset, type, id, idstr (or name), instance, version, size
     --json                     the same as a JSON array
@@ -49,6 +53,7 @@ commands:
 /** Each command's code, loaded when that command runs. */
 const COMMANDS: Readonly<Record<string, () => Promise<(argv: readonly string[], out: Output) => number | Promise<number>>>> = {
   analyze: async () => (await import('./stream-commands.js')).analyzeCommand,
+  identify: async () => (await import('./stream-commands.js')).identifyCommand,
   sections: async () => (await import('./stream-commands.js')).sectionsCommand,
   rewrite: async () => (await import('./stream-commands.js')).rewriteCommand,
   order: async () => (await import('./order-command.js')).orderCommand,

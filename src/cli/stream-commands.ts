@@ -4,7 +4,9 @@ import {
   ANALYZE_SCRIPTS,
   analyzeStreamJson,
   DEFAULT_SCRIPT,
+  formatIdentity,
   formatSectionTable,
+  identifyStream,
   listRecords,
   openStreamFile,
   parseEdit,
@@ -77,6 +79,19 @@ export async function analyzeCommand(argv: readonly string[], out: Output): Prom
     } finally {
       sink?.close();
     }
+    return 0;
+  } finally {
+    stream.close();
+  }
+}
+
+export async function identifyCommand(argv: readonly string[], out: Output): Promise<number> {
+  const args = parseArgs(argv, ['json'], ['vmdesc']);
+  const [file] = expectPositionals(args, ['FILE'], 'identify');
+  const stream = openStreamFile(file);
+  try {
+    const id = await identifyStream(stream.source(), chooseVmdesc(stream, args, false));
+    out.stdout(args.flags.has('json') ? JSON.stringify(id, null, 2) + '\n' : formatIdentity(id));
     return 0;
   } finally {
     stream.close();

@@ -6,8 +6,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { deflateSync } from 'node:zlib';
-import { ByteWriter, RamEncoder, writeEof, writeFooter, writeHeader, writeSectionHeader, writeVmdesc, type SectionHeader } from '../../src/index.js';
 import { cliPath, fixturesDir } from '../support/paths.js';
+import { ramOnlyStream } from '../support/ram-stream.js';
 
 const BIOS = path.join(fixturesDir, 'q35-iommu-3rp-switch-bios.mig');
 
@@ -48,6 +48,16 @@ test("analyze prints a QEMU 10.0 stream as 10.0's script does, and as 7.2's with
   assert.doesNotMatch(old.stdout, /"dev": \[\n/);
   assert.equal(vmstate('analyze', '--compat', '7.2', BIOS).stdout, vmstate('analyze', BIOS).stdout);
   assertOneLineFailure(vmstate('analyze', '--compat', '8.0', BIOS), 2, 'vmstate: --compat 8.0: expected one of 7.2, 10.0');
+});
+
+test('identify tells the QEMU a stream comes from, as text and as JSON', () => {
+  const q10 = path.join(fixturesDir, 'qemu-10.0', 'q35-iommu-3rp-switch-bios.mig');
+  const r = vmstate('identify', q10);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /^QEMU {10}>= 10\.0\n/);
+  assert.match(r.stdout, /\nmachine type  pc-q35-10\.0 /);
+  const json = JSON.parse(vmstate('identify', '--json', BIOS).stdout) as { atLeast: string; machineType: { value: string } };
+  assert.deepEqual([json.atLeast, json.machineType.value], ['7.2', 'pc-q35-7.2']);
 });
 
 test('a command of a number vmstate does not know is read by its length, listed, kept by rewrite, and noted by analyze', () => {
@@ -174,31 +184,23 @@ test('analyze --ram-dir writes pages sent again, as XBZRLE deltas, deflated, and
   const dir = tmpdir();
   try {
     // A stream with RAM only: a START listing one 3-page block, a PART with the pages, an END.
-    const w = new ByteWriter();
-    const enc = new RamEncoder({ pageSize: 4096 }, w);
-    const section = (kind: 'start' | 'part' | 'end', body: () => void) => {
-      writeSectionHeader(w, { kind, offset: 0, sectionId: 2, idstr: 'ram', instanceId: 0, version: 4 } as SectionHeader);
-      body();
-      enc.eos();
-      writeFooter(w, 2);
-    };
     const page = (v: number) => new Uint8Array(4096).fill(v);
-    writeHeader(w);
-    section('start', () => enc.blockList(3 * 4096, [{ name: 'pc.ram', usedLength: 3 * 4096 }]));
-    section('part', () => {
-      enc.page('pc.ram', 0, page(1), true);
-      enc.page('pc.ram', 4096, page(2), false);
-      enc.compressedPage('pc.ram', 8192, deflateSync(page(3)), false);
+    const stream = ramOnlyStream({
+      pages: 3,
+      part: (enc) => {
+        enc.page('pc.ram', 0, page(1), true);
+        enc.page('pc.ram', 4096, page(2), false);
+        enc.compressedPage('pc.ram', 8192, deflateSync(page(3)), false);
+      },
+      end: (enc) => {
+        enc.xbzrlePage('pc.ram', 0, new Uint8Array([0, 1, 0xee]), false); // byte 0 of page 0 becomes 0xee
+        enc.zeroPage('pc.ram', 4096, 0, false); //                          page 1 was data, is zero now
+        enc.multifdFlush();
+      },
+      trailer: '{"page_size": 4096, "devices": []}',
     });
-    section('end', () => {
-      enc.xbzrlePage('pc.ram', 0, new Uint8Array([0, 1, 0xee]), false); // byte 0 of page 0 becomes 0xee
-      enc.zeroPage('pc.ram', 4096, 0, false); //                          page 1 was data, is zero now
-      enc.multifdFlush();
-    });
-    writeEof(w);
-    writeVmdesc(w, Buffer.from('{"page_size": 4096, "devices": []}'));
     const mig = path.join(dir, 'ram.mig');
-    fs.writeFileSync(mig, w.peek());
+    fs.writeFileSync(mig, stream);
     const out = path.join(dir, 'out');
     const r = vmstate('analyze', '--ram-dir', out, mig);
     assert.equal(r.code, 0, r.stderr);
