@@ -1,5 +1,9 @@
-/** Streams in files: a bounded-memory source over a file, and the VMDESCRIPTION trailer found from its end. */
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+/**
+ * Streams in files: a bounded-memory source over a file, and the VMDESCRIPTION trailer found from its end.
+ * A pipe (or anything else that cannot seek) is read once, front to back; its trailer comes last, so its
+ * description must be given another way (--vmdesc).
+ */
+import { closeSync, fstatSync, openSync, read, readSync } from 'node:fs';
 import { IoError, StreamFormatError } from '../errors.js';
 import { findVmdescTrailer, MAX_VMDESC_BYTES } from '../savevm/index.js';
 import { ChunkedSource } from '../stream/index.js';
@@ -8,8 +12,11 @@ import { parseVmdesc, type Vmdesc } from './vmdesc.js';
 /** An open stream file. */
 export interface StreamFile {
   readonly path: string;
+  /** The file's size; 0 for a file that cannot seek. */
   readonly size: number;
-  /** A fresh source reading the file from its first byte. */
+  /** A regular file: its trailer can be read first, and it can be read more than once. */
+  readonly seekable: boolean;
+  /** A fresh source reading the file from its first byte (only once for a file that cannot seek). */
   source(): ChunkedSource;
   close(): void;
 }
@@ -23,22 +30,32 @@ const WHOLE_READ_MAX = 4 << 20;
  */
 const wholeFiles = new WeakMap<StreamFile, Uint8Array>();
 
-/** Opens a stream file for reading. */
+/** Opens a stream file for reading; `-` is standard input. */
 export function openStreamFile(path: string): StreamFile {
   let fd: number;
   let size: number;
+  let seekable: boolean;
   try {
-    fd = openSync(path, 'r');
-    size = fstatSync(fd).size;
+    fd = path === '-' ? 0 : openSync(path, 'r');
+    const stat = fstatSync(fd);
+    seekable = stat.isFile();
+    size = seekable ? stat.size : 0;
   } catch (e) {
     throw new IoError(`${path}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`, { path }, e);
   }
+  let sources = 0;
   const file: StreamFile = {
     path,
     size,
+    seekable,
     source() {
       const whole = wholeFiles.get(file);
       if (whole !== undefined) return ChunkedSource.fromBytes(whole);
+      if (!seekable) {
+        if (sources++ > 0) throw new IoError(`${path} cannot seek (a pipe?), so it can be read only once`, { path });
+        // From the thread pool: a read from a pipe waits for the writer.
+        return new ChunkedSource({ readInto: (target) => readOn(fd, target, path) }, { chunkSize: 256 << 10 });
+      }
       let position = 0;
       return new ChunkedSource(
         {
@@ -56,7 +73,7 @@ export function openStreamFile(path: string): StreamFile {
     },
     close() {
       wholeFiles.delete(file);
-      closeSync(fd);
+      if (fd !== 0) closeSync(fd);
     },
   };
   return file;
@@ -69,8 +86,16 @@ export interface FoundVmdesc {
   readonly offset: number;
 }
 
-/** Finds and parses the VMDESCRIPTION trailer at the end of a stream file; null if there is none. */
+/** Reads on from where a file that cannot seek stands. */
+function readOn(fd: number, target: Uint8Array, path: string): Promise<number> {
+  return new Promise((resolve, reject) =>
+    read(fd, target, 0, target.length, null, (e, n) => (e ? reject(new IoError(`${path}: ${e.message}`, { path }, e)) : resolve(n))),
+  );
+}
+
+/** Finds and parses the VMDESCRIPTION trailer at the end of a stream file; null if there is none (or the file cannot seek). */
 export function readVmdescFromFile(file: StreamFile): FoundVmdesc | null {
+  if (!file.seekable) return null;
   const fd = openSync(file.path, 'r');
   try {
     // Look in growing tails: the trailer is usually well under 1 MiB. A file up to WHOLE_READ_MAX is read
@@ -94,6 +119,12 @@ export function readVmdescFromFile(file: StreamFile): FoundVmdesc | null {
 
 /** Like readVmdescFromFile, but a stream without a trailer is an error naming the file. */
 export function requireVmdesc(file: StreamFile): FoundVmdesc {
+  if (!file.seekable) {
+    throw new StreamFormatError(`the stream cannot seek (a pipe?), so its trailer, which comes last, cannot be read first: give the description with --vmdesc`, {
+      offset: 0,
+      path: file.path,
+    });
+  }
   const found = readVmdescFromFile(file);
   if (!found) {
     throw new StreamFormatError(

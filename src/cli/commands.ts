@@ -14,7 +14,8 @@ commands:
     --desc                     print the VMDESCRIPTION instead (as analyze-migration.py -d desc)
     --ram-dir DIR              also write each RAM block's contents to its own file under DIR
     --vmdesc FILE              describe devices with this VMDESCRIPTION (a stream, or --desc JSON),
-                               e.g. to read a stream that was cut short (also for sections, rewrite)
+                               e.g. to read a stream that was cut short, or one from a pipe (FILE -
+                               is standard input); also for identify, sections, rewrite and order
   identify FILE                what the stream tells of the QEMU that wrote it (version bounds, each
                                with its marker; machine type, architecture, page size, capabilities,
                                commands, RAM blocks)

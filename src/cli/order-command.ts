@@ -1,9 +1,10 @@
 /** `vmstate order FILE`: checks a stream's section order against what QEMU's devices need. */
-import { listSections, openStreamFile, requireVmdesc, type SectionRow } from '../analyze/index.js';
+import { listSections, openStreamFile, type SectionRow, type Vmdesc } from '../analyze/index.js';
 import { UsageError } from '../errors.js';
 import { checkOrder, QEMU_ORDER_RULES, QEMU_PRIORITY_BY_VMSD, type EntryInfo } from '../savevm/index.js';
 import { MigPriority } from '../vmstate/index.js';
 import { parseArgs, type Output } from './args.js';
+import { chooseVmdesc } from './vmdesc-option.js';
 
 /** One FULL section as the order rules see it. */
 interface Placed extends EntryInfo {
@@ -11,12 +12,12 @@ interface Placed extends EntryInfo {
 }
 
 export async function orderCommand(argv: readonly string[], out: Output): Promise<number> {
-  const args = parseArgs(argv, ['json'], []);
+  const args = parseArgs(argv, ['json'], ['vmdesc']);
   if (args.positional.length !== 1) throw new UsageError('order takes FILE (see vmstate help)');
   const file = openStreamFile(args.positional[0]);
   let placed: Placed[];
   try {
-    const { vmdesc } = requireVmdesc(file);
+    const vmdesc = chooseVmdesc(file, args, true) as Vmdesc;
     const vmsdOf = new Map(vmdesc.devices.map((d) => [`${d.name}\u0000${d.instance_id}`, d.vmsd_name]));
     const rows = await listSections(file.source(), vmdesc);
     placed = rows

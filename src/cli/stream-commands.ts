@@ -1,5 +1,4 @@
 /** The stream commands: analyze, sections, rewrite. Loaded on demand, like every command. */
-import { readFileSync } from 'node:fs';
 import {
   ANALYZE_SCRIPTS,
   analyzeStreamJson,
@@ -11,18 +10,15 @@ import {
   openStreamFile,
   parseEdit,
   pyDumps,
-  parseVmdesc,
-  readVmdescFromFile,
-  requireVmdesc,
   rewriteStream,
   type PyJson,
   type RecordRow,
-  type StreamFile,
   type Vmdesc,
 } from '../analyze/index.js';
-import { IoError, UsageError } from '../errors.js';
+import { UsageError } from '../errors.js';
 import { parseArgs, type Output, type ParsedArgs } from './args.js';
 import { ramDirSink } from './ram-dir.js';
+import { chooseVmdesc } from './vmdesc-option.js';
 import { writeAtomically } from './write-atomically.js';
 
 function expectPositionals(args: ParsedArgs, names: readonly string[], command: string): string[] {
@@ -30,30 +26,6 @@ function expectPositionals(args: ParsedArgs, names: readonly string[], command: 
     throw new UsageError(`${command} takes ${names.join(' ')} (see vmstate help)`);
   }
   return args.positional;
-}
-
-/**
- * The description to decode devices with: --vmdesc FILE if given (a stream whose trailer to use, or JSON
- * as `analyze --desc` prints it), else the stream's own trailer; null if neither exists and !required.
- */
-function chooseVmdesc(stream: StreamFile, args: ParsedArgs, required: boolean): Vmdesc | null {
-  const from = args.options.get('vmdesc')?.at(-1);
-  if (from === undefined) return required ? requireVmdesc(stream).vmdesc : (readVmdescFromFile(stream)?.vmdesc ?? null);
-  let head: Buffer;
-  try {
-    head = readFileSync(from);
-  } catch (e) {
-    throw new IoError(`${from}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`, { path: from }, e);
-  }
-  if (head.length >= 4 && head.readUInt32BE(0) === 0x5145564d) {
-    const other = openStreamFile(from);
-    try {
-      return requireVmdesc(other).vmdesc;
-    } finally {
-      other.close();
-    }
-  }
-  return parseVmdesc(head, 0);
 }
 
 /** Runs one command line; resolves to the exit code. */

@@ -50,6 +50,29 @@ test("analyze prints a QEMU 10.0 stream as 10.0's script does, and as 7.2's with
   assertOneLineFailure(vmstate('analyze', '--compat', '8.0', BIOS), 2, 'vmstate: --compat 8.0: expected one of 7.2, 10.0');
 });
 
+test('a stream from a pipe is read front to back with --vmdesc, by analyze, sections, order and identify', () => {
+  const bytes = fs.readFileSync(BIOS);
+  const piped = (...args: string[]) => {
+    const r = spawnSync(process.execPath, [cliPath, ...args], { input: bytes, encoding: 'utf8', maxBuffer: 64 << 20 });
+    return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+  };
+  const analyzed = piped('analyze', '--vmdesc', BIOS, '-');
+  assert.equal(analyzed.code, 0, analyzed.stderr);
+  assert.equal(analyzed.stdout, vmstate('analyze', BIOS).stdout);
+  assert.equal(piped('sections', '--vmdesc', BIOS, '-').stdout, vmstate('sections', BIOS).stdout);
+  assert.equal(piped('order', '--vmdesc', BIOS, '-').stdout, vmstate('order', BIOS).stdout);
+  assert.equal(piped('identify', '--vmdesc', BIOS, '-').stdout, vmstate('identify', BIOS).stdout);
+  assertOneLineFailure(
+    piped('analyze', '-'),
+    1,
+    'vmstate: -: the stream cannot seek (a pipe?), so its trailer, which comes last, cannot be read first: give the description with --vmdesc (at byte offset 0)',
+  );
+  // A shell's pipe, named as a path.
+  const shell = spawnSync('sh', ['-c', `cat "$1" | "$2" "$3" analyze --vmdesc "$1" /dev/stdin`, 'sh', BIOS, process.execPath, cliPath], { encoding: 'utf8', maxBuffer: 64 << 20 });
+  assert.equal(shell.status, 0, shell.stderr);
+  assert.equal(shell.stdout, analyzed.stdout);
+});
+
 test('identify tells the QEMU a stream comes from, as text and as JSON', () => {
   const q10 = path.join(fixturesDir, 'qemu-10.0', 'q35-iommu-3rp-switch-bios.mig');
   const r = vmstate('identify', q10);

@@ -102,7 +102,8 @@ function mapLocations(built: Built, text: string): string {
 
 /**
  * The project's compiler options (tsconfig.json), made to compile the scratch folder in place, with
- * source maps so that a stack trace names lines of the generated .ts modules.
+ * source maps so that a stack trace names lines of the generated .ts modules. An example may declare
+ * what it only shows (a type, say), so unused names are allowed there.
  */
 function compilerOptions(scratch: string): ts.CompilerOptions {
   const configPath = path.join(repoRoot, 'tsconfig.json');
@@ -114,6 +115,7 @@ function compilerOptions(scratch: string): ts.CompilerOptions {
     rootDir: scratch,
     outDir: undefined,
     declaration: false,
+    noUnusedLocals: false,
     sourceMap: true,
     typeRoots: [path.join(repoRoot, 'node_modules', '@types')],
   };
