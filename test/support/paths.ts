@@ -10,3 +10,5 @@ export const fixturesDir = path.join(repoRoot, 'test', 'fixtures');
 export const cliPath = path.join(repoRoot, 'dist', 'src', 'cli', 'vmstate.cjs');
 /** Prints the path of a QEMU source tree, fetching Debian's into a cache outside the repo the first time. */
 export const qemuSourceScript = path.join(repoRoot, 'scripts', 'qemu-source.sh');
+/** Prints where QEMU 10.0 is, fetching Debian's bookworm-backports packages into a cache outside the repo the first time. */
+export const qemu10Script = path.join(repoRoot, 'scripts', 'qemu-10.sh');

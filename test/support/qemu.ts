@@ -1,5 +1,6 @@
-// Test helpers that drive a real QEMU over QMP: find the binary, start it with a QMP unix
-// socket, migrate its state into a file, and load a file back with -incoming.
+// Test helpers that drive a real QEMU over QMP: find the binary (the distribution's 7.2 on PATH, or
+// QEMU 10.0 from scripts/qemu-10.sh), start it with a QMP unix socket, migrate its state into a
+// file, and load a file back with -incoming.
 //
 // QMP protocol as used here (docs/interop/qmp-spec.txt in the QEMU tree):
 //   1. server -> {"QMP": {"version": ..., "capabilities": [...]}}        (greeting, on connect)
@@ -10,12 +11,13 @@
 //   Every message is one line of JSON ending in "\r\n".
 //
 // Everything here is bounded by a timeout so that a wedged QEMU fails a test instead of hanging it.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { accessSync, constants as fsConstants, existsSync, rmSync } from 'node:fs';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { qemu10Script } from './paths.js';
 
 /** A JSON value as QMP sends it. */
 export type JsonValue = null | boolean | number | string | JsonValue[] | JsonObject;
@@ -71,6 +73,110 @@ export function qemuOrSkip(t: Skippable, name: string): string | null {
   if (qemuRequired()) throw new Error(`${message} (VMSTATE_REQUIRE_QEMU=1)`);
   t.skip(message);
   return null;
+}
+
+/**
+ * `get()`'s value, or null after skipping the test with the message of what `get` threw.
+ * With VMSTATE_REQUIRE_QEMU=1 the error is thrown instead, so CI cannot pass by skipping.
+ */
+export function orSkip<T>(t: Skippable, get: () => T): T | null {
+  try {
+    return get();
+  } catch (err) {
+    if (qemuRequired()) throw err;
+    t.skip(err instanceof Error ? err.message : String(err));
+    return null;
+  }
+}
+
+/**
+ * Runs one of the project's fetch scripts (`scripts/qemu-*.sh`) and returns what it printed.
+ * Throws with its stderr, naming `what` it was to provide. The first run may download with
+ * apt-get, hence the generous bound.
+ */
+export function runFetchScript(script: string, what: string): string {
+  const result = spawnSync('bash', [script], { encoding: 'utf8', timeout: 300_000, maxBuffer: 1 << 20 });
+  if (result.error !== undefined || result.status !== 0) {
+    const why = result.error?.message ?? `exit status ${result.status}`;
+    const required = qemuRequired() ? ' (VMSTATE_REQUIRE_QEMU=1)' : '';
+    throw new Error(`${script} failed (${why}), so ${what} is unavailable${required}: ${result.stderr.trim()}`);
+  }
+  return result.stdout;
+}
+
+/** A QEMU to run: its binary, with the arguments and environment it needs before the test's own. */
+export interface QemuCommand {
+  binary: string;
+  /** Arguments that go first, before the test's. */
+  args: readonly string[];
+  /** Variables added to QEMU's environment. */
+  env: Readonly<Record<string, string>>;
+}
+
+/** Where scripts/qemu-10.sh unpacked QEMU 10.0 (see the top of that script). */
+export interface Qemu10 {
+  /** The upstream version, e.g. "10.0.2". */
+  version: string;
+  /** The folder holding qemu-system-x86_64 and qemu-system-aarch64. */
+  bin: string;
+  /** QEMU_MODULE_DIR for these binaries. */
+  moduleDir: string;
+  /** Their own firmware and data folder, the first -L. */
+  dataDir: string;
+  /** QEMU 10.0's source tree (its scripts/ folder). */
+  source: string;
+}
+
+let qemu10Fetched: { value: Qemu10 } | { error: unknown } | undefined;
+
+/**
+ * QEMU 10.0 from Debian's bookworm-backports, which scripts/qemu-10.sh fetches into a cache folder
+ * outside the repository the first time. Throws when it cannot be had; one try per process.
+ */
+export function qemu10(): Qemu10 {
+  qemu10Fetched ??= (() => {
+    try {
+      const printed = new Map<string, string>();
+      for (const line of runFetchScript(qemu10Script, 'QEMU 10.0').split('\n')) {
+        const eq = line.indexOf('=');
+        if (eq > 0) printed.set(line.slice(0, eq), line.slice(eq + 1));
+      }
+      const get = (key: string): string => {
+        const value = printed.get(key);
+        if (value === undefined || value === '') throw new Error(`${qemu10Script} printed no ${key}=`);
+        return value;
+      };
+      return {
+        value: { version: get('version'), bin: get('bin'), moduleDir: get('module_dir'), dataDir: get('data_dir'), source: get('source') },
+      };
+    } catch (error) {
+      return { error };
+    }
+  })();
+  if ('error' in qemu10Fetched) throw qemu10Fetched.error;
+  return qemu10Fetched.value;
+}
+
+/** The QEMU 10.0 binaries the tests run. */
+export type Qemu10Binary = 'qemu-system-x86_64' | 'qemu-system-aarch64';
+
+/**
+ * How to run QEMU 10.0's `name`: with its own modules (QEMU_MODULE_DIR), its own firmware first, then
+ * the system's SeaBIOS and iPXE ROMs as 7.2 uses them, and `-audio none` (else it probes audio
+ * drivers, and with 7.2's modules found instead of its own it aborts).
+ */
+export function qemu10Command(name: Qemu10Binary): QemuCommand {
+  const q = qemu10();
+  return {
+    binary: path.join(q.bin, name),
+    args: ['-L', q.dataDir, '-L', '/usr/share/seabios', '-L', '/usr/lib/ipxe/qemu', '-audio', 'none'],
+    env: { QEMU_MODULE_DIR: q.moduleDir },
+  };
+}
+
+/** {@link qemu10Command}, or null after skipping the test when QEMU 10.0 cannot be had (fails under VMSTATE_REQUIRE_QEMU=1). */
+export function qemu10OrSkip(t: Skippable, name: Qemu10Binary): QemuCommand | null {
+  return orSkip(t, () => qemu10Command(name));
 }
 
 /** Quotes a string for /bin/sh (QEMU runs `exec:` URIs with `/bin/sh -c`). */
@@ -344,6 +450,8 @@ export interface StartQemuOptions {
   args: readonly string[];
   /** Working directory for QEMU. Defaults to the handle's temporary directory. */
   cwd?: string;
+  /** Variables added to QEMU's environment (e.g. a {@link QemuCommand}'s). Defaults to none. */
+  env?: Readonly<Record<string, string>>;
   /** Bound on QMP becoming ready. Defaults to 10 s. */
   timeoutMs?: number;
 }
@@ -369,7 +477,11 @@ export async function startQemu(options: StartQemuOptions): Promise<QemuHandle> 
 
   let child: ChildProcess;
   try {
-    child = spawn(options.binary, argv, { cwd: options.cwd ?? dir, stdio: ['ignore', 'pipe', 'pipe'] });
+    child = spawn(options.binary, argv, {
+      cwd: options.cwd ?? dir,
+      env: { ...process.env, ...options.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
   } catch (err) {
     await rm(dir, { recursive: true, force: true });
     throw err;
@@ -598,7 +710,7 @@ export async function loadFromFile(
   binary: string,
   args: readonly string[],
   file: string,
-  options: { cwd?: string; timeoutMs?: number } = {},
+  options: { cwd?: string; env?: Readonly<Record<string, string>>; timeoutMs?: number } = {},
 ): Promise<LoadedQemu> {
   const timeoutMs = options.timeoutMs ?? 30_000;
   // A missing file would leave QEMU waiting in "inmigrate" until the timeout.
@@ -608,7 +720,7 @@ export async function loadFromFile(
   argv.push('-incoming', `exec:cat ${shellQuote(file)}`);
   let handle: QemuHandle;
   try {
-    handle = await startQemu({ binary, args: argv, cwd: options.cwd });
+    handle = await startQemu({ binary, args: argv, cwd: options.cwd, env: options.env });
   } catch (err) {
     // QEMU may reject the stream before QMP is even up.
     const message = err instanceof Error ? err.message : String(err);
