@@ -76,7 +76,7 @@ if ! out=$(report); then
     debian_version=$(dpkg-deb -f "$(ls "$work"/debs/qemu-system-x86_*.deb)" Version) # e.g. 1:10.0.2+ds-2+deb13u1~bpo12+1
     version=${debian_version#*:}
     version=${version%%[+~-]*}
-    [[ $version == 10.* ]] || die "$suite has QEMU $debian_version, not 10.x: this script and the tests that use it expect 10.x"
+    [[ $version == 10.0.* ]] || die "$suite has QEMU $debian_version, not 10.0: this script and the tests that use it expect 10.0"
     fetch_qemu_scripts "$work/src" -t "$suite"
     [[ $(basename "$(qemu_tree "$work/src")") == "qemu-$version" ]] || die "the $suite source is not QEMU $version"
     for binary in "${binaries[@]}"; do
