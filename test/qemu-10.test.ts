@@ -1,14 +1,15 @@
 // QEMU 10.0 beside the distribution's 7.2: scripts/qemu-10.sh fetches Debian's bookworm-backports
 // build into a cache folder, and these tests prove it runs. Its x86_64 and aarch64 binaries write
 // streams with QEMU_VM_COMMAND SWITCHOVER_START and load them back, and 10.0's own
-// analyze-migration.py reads them; the same script prints what 7.2's printed on a committed 7.2
-// stream. Skips when QEMU 10.0 cannot be had, unless VMSTATE_REQUIRE_QEMU=1. vmstate's own analyzer
-// is not run on 10.0 streams here.
+// analyze-migration.py reads them, as vmstate's analyze does (byte for byte), and vmstate rewrites them
+// byte for byte; the same script prints what 7.2's printed on a committed 7.2 stream. Skips when QEMU
+// 10.0 cannot be had, unless VMSTATE_REQUIRE_QEMU=1.
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { analyzeStreamJson, openStreamFile, requireVmdesc, rewriteStream } from '../src/analyze/index.js';
 import { fixturesDir } from './support/paths.js';
 import { analyzeScript10OrSkip, runAnalyzeScript } from './support/peer.js';
 import { loadFromFile, migrateToFile, qemu10, qemu10OrSkip, startQemu, type JsonValue } from './support/qemu.js';
@@ -42,7 +43,7 @@ function versionOf(value: JsonValue): string {
 }
 
 for (const { binary, machine, section } of machines) {
-  const title = `QEMU 10.0 ${binary} -M ${machine}: the stream has SWITCHOVER_START, loads back and is read by 10.0's analyze-migration.py`;
+  const title = `QEMU 10.0 ${binary} -M ${machine}: the stream has SWITCHOVER_START, loads back, and vmstate reads it as 10.0's analyze-migration.py does`;
   test(title, { timeout: TEST_TIMEOUT_MS }, async (t) => {
     const qemu = qemu10OrSkip(t, binary);
     if (qemu === null) return;
@@ -77,6 +78,17 @@ for (const { binary, machine, section } of machines) {
     const sections = Object.keys(JSON.parse(peer.stdout) as Record<string, unknown>);
     for (const prefix of ['ram (', section]) {
       assert.ok(sections.some((s) => s.startsWith(prefix)), `no ${prefix}...) section in ${sections.join(', ')}`);
+    }
+
+    const stream = openStreamFile(file);
+    try {
+      const { vmdesc } = requireVmdesc(stream);
+      assert.equal(Buffer.from(await analyzeStreamJson(stream.source(), vmdesc)).toString('latin1'), peer.stdout, 'vmstate analyze differs from the script');
+      const chunks: Buffer[] = [];
+      await rewriteStream(stream.source(), vmdesc, (c) => chunks.push(Buffer.from(c)));
+      assert.ok(Buffer.concat(chunks).equals(bytes), 'the rewritten stream differs');
+    } finally {
+      stream.close();
     }
   });
 }
