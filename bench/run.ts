@@ -19,7 +19,16 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { analyzeStream, analyzeStreamJson, formatAnalysis, openStreamFile, requireVmdesc } from '../src/analyze/index.js';
+import {
+  ANALYZE_SCRIPTS,
+  analyzeStream,
+  analyzeStreamJson,
+  DEFAULT_SCRIPT,
+  formatAnalysis,
+  openStreamFile,
+  requireVmdesc,
+  type AnalyzeScript,
+} from '../src/analyze/index.js';
 
 // ---------------------------------------------------------------------------------------------------
 // Options and paths
@@ -77,16 +86,30 @@ const repo = path.resolve(here, '..', '..');
 const cli = path.join(repo, 'dist', 'src', 'cli', 'vmstate.cjs');
 const fixturesDir = path.join(repo, 'test', 'fixtures');
 const cacheDir = path.join(os.tmpdir(), 'vmstate-bench');
-/** Prints the path of QEMU's source tree ($QEMU_SRC when set), fetching Debian's the first time. */
+/** Prints the path of QEMU 7.2's source tree ($QEMU_SRC when set), fetching Debian's the first time. */
 const QEMU_SOURCE_TOOL = path.join(repo, 'scripts', 'qemu-source.sh');
+/** Fetches QEMU 10.0 the first time and prints KEY=VALUE lines, `source=TREE` among them. */
+const QEMU_10_TOOL = path.join(repo, 'scripts', 'qemu-10.sh');
 
-/** analyze-migration.py from the QEMU tree scripts/qemu-source.sh names. */
+/** analyze-migration.py from the QEMU 7.2 tree scripts/qemu-source.sh names. */
 function findScript(): string {
   const r = spawnSync('bash', [QEMU_SOURCE_TOOL], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
   if (r.status !== 0) fail(`${QEMU_SOURCE_TOOL} failed (set QEMU_SRC to a QEMU source tree)`);
   const tree = r.stdout.trim().split('\n').at(-1) ?? '';
   const script = path.join(tree, 'scripts', 'analyze-migration.py');
   if (!fs.existsSync(script)) fail(`no ${script}`);
+  return script;
+}
+
+/** QEMU 10.0's analyze-migration.py, from the tree scripts/qemu-10.sh names; null (with a note) when it cannot be had. */
+function findScript10(): string | null {
+  const r = spawnSync('bash', [QEMU_10_TOOL], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+  const tree = r.status === 0 ? /^source=(.*)$/m.exec(r.stdout)?.[1] : undefined;
+  const script = tree === undefined ? '' : path.join(tree, 'scripts', 'analyze-migration.py');
+  if (script === '' || !fs.existsSync(script)) {
+    process.stderr.write(`bench: ${QEMU_10_TOOL} gave no analyze-migration.py: the QEMU 10.0 fixtures are skipped\n`);
+    return null;
+  }
   return script;
 }
 
@@ -197,13 +220,13 @@ function captureOnce(cmd: string, args: readonly string[]): { out: string | null
 type InProcessPath = 'cli' | 'tree';
 
 /** One in-process analyze: open, find the trailer, decode, render, as the CLI does it or through the tree. */
-async function analyzeInProcess(file: string, how: InProcessPath): Promise<string> {
+async function analyzeInProcess(file: string, how: InProcessPath, script: AnalyzeScript): Promise<string> {
   const f = openStreamFile(file);
   try {
     const { vmdesc } = requireVmdesc(f);
-    if (how === 'tree') return formatAnalysis(await analyzeStream(f.source(), vmdesc));
+    if (how === 'tree') return formatAnalysis(await analyzeStream(f.source(), vmdesc, { script }));
     // What analyzeCommand does: JSON bytes, then the string it hands to stdout.
-    const text = await analyzeStreamJson(f.source(), vmdesc);
+    const text = await analyzeStreamJson(f.source(), vmdesc, { script });
     return Buffer.from(text.buffer, text.byteOffset, text.byteLength).toString('latin1');
   } finally {
     f.close();
@@ -211,16 +234,22 @@ async function analyzeInProcess(file: string, how: InProcessPath): Promise<strin
 }
 
 /** Median in-process time after `warmup` untimed runs; also the output of the first run. */
-async function timeInProcess(file: string, warmup: number, runs: number, how: InProcessPath = 'cli'): Promise<{ ms: number; all: number[]; out: string }> {
+async function timeInProcess(
+  file: string,
+  warmup: number,
+  runs: number,
+  how: InProcessPath = 'cli',
+  script: AnalyzeScript = DEFAULT_SCRIPT,
+): Promise<{ ms: number; all: number[]; out: string }> {
   let out = '';
   for (let i = 0; i < warmup; i++) {
-    const s = await analyzeInProcess(file, how);
+    const s = await analyzeInProcess(file, how, script);
     if (i === 0) out = s;
   }
   const all: number[] = [];
   for (let i = 0; i < runs; i++) {
     const t0 = nowMs();
-    const s = await analyzeInProcess(file, how);
+    const s = await analyzeInProcess(file, how, script);
     all.push(nowMs() - t0);
     if (!out) out = s;
   }
@@ -445,7 +474,15 @@ async function ensureBigStream(opts: Options): Promise<string> {
 // ---------------------------------------------------------------------------------------------------
 // Main
 
+/** A folder of streams written by one QEMU, timed against that QEMU's analyze-migration.py. */
+interface FixtureSet {
+  readonly qemu: '7.2' | '10.0';
+  readonly dir: string;
+  readonly script: string;
+}
+
 interface FixtureRow {
+  /** `qemu-10.0/NAME` for 10.0's, as the tests name them. */
   readonly name: string;
   readonly size: number;
   readonly cli: Timing;
@@ -457,16 +494,46 @@ interface FixtureRow {
   readonly identical: string;
 }
 
+/** One fixture: the CLI and the script alternating, then the in-process figures, and whether all agree. */
+async function benchFixture(f: string, set: FixtureSet, analyzeScript: AnalyzeScript, python: string, noCaEnv: NodeJS.ProcessEnv | null, opts: Options): Promise<FixtureRow> {
+  const base = path.basename(f, '.mig');
+  const name = set.qemu === '7.2' ? base : `qemu-${set.qemu}/${base}`;
+  process.stderr.write(`  ${name} ...\n`);
+  const cliArgs = [cli, 'analyze', '--compat', set.qemu, f];
+  // One captured run of each first: warms the page cache and checks the outputs agree.
+  const cliCap = captureOnce(process.execPath, cliArgs);
+  const pyCap = captureOnce(python, [set.script, '-f', f]);
+  const commands: Command[] = [[process.execPath, cliArgs]];
+  if (noCaEnv) commands.push([process.execPath, cliArgs, noCaEnv]);
+  if (pyCap.out !== null) commands.push([python, [set.script, '-f', f]]);
+  const timings = timeAlternating(commands, opts.runs);
+  const cliT = timings[0];
+  const cliNoCa = noCaEnv ? timings[1] : null;
+  const pyT: Timing = pyCap.out === null ? { ms: NaN, all: [], ok: false, error: pyCap.error } : (timings.at(-1) as Timing);
+  const ip = await timeInProcess(f, 2, opts.inRuns, 'cli', analyzeScript);
+  const tree = await timeInProcess(f, 2, opts.inRuns, 'tree', analyzeScript);
+  // Against the script's output; where the script fails, against the fixture's stored NAME.analyze.json.
+  const golden = path.join(set.dir, `${base}.analyze.json`);
+  const reference = pyCap.out ?? (fs.existsSync(golden) ? fs.readFileSync(golden, 'utf8') : null);
+  const refName = pyCap.out !== null ? '' : ` (vs ${name}.analyze.json)`;
+  let identical: string;
+  if (cliCap.out === null) identical = `vmstate failed: ${cliCap.error}`;
+  else if (reference === null) identical = 'script failed';
+  else if (cliCap.out !== reference) identical = `DIFFERENT (CLI)${refName}`;
+  else if (ip.out !== reference) identical = `DIFFERENT (in-process)${refName}`;
+  else if (tree.out !== reference) identical = `DIFFERENT (tree)${refName}`;
+  else identical = `yes${refName}`;
+  return { name, size: fs.statSync(f).size, cli: cliT, cliNoCa, py: pyT, inproc: ip.ms, tree: tree.ms, identical };
+}
+
 async function main(): Promise<void> {
   const opts = parseOptions(process.argv.slice(2));
   if (!fs.existsSync(cli)) fail(`no ${cli}: build first (npm run build)`);
   fs.mkdirSync(cacheDir, { recursive: true });
   const script = findScript();
-  const fixtures = fs
-    .readdirSync(fixturesDir)
-    .filter((f) => f.endsWith('.mig'))
-    .sort()
-    .map((f) => path.join(fixturesDir, f));
+  const script10 = findScript10();
+  const sets: FixtureSet[] = [{ qemu: '7.2', dir: fixturesDir, script }];
+  if (script10 !== null) sets.push({ qemu: '10.0', dir: path.join(fixturesDir, 'qemu-10.0'), script: script10 });
   const qemuVersion = spawnSync('qemu-system-x86_64', ['--version'], { encoding: 'utf8' }).stdout?.split('\n')[0] ?? '?';
   const python = resolvePython(opts.python);
   const pyVersion = spawnSync(python, ['--version'], { encoding: 'utf8' }).stdout?.trim() ?? '?';
@@ -480,7 +547,7 @@ async function main(): Promise<void> {
   say('vmstate benchmark');
   say(`  node ${process.version}, ${pyVersion}, ${qemuVersion}`);
   say(`  ${os.cpus().length} x ${os.cpus()[0]?.model ?? '?'}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, ${os.platform()} ${os.release()}`);
-  say(`  script: ${python} ${script}`);
+  for (const set of sets) say(`  script for QEMU ${set.qemu}'s fixtures: ${python} ${set.script}`);
   say(`  runs: ${opts.runs} per whole-process figure (median), ${opts.inRuns} in-process after 2 warm-ups${opts.quick ? ' (--quick)' : ''}`);
   if (extraCa) say(`  NODE_EXTRA_CA_CERTS=${extraCa} is set: Node loads it at start-up, so the CLI is also timed without it`);
   say(`  CLI: dist/src/cli/vmstate.cjs (the bundle npm run build makes${fs.existsSync(`${path.dirname(cli)}/main.cjs.v8-cache`) ? ', with its code cache' : ', NO code cache'})`);
@@ -509,35 +576,13 @@ async function main(): Promise<void> {
   );
 
   // --- fixtures
-  say('== Fixtures: `analyze F > /dev/null` whole process (a) and in-process decode+render (b) ==');
+  say("== Fixtures: `analyze F > /dev/null` whole process (a) and in-process decode+render (b), each QEMU's streams against that QEMU's script ==");
   const rows: FixtureRow[] = [];
-  for (const f of fixtures) {
-    const name = path.basename(f, '.mig');
-    process.stderr.write(`  ${name} ...\n`);
-    // One captured run of each first: warms the page cache and checks the outputs agree.
-    const cliCap = captureOnce(process.execPath, [cli, 'analyze', f]);
-    const pyCap = captureOnce(python, [script, '-f', f]);
-    const commands: Command[] = [[process.execPath, [cli, 'analyze', f]]];
-    if (noCaEnv) commands.push([process.execPath, [cli, 'analyze', f], noCaEnv]);
-    if (pyCap.out !== null) commands.push([python, [script, '-f', f]]);
-    const timings = timeAlternating(commands, opts.runs);
-    const cliT = timings[0];
-    const cliNoCa = noCaEnv ? timings[1] : null;
-    const pyT: Timing = pyCap.out === null ? { ms: NaN, all: [], ok: false, error: pyCap.error } : (timings.at(-1) as Timing);
-    const ip = await timeInProcess(f, 2, opts.inRuns);
-    const tree = await timeInProcess(f, 2, opts.inRuns, 'tree');
-    // Against the script's output; where the script fails, against the fixture's stored NAME.analyze.json.
-    const golden = path.join(fixturesDir, `${name}.analyze.json`);
-    const reference = pyCap.out ?? (fs.existsSync(golden) ? fs.readFileSync(golden, 'utf8') : null);
-    const refName = pyCap.out !== null ? '' : ` (vs ${name}.analyze.json)`;
-    let identical: string;
-    if (cliCap.out === null) identical = `vmstate failed: ${cliCap.error}`;
-    else if (reference === null) identical = 'script failed';
-    else if (cliCap.out !== reference) identical = `DIFFERENT (CLI)${refName}`;
-    else if (ip.out !== reference) identical = `DIFFERENT (in-process)${refName}`;
-    else if (tree.out !== reference) identical = `DIFFERENT (tree)${refName}`;
-    else identical = `yes${refName}`;
-    rows.push({ name, size: fs.statSync(f).size, cli: cliT, cliNoCa, py: pyT, inproc: ip.ms, tree: tree.ms, identical });
+  for (const set of sets) {
+    const analyzeScript = ANALYZE_SCRIPTS[set.qemu];
+    for (const f of fs.readdirSync(set.dir).filter((n) => n.endsWith('.mig')).sort().map((n) => path.join(set.dir, n))) {
+      rows.push(await benchFixture(f, set, analyzeScript, python, noCaEnv, opts));
+    }
   }
   const pyBase = pyStart.ms;
   say(
