@@ -54,11 +54,14 @@ function sharedHandler<T>(sections: Sections<T>, options: AnalyzeOptions): Decod
         for (const b of blocks) ramSizes?.set(b.name, ramSizeText(b.usedLength));
         extra?.blockList?.(total, blocks);
       },
+      memSize: extra?.memSize?.bind(extra),
+      block: extra?.block?.bind(extra),
       // Left undefined without a sink, so the RAM decoder skips page bytes instead of slicing them.
       zeroPage: extra?.zeroPage?.bind(extra),
       page: extra?.page?.bind(extra),
       xbzrlePage: extra?.xbzrlePage?.bind(extra),
       compressedPage: extra?.compressedPage?.bind(extra),
+      mappedRegion: extra?.mappedRegion?.bind(extra),
       eos: extra?.eos?.bind(extra),
     },
   };

@@ -41,12 +41,13 @@ export interface DecodedStreamHandler {
   vmdesc?(json: Uint8Array, offset: number): void;
 }
 
-/** The RAM record layout a configuration record implies: its target page size and x-ignore-shared. */
+/** The RAM record layout a configuration record implies: its target page size, x-ignore-shared and mapped-ram. */
 export function ramLayoutOf(c: ConfigurationRecord, base: RamLayout): RamLayout {
   let layout = base;
   for (const s of c.subsections) {
     if (s.name === CONFIG_SUBSECTION.targetPageBits) layout = { ...layout, pageSize: 2 ** s.targetPageBits };
     if (s.name === CONFIG_SUBSECTION.capabilities && s.capabilities.includes('x-ignore-shared')) layout = { ...layout, ignoreShared: true };
+    if (s.name === CONFIG_SUBSECTION.capabilities && s.capabilities.includes('mapped-ram')) layout = { ...layout, mappedRam: true };
   }
   return layout;
 }

@@ -18,6 +18,8 @@ export interface StreamFile {
   readonly seekable: boolean;
   /** A fresh source reading the file from its first byte (only once for a file that cannot seek). */
   source(): ChunkedSource;
+  /** Reads bytes at an absolute position (mapped-ram pages); the count, less at the end. Only where seekable. */
+  readAt(target: Uint8Array, position: number): number;
   close(): void;
 }
 
@@ -65,11 +67,18 @@ export function openStreamFile(path: string): StreamFile {
             position += n;
             return n;
           },
+          seek(to) {
+            position = to;
+          },
         },
         // A small file is read whole into a buffer of its size. A big one in 256 KiB reads: a chunk that
         // fits in the CPU cache is still there when the parser reads it after the copy from the page cache.
         { sizeHint: size, chunkSize: 256 << 10 },
       );
+    },
+    readAt(target, position) {
+      if (!seekable) throw new IoError(`${path} cannot seek (a pipe?), so it cannot be read at byte offset ${position}`, { path });
+      return readSync(fd, target, 0, target.length, position);
     },
     close() {
       wholeFiles.delete(file);

@@ -56,8 +56,15 @@ export async function rewriteStream(src: ChunkedSource, vmdesc: Vmdesc, sink: By
     sectionStart(ctx) {
       writeSectionHeader(w, ctx.header);
     },
+    // The encoder is a sink of the decoder: every record goes out again as it came in.
     ram: {
-      blockList: (total, blocks) => ram.blockList(total, blocks),
+      memSize: (total) => ram.memSize(total),
+      block: (info) => ram.block(info),
+      mappedRegion: (info, region) => ram.mappedRegion(info, region),
+      skipped: (chunk) => {
+        ram.skipped(chunk);
+        flush();
+      },
       zeroPage: (b, o, fill, named) => ram.zeroPage(b, o, fill, named),
       page: (b, o, data, named) => {
         ram.page(b, o, data, named);

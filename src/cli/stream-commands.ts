@@ -43,7 +43,7 @@ export async function analyzeCommand(argv: readonly string[], out: Output): Prom
       return 0;
     }
     const ramDir = args.options.get('ram-dir')?.at(-1);
-    const sink = ramDir === undefined ? undefined : ramDirSink(ramDir, vmdesc.page_size);
+    const sink = ramDir === undefined ? undefined : ramDirSink(ramDir, vmdesc.page_size, stream);
     try {
       // Straight from the stream to JSON text: the same text as formatAnalysis(analyzeStream(...)), faster.
       const text = await analyzeStreamJson(stream.source(), vmdesc, { ram: sink, script, note: (line) => out.stderr(`vmstate: note: ${line}\n`) });

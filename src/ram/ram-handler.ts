@@ -123,7 +123,7 @@ export class RamHandler implements IterativeHandler {
       b.dirty?.fill(0); // tracking starts now: everything is being sent anyway
     });
     const enc = new RamEncoder(this.layout, w);
-    enc.blockList(
+    enc.writeBlockList(
       this.totalBytes,
       this.blocks.map((b) => ({ name: b.name, usedLength: b.data.length })),
     );

@@ -4,8 +4,12 @@
  * offset inside a RAM block, ended by an EOS word.
  *
  *   record    := word payload
- *   MEM_SIZE  := (total | 0x04)  (str8 block  be64 used_length  [be64 guest_addr if x-ignore-shared])*
- *                until the lengths add up to total
+ *   MEM_SIZE  := (total | 0x04)  (str8 block  be64 used_length  [be64 guest_addr if x-ignore-shared]
+ *                [region if mapped-ram])*  until the lengths add up to total
+ *   region    := be32 version(1)  be64 page_size  be64 bitmap_offset  be64 pages_offset, then the stream
+ *                goes on at pages_offset + used_length (mapped-ram, QEMU 9.0 on: a `file:` migration
+ *                keeps each block's pages at fixed offsets, with a bitmap of those written; no page
+ *                records follow)
  *   ZERO      := (offset | 0x02 [| 0x20])  [str8 block unless CONTINUE]  u8 fill
  *   PAGE      := (offset | 0x08 [| 0x20])  [str8 block unless CONTINUE]  page[page_size]
  *   XBZRLE    := (offset | 0x40 [| 0x20])  [str8 block unless CONTINUE]  u8 0x01  be16 len  delta[len]
@@ -43,6 +47,20 @@ export const MAX_RAM_BLOCKS = 4096;
 /** The longest block list after its word: every block with a 255-byte name, its length and address. */
 const MAX_BLOCK_LIST_BYTES = MAX_RAM_BLOCKS * (1 + 255 + 8 + 8);
 
+/** Where a mapped-ram block's pages are in the file (its header's offsets are absolute). */
+export interface MappedRegion {
+  readonly version: number;
+  readonly pageSize: number;
+  /** The bitmap of pages written: one bit a page, in 64-bit little-endian words, from bitmap_offset. */
+  readonly bitmapOffset: number;
+  /** Page i of the block is at pagesOffset + i * pageSize. */
+  readonly pagesOffset: number;
+}
+
+/** The mapped-ram header after each block entry. */
+const MAPPED_REGION_BYTES = 4 + 8 + 8 + 8;
+const MAPPED_REGION_VERSION = 1;
+
 /** One RAM block as announced in the MEM_SIZE record. */
 export interface RamBlockInfo {
   readonly name: string;
@@ -56,6 +74,15 @@ export interface RamBlockInfo {
  * makes the decoder skip every page's bytes, XBZRLE and compressed ones too.
  */
 export interface RamSink {
+  /** The block list begins: its blocks' lengths add up to `total`. */
+  memSize?(total: number): void;
+  /** One entry of the block list, in order. */
+  block?(info: RamBlockInfo): void;
+  /** A mapped-ram block's header, after its entry; its bitmap and pages follow in the file. */
+  mappedRegion?(info: RamBlockInfo, region: MappedRegion): void;
+  /** The bytes a mapped-ram block's header jumps over (its bitmap and pages), for a sink that copies them. */
+  skipped?(chunk: Uint8Array): void;
+  /** The whole block list, once read. */
   blockList?(total: number, blocks: readonly RamBlockInfo[]): void;
   zeroPage?(block: string, offset: number, fill: number, named: boolean): void;
   page?(block: string, offset: number, data: Uint8Array, named: boolean): void;
@@ -74,6 +101,8 @@ export interface RamLayout {
   readonly pageSize: number;
   /** The x-ignore-shared capability adds each block's guest address to the block list. */
   readonly ignoreShared?: boolean;
+  /** The mapped-ram capability keeps pages at fixed offsets of the file, after a header per block. */
+  readonly mappedRam?: boolean;
 }
 
 const FLAG_NAMES: ReadonlyArray<[number, string]> = [
@@ -97,6 +126,10 @@ export class RamDecoder {
   private readonly maxRecord: number;
   /** The most the next step reads: a page's record, or a whole block list when one comes next. */
   need: number;
+  /** Set after a step that stops at a mapped-ram header: the absolute offset the stream goes on at. */
+  skip: { readonly to: number; readonly bytes?: (chunk: Uint8Array) => void } | null = null;
+  /** A mapped-ram block list being read, a block a step. */
+  private listing: { readonly total: number; readonly start: number; sum: number; readonly blocks: RamBlockInfo[] } | null = null;
 
   constructor(
     private readonly layout: RamLayout,
@@ -118,6 +151,8 @@ export class RamDecoder {
    */
   step(r: ByteReader): boolean {
     const skipping = this.sink.page === undefined || this.sink.zeroPage === undefined;
+    this.skip = null;
+    if (this.listing !== null && !this.readMappedBlock(r)) return false;
     for (;;) {
       if (skipping && this.lastBlock !== null) this.skipUnheard(r);
       if (!r.final && r.remaining < this.maxRecord) {
@@ -138,6 +173,13 @@ export class RamDecoder {
         continue;
       }
       if (kind === RamFlag.MEM_SIZE && flags === RamFlag.MEM_SIZE) {
+        if (this.layout.mappedRam) {
+          // A block a step: after each, the stream goes on past the block's pages.
+          this.sink.memSize?.(addr);
+          this.listing = { total: addr, start, sum: 0, blocks: [] };
+          if (!this.readMappedBlock(r)) return false;
+          continue;
+        }
         if (!r.final && r.remaining < MAX_BLOCK_LIST_BYTES) {
           // Not read yet: the whole list is buffered first.
           r.pos -= 8;
@@ -217,22 +259,69 @@ export class RamDecoder {
   }
 
   private readBlockList(r: ByteReader, total: number, start: number): void {
+    this.sink.memSize?.(total);
     const blocks: RamBlockInfo[] = [];
     let sum = 0;
     while (sum < total) {
-      if (blocks.length >= MAX_RAM_BLOCKS) {
-        throw new StreamFormatError(`RAM block list names more than ${MAX_RAM_BLOCKS} blocks`, { offset: start, path: '' });
-      }
-      const name = r.getCountedString();
-      const usedLength = r.getBe64Number();
-      const guestAddress = this.layout.ignoreShared ? r.getBe64Number() : undefined;
-      blocks.push(guestAddress === undefined ? { name, usedLength } : { name, usedLength, guestAddress });
-      sum += usedLength;
+      const info = this.readBlockEntry(r, blocks.length, start);
+      blocks.push(info);
+      sum += info.usedLength;
     }
+    this.endBlockList(total, sum, blocks, start);
+  }
+
+  private readBlockEntry(r: ByteReader, count: number, start: number): RamBlockInfo {
+    if (count >= MAX_RAM_BLOCKS) {
+      throw new StreamFormatError(`RAM block list names more than ${MAX_RAM_BLOCKS} blocks`, { offset: start, path: '' });
+    }
+    const name = r.getCountedString();
+    const usedLength = r.getBe64Number();
+    const guestAddress = this.layout.ignoreShared ? r.getBe64Number() : undefined;
+    const info = guestAddress === undefined ? { name, usedLength } : { name, usedLength, guestAddress };
+    this.sink.block?.(info);
+    return info;
+  }
+
+  private endBlockList(total: number, sum: number, blocks: readonly RamBlockInfo[], start: number): void {
     if (sum !== total) {
       throw new StreamFormatError(`RAM block lengths add up to ${sum}, but the block list announced ${total}`, { offset: start, path: '' });
     }
     this.sink.blockList?.(total, blocks);
+  }
+
+  /**
+   * Reads mapped-ram block entries with their headers; false when the stream jumps past a block's pages
+   * (`skip` says where to), true once the list is whole.
+   */
+  private readMappedBlock(r: ByteReader): boolean {
+    const list = this.listing as NonNullable<RamDecoder['listing']>;
+    while (list.sum < list.total) {
+      if (!r.final && r.remaining < 1 + 255 + 16 + MAPPED_REGION_BYTES) {
+        this.need = 1 + 255 + 16 + MAPPED_REGION_BYTES;
+        return false;
+      }
+      const info = this.readBlockEntry(r, list.blocks.length, list.start);
+      const at = r.offset;
+      const region: MappedRegion = { version: r.getBe32(), pageSize: r.getBe64Number(), bitmapOffset: r.getBe64Number(), pagesOffset: r.getBe64Number() };
+      const bad = (why: string): never => {
+        throw new StreamFormatError(`mapped-ram block "${info.name}": ${why}`, { offset: at, path: '' });
+      };
+      if (region.version !== MAPPED_REGION_VERSION) bad(`header version ${region.version} is not ${MAPPED_REGION_VERSION}`);
+      if (region.pageSize !== this.layout.pageSize) bad(`page size ${region.pageSize} is not the stream's ${this.layout.pageSize}`);
+      // The stream only goes forward: the bitmap lies after the header, the pages after the bitmap.
+      if (region.bitmapOffset < r.offset || region.pagesOffset < region.bitmapOffset + Math.ceil(info.usedLength / region.pageSize / 64) * 8) {
+        bad(`bitmap at ${region.bitmapOffset} and pages at ${region.pagesOffset} do not follow the header`);
+      }
+      this.sink.mappedRegion?.(info, region);
+      list.blocks.push(info);
+      list.sum += info.usedLength;
+      this.skip = { to: region.pagesOffset + info.usedLength, bytes: this.sink.skipped?.bind(this.sink) };
+      this.need = this.maxRecord;
+      return false;
+    }
+    this.listing = null;
+    this.endBlockList(list.total, list.sum, list.blocks, list.start);
+    return true;
   }
 }
 
@@ -241,20 +330,39 @@ function describeFlags(flags: number): string {
   return names.length ? ` (${names.join(', ')} records are not supported)` : '';
 }
 
-/** Writes RAM records; the mirror of RamDecoder. */
+/** Writes RAM records; the mirror of RamDecoder (a sink of it: decoding into an encoder writes the bytes again). */
 export class RamEncoder {
   constructor(
     private readonly layout: RamLayout,
     private readonly w: ByteWriter,
   ) {}
 
-  blockList(total: number, blocks: readonly RamBlockInfo[]): void {
+  /** A whole block list (the word, then every entry). */
+  writeBlockList(total: number, blocks: readonly RamBlockInfo[]): void {
+    this.memSize(total);
+    for (const b of blocks) this.block(b);
+  }
+
+  memSize(total: number): void {
     this.w.putBe64Number(total + RamFlag.MEM_SIZE);
-    for (const b of blocks) {
-      this.w.putCountedString(b.name);
-      this.w.putBe64Number(b.usedLength);
-      if (this.layout.ignoreShared) this.w.putBe64Number(b.guestAddress ?? 0);
-    }
+  }
+
+  block(b: RamBlockInfo): void {
+    this.w.putCountedString(b.name);
+    this.w.putBe64Number(b.usedLength);
+    if (this.layout.ignoreShared) this.w.putBe64Number(b.guestAddress ?? 0);
+  }
+
+  mappedRegion(_info: RamBlockInfo, region: MappedRegion): void {
+    this.w.putBe32(region.version);
+    this.w.putBe64Number(region.pageSize);
+    this.w.putBe64Number(region.bitmapOffset);
+    this.w.putBe64Number(region.pagesOffset);
+  }
+
+  /** Bytes written as they are (a mapped-ram block's bitmap and pages). */
+  skipped(chunk: Uint8Array): void {
+    this.w.putBuffer(chunk);
   }
 
   zeroPage(block: string, offset: number, fill: number, named: boolean): void {

@@ -24,6 +24,11 @@ import {
 export interface SectionBodyDecoder {
   /** The most the next step may read; Infinity for the rest of the stream (up to the source's window). */
   readonly need: number;
+  /**
+   * Set by a step that returns false where the stream jumps ahead (mapped-ram): the absolute offset it
+   * goes on at, and who wants the bytes jumped over (else a file source seeks).
+   */
+  readonly skip?: { readonly to: number; readonly bytes?: (chunk: Uint8Array) => void } | null;
   step(r: ByteReader): boolean;
 }
 
@@ -98,6 +103,11 @@ export async function walkStream(src: ChunkedSource, visitor: StreamVisitor): Pr
           throw prefixStreamError(e, ctx.label);
         }
       });
+      const skip = done ? null : decoder.skip;
+      if (skip) {
+        await src.skipTo(skip.to, skip.bytes);
+        continue;
+      }
       // A decoder that neither reads nor asks for more would be called for ever.
       if (!done && src.offset === from && decoder.need <= need) {
         throw new StreamFormatError(`section body makes no progress with ${need} bytes`, { offset: from, path: ctx.label });

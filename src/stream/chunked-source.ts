@@ -18,6 +18,8 @@ import { ByteReader } from './reader.js';
 export interface PullSource {
   /** Reads up to `target.length` bytes into `target`; resolves to the count, 0 at the end. */
   readInto(target: Uint8Array): Promise<number>;
+  /** Moves to an absolute position ahead, where the next read starts (a file can; a socket cannot). */
+  seek?(position: number): void;
 }
 
 /** Options for ChunkedSource. */
@@ -114,6 +116,28 @@ export class ChunkedSource {
     this.base += this.start;
     this.start = 0;
     this.end = live;
+  }
+
+  /**
+   * Moves to the absolute offset `to`, ahead of where the source stands: `bytes` gets what lies between,
+   * in chunks; without it a source that can seek jumps there.
+   */
+  async skipTo(to: number, bytes?: (chunk: Uint8Array) => void): Promise<void> {
+    if (to < this.offset) throw new StreamFormatError(`cannot go back to byte offset ${to}`, { offset: this.offset, path: '' });
+    for (;;) {
+      const take = Math.min(to - this.offset, this.end - this.start);
+      bytes?.(this.buf.subarray(this.start, this.start + take));
+      this.start += take;
+      if (this.offset === to) return;
+      if (bytes === undefined && this.source.seek) {
+        this.source.seek(to);
+        this.base = to;
+        this.start = this.end = 0;
+        return;
+      }
+      await this.fill(Math.min(to - this.offset, this.chunkSize));
+      if (this.ended && this.start === this.end) throw new StreamTruncatedError(to - this.offset, 0, { offset: this.offset, path: '' });
+    }
   }
 
   /**

@@ -55,7 +55,7 @@ test('a destination applies XBZRLE and compressed pages to the RAM it holds', ()
   const w = new ByteWriter();
   const enc = new RamEncoder({ pageSize: 4096 }, w);
   const page = new Uint8Array(4096).map((_, i) => (i * 3) & 0xff);
-  enc.blockList(2 * 4096, [{ name: 'pc.ram', usedLength: 2 * 4096 }]);
+  enc.writeBlockList(2 * 4096, [{ name: 'pc.ram', usedLength: 2 * 4096 }]);
   enc.page('pc.ram', 0, page, true);
   // Bytes 10 and 11 of page 0 change; page 1 arrives deflated.
   enc.xbzrlePage('pc.ram', 0, new Uint8Array([10, 2, 0xaa, 0xbb]), false);

@@ -666,12 +666,13 @@ export async function pollUntil<T>(
  * QEMU reports "completed" before it reaps the `cat` child, so `cat` writes a `.part` file that
  * is renamed once complete, and we also wait for the rename.
  */
-export async function migrateToFile(qmp: QmpClient, file: string, timeoutMs = 60_000): Promise<MigrationInfo> {
+export async function migrateToFile(qmp: QmpClient, file: string, timeoutMs = 60_000, uri?: string): Promise<MigrationInfo> {
   const deadline = Date.now() + timeoutMs;
   const part = `${file}.part`;
   await rm(file, { force: true });
+  // `uri` (a file: URI naming `file`, for mapped-ram) writes in place; by default the file appears whole at the end.
   await qmp.execute('migrate', {
-    uri: `exec:cat > ${shellQuote(part)} && mv -f ${shellQuote(part)} ${shellQuote(file)}`,
+    uri: uri ?? `exec:cat > ${shellQuote(part)} && mv -f ${shellQuote(part)} ${shellQuote(file)}`,
   });
   const info = await pollUntil(`migration to ${file}`, timeoutMs, async () => {
     const current = await queryMigrate(qmp);

@@ -25,7 +25,7 @@ export function ramOnlyStream(o: RamStreamOptions): Uint8Array {
   };
   writeHeader(w);
   o.before?.(w);
-  section('start', () => enc.blockList(o.pages * 4096, [{ name: 'pc.ram', usedLength: o.pages * 4096 }]));
+  section('start', () => enc.writeBlockList(o.pages * 4096, [{ name: 'pc.ram', usedLength: o.pages * 4096 }]));
   section('part', () => o.part?.(enc));
   section('end', () => o.end?.(enc));
   writeEof(w);
