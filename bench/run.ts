@@ -401,9 +401,47 @@ function shellQuote(s: string): string {
 }
 
 /** The cached 1 GiB stream, made with QEMU if absent. */
-async function ensureBigStream(opts: Options): Promise<string> {
+/** How a big stream is made: which QEMU, and how it migrates. */
+interface BigStreamMaker {
+  readonly name: string;
+  readonly binary: string;
+  /** Arguments before the machine's own (QEMU 10.0's -L and -audio none). */
+  readonly args: readonly string[];
+  readonly env: NodeJS.ProcessEnv;
+  readonly capabilities: readonly string[];
+  /** The migration URI, given the file it writes. */
+  uri(file: string): string;
+}
+
+/** The 1 GiB stream QEMU 7.2 writes through exec:cat. */
+const PLAIN_BIG: BigStreamMaker = {
+  name: BIG_NAME,
+  binary: 'qemu-system-x86_64',
+  args: [],
+  env: process.env,
+  capabilities: [],
+  uri: (file) => `exec:cat > ${shellQuote(file)}`,
+};
+
+/** The same guest as QEMU 10.0 writes it with mapped-ram to a file: URI; null when scripts/qemu-10.sh gives no QEMU. */
+function mappedBigMaker(): BigStreamMaker | null {
+  const r = spawnSync('bash', [QEMU_10_TOOL], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+  const v = (key: string) => new RegExp(`^${key}=(.*)$`, 'm').exec(r.stdout)?.[1];
+  const [bin, dataDir, moduleDir] = [v('bin'), v('data_dir'), v('module_dir')];
+  if (r.status !== 0 || !bin || !dataDir || !moduleDir) return null;
+  return {
+    name: 'q35-1g-random-mapped-ram.mig',
+    binary: path.join(bin, 'qemu-system-x86_64'),
+    args: ['-L', dataDir, '-L', '/usr/share/seabios', '-L', '/usr/lib/ipxe/qemu', '-audio', 'none'],
+    env: { ...process.env, QEMU_MODULE_DIR: moduleDir },
+    capabilities: ['mapped-ram'],
+    uri: (file) => `file:${file}`,
+  };
+}
+
+async function ensureBigStream(opts: Options, maker: BigStreamMaker = PLAIN_BIG): Promise<string> {
   fs.mkdirSync(cacheDir, { recursive: true });
-  const out = path.join(cacheDir, BIG_NAME);
+  const out = path.join(cacheDir, maker.name);
   if (fs.existsSync(out)) {
     say(`using cached ${out} (${(fs.statSync(out).size / 2 ** 20).toFixed(1)} MiB); delete it to remake`);
     return out;
@@ -422,13 +460,14 @@ async function ensureBigStream(opts: Options): Promise<string> {
   }
 
   const qemuArgs = [
+    ...maker.args,
     '-machine', 'q35', '-accel', 'tcg', '-m', BIG_RAM, '-nodefaults', '-display', 'none', '-S',
     '-device', `loader,file=${random},addr=0x100000,force-raw=on`,
     '-qmp', `unix:${sock},server=on,wait=off`,
   ];
-  say(`qemu-system-x86_64 ${qemuArgs.join(' ')}`);
+  say(`${maker.binary} ${qemuArgs.join(' ')}`);
   const t1 = nowMs();
-  const qemu = spawn('qemu-system-x86_64', qemuArgs, { stdio: ['ignore', 'inherit', 'inherit'] });
+  const qemu = spawn(maker.binary, qemuArgs, { stdio: ['ignore', 'inherit', 'inherit'], env: maker.env });
   let exited = false;
   const exitP = new Promise<number | null>((resolve) =>
     qemu.on('exit', (code) => {
@@ -436,7 +475,7 @@ async function ensureBigStream(opts: Options): Promise<string> {
       resolve(code);
     }),
   );
-  qemu.on('error', (e) => fail(`cannot run qemu-system-x86_64: ${e.message}`));
+  qemu.on('error', (e) => fail(`cannot run ${maker.binary}: ${e.message}`));
   let qmp: Qmp | null = null;
   let quitSent = false;
   try {
@@ -444,7 +483,10 @@ async function ensureBigStream(opts: Options): Promise<string> {
     await qmp.execute('qmp_capabilities');
     // QEMU 7.2 limits migration to 32 MiB/s by default: lift it so the stream is written at disk speed.
     await qmp.execute('migrate-set-parameters', { 'max-bandwidth': 64 * 2 ** 30 });
-    await qmp.execute('migrate', { uri: `exec:cat > ${shellQuote(partial)}` });
+    if (maker.capabilities.length > 0) {
+      await qmp.execute('migrate-set-capabilities', { capabilities: maker.capabilities.map((capability) => ({ capability, state: true })) });
+    }
+    await qmp.execute('migrate', { uri: maker.uri(partial) });
     for (;;) {
       const st = (await qmp.execute('query-migrate')) as { status?: string; 'error-desc'?: string };
       if (st.status === 'completed') break;
@@ -466,7 +508,6 @@ async function ensureBigStream(opts: Options): Promise<string> {
   // Flush it now, so that write-back does not run during the measurements.
   spawnSync('sync', [partial], { stdio: 'ignore' });
   fs.renameSync(partial, out);
-  if (!opts.keepRandom) fs.rmSync(random, { force: true });
   say(`wrote ${out} (${(fs.statSync(out).size / 2 ** 20).toFixed(1)} MiB) in ${fmtMs(nowMs() - t1)} with QEMU`);
   return out;
 }
@@ -683,6 +724,44 @@ async function main(): Promise<void> {
     say();
   }
 
+  // --- the same guest as a mapped-ram file (QEMU 10.0), written out by --ram-dir
+  let mapped: { cp: Timing; ramDir: Timing } | null = null;
+  if (opts.big) {
+    const maker = mappedBigMaker();
+    if (maker === null) {
+      say('  note: scripts/qemu-10.sh gave no QEMU 10.0, so the mapped-ram figure is left out');
+    } else {
+      say('== The same guest as a mapped-ram file (QEMU 10.0, file: URI): `analyze --ram-dir` against `cp` ==');
+      const file = await ensureBigStream(opts, maker);
+      const out = fs.mkdtempSync(path.join(os.tmpdir(), 'vmstate-bench-ram-'));
+      try {
+        runOnce('cat', [file]);
+        const [cp, ramDir] = timeAlternating(
+          [
+            ['cp', [file, path.join(out, 'copy.mig')]],
+            [process.execPath, [cli, 'analyze', '--ram-dir', path.join(out, 'ram'), file]],
+          ],
+          Math.max(5, opts.bigRuns),
+        );
+        mapped = { cp, ramDir };
+        say(
+          table(
+            ['command', 'time', 'ratio'],
+            [
+              ['cp FILE COPY (page cache warm)', fmtMs(cp.ms), '1x'],
+              ['vmstate analyze --ram-dir DIR FILE > /dev/null', ramDir.ok ? fmtMs(ramDir.ms) : `FAILED: ${ramDir.error}`, `${fmtRatio(ramDir.ms / cp.ms)} of cp`],
+            ],
+          ),
+        );
+        say(`  file: ${file}, ${(fs.statSync(file).size / 2 ** 20).toFixed(1)} MiB long, its pages at fixed offsets (sparse); runs alternate`);
+      } finally {
+        fs.rmSync(out, { recursive: true, force: true });
+      }
+      say();
+    }
+    if (!opts.keepRandom) fs.rmSync(path.join(cacheDir, 'random-900M.bin'), { force: true });
+  }
+
   // --- targets
   say('== Targets ==');
   const results: string[][] = [];
@@ -710,6 +789,10 @@ async function main(): Promise<void> {
       results.push(['  the same without NODE_EXTRA_CA_CERTS', `${fmtRatio(y)} of cat`, verdict(y <= 2)]);
     }
     if (big.py.ok && big.cli.ok) results.push(['1 GiB stream: script/vmstate (information)', fmtRatio(big.py.ms / big.cli.ms), '']);
+  }
+  if (mapped) {
+    const x = mapped.ramDir.ms / mapped.cp.ms;
+    results.push(['1 GiB mapped-ram file: analyze --ram-dir within 2x of cp', `${fmtRatio(x)} of cp`, verdict(mapped.ramDir.ok && x <= 2)]);
   }
   say(table(['target', 'measured', ''], results));
   const bad = rows.filter((r) => !r.identical.startsWith('yes') && r.identical !== 'script failed');
