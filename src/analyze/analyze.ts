@@ -9,6 +9,7 @@ import type { RamSink } from '../ram/index.js';
 import { COMMAND_LENGTHS } from '../savevm/index.js';
 import type { ByteReader, ChunkedSource } from '../stream/index.js';
 import { decodeStream, RAM_IDSTR, type DecodedStreamHandler } from './decode-stream.js';
+import { isFramedIterative } from './iterative-sections.js';
 import { writeBodyJson } from './json-fast-path.js';
 import { pyDumps, PyJsonWriter, type PyJson } from './python-json.js';
 import { renderStruct } from './render-dict.js';
@@ -29,7 +30,8 @@ export interface AnalyzeOptions {
 }
 
 /** What every section id maps to; `T` is how a device section is kept. */
-type Sections<T> = Map<number, { readonly label: string; readonly value: T | Map<string, PyJson> }>;
+/** RAM is its block sizes; the other iterative sections an empty string, as QEMU 10.0's script prints spapr/htab. */
+type Sections<T> = Map<number, { readonly label: string; readonly value: T | Map<string, PyJson> | '' }>;
 
 /**
  * The handler parts both forms share: RAM sections become their block sizes, RAM records reach
@@ -47,6 +49,8 @@ function sharedHandler<T>(sections: Sections<T>, options: AnalyzeOptions): Decod
       if (ctx.idstr === RAM_IDSTR && ctx.instanceId === 0) {
         ramSizes = new Map();
         sections.set(ctx.sectionId, { label: ctx.label, value: new Map([['section sizes', ramSizes]]) });
+      } else if (ctx.header.kind === 'start' && isFramedIterative(ctx.idstr)) {
+        sections.set(ctx.sectionId, { label: ctx.label, value: '' });
       }
     },
     ram: {
@@ -126,11 +130,11 @@ export async function analyzeStreamJson(src: ChunkedSource, vmdesc: Vmdesc, opti
   await decodeStream(src, vmdesc, {
     ...shared,
     sectionDone(ctx) {
-      // The RAM sizes are known once the section that lists the blocks has ended.
+      // An iterative section's entry is written when its first section ends: RAM's sizes are known by then.
       const s = sections.get(ctx.sectionId);
-      if (s !== undefined && s.value instanceof Map && (ctx.header.kind === 'start' || ctx.header.kind === 'full')) {
-        const sizes = s.value;
-        entry(ctx.sectionId, ctx.label, () => w.value(sizes, 1));
+      if (s !== undefined && !(s.value instanceof TextRange) && (ctx.header.kind === 'start' || ctx.header.kind === 'full')) {
+        const value = s.value;
+        entry(ctx.sectionId, ctx.label, () => w.value(value, 1));
       }
     },
     device(ctx, r, plan) {

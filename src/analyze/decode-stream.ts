@@ -16,6 +16,7 @@ import {
 } from '../savevm/index.js';
 import type { ByteReader, ChunkedSource } from '../stream/index.js';
 import { structPlan, type StructPlan } from './field-plan.js';
+import { framedIterative, isFramedIterative } from './iterative-sections.js';
 import { skipStruct } from './read-body.js';
 import type { AnalyzeScript } from './script-7.2.js';
 import { DEFAULT_SCRIPT } from './scripts.js';
@@ -31,6 +32,8 @@ export interface DecodedStreamHandler {
   sectionStart?(ctx: SectionContext): void;
   /** RAM records of every `ram` section, in order. */
   readonly ram?: RamSink;
+  /** The bodies of the other iterative sections (block, dirty-bitmap, spapr/htab, s390-storage_attributes), as bytes. */
+  iterativeBytes?(ctx: SectionContext, chunk: Uint8Array): void;
   /**
    * Reads a device section's body, which `plan` describes, from `r` (every byte of it, and only those).
    * Without this member the body is skipped.
@@ -91,7 +94,10 @@ export async function decodeStream(src: ChunkedSource, vmdesc: Vmdesc | null, ha
         return dec;
       }
       if (ctx.header.kind !== 'full') {
-        throw new StreamFormatError(`iterative section "${ctx.idstr}" is not supported (only "ram" is)`, { offset: ctx.header.offset, path: ctx.label });
+        const framed = framedIterative(ctx.idstr, ctx.version, handler.iterativeBytes && ((chunk) => handler.iterativeBytes?.(ctx, chunk)));
+        if (framed !== null) return framed;
+        const known = isFramedIterative(ctx.idstr) ? ` at version ${ctx.version}` : '';
+        throw new StreamFormatError(`iterative section "${ctx.idstr}"${known} is not supported`, { offset: ctx.header.offset, path: ctx.label });
       }
       const desc = devices.get(`${ctx.idstr}\u0000${ctx.instanceId}`);
       if (!desc) {

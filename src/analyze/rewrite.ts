@@ -85,6 +85,10 @@ export async function rewriteStream(src: ChunkedSource, vmdesc: Vmdesc, sink: By
       }
       encodeStruct(w, body);
     },
+    iterativeBytes(_ctx, chunk) {
+      w.putBuffer(chunk);
+      flush();
+    },
     sectionDone(ctx, _end, footer) {
       if (footer) writeFooter(w, ctx.sectionId);
       flush();
