@@ -8,6 +8,7 @@ import { StreamFormatError } from '../errors.js';
 import { RamDecoder, type RamLayout, type RamSink } from '../ram/index.js';
 import {
   CONFIG_SUBSECTION,
+  MigCommand,
   walkStream,
   type CommandRecord,
   type ConfigurationRecord,
@@ -55,6 +56,18 @@ export function ramLayoutOf(c: ConfigurationRecord, base: RamLayout): RamLayout 
   return layout;
 }
 
+/**
+ * POSTCOPY_ADVISE's payload: be64 the OR of every block's page size, be64 the target page size. The sizes
+ * above the smallest (the host's) are those of blocks on huge pages.
+ */
+function hugePageSizes(payload: Uint8Array): number[] {
+  const view = new DataView(payload.buffer, payload.byteOffset, payload.byteLength);
+  const summary = view.getUint32(0) * 2 ** 32 + view.getUint32(4);
+  const sizes: number[] = [];
+  for (let size = 1; size <= summary && size < 2 ** 53; size *= 2) if (Math.floor(summary / size) % 2 === 1) sizes.push(size);
+  return sizes.slice(1);
+}
+
 /** The RAM section's idstr and instance (the old-style handler in migration/ram.c). */
 export const RAM_IDSTR = 'ram';
 
@@ -75,7 +88,10 @@ export async function decodeStream(src: ChunkedSource, vmdesc: Vmdesc | null, ha
       layout = ramLayoutOf(c, layout);
       handler.configuration?.(c, offset, end);
     },
-    command: handler.command?.bind(handler),
+    command(c, offset, end) {
+      if (c.command === MigCommand.POSTCOPY_ADVISE && c.payload.length === 16) layout = { ...layout, hugePageSizes: hugePageSizes(c.payload) };
+      handler.command?.(c, offset, end);
+    },
     section(ctx): SectionBodyDecoder {
       handler.sectionStart?.(ctx);
       if (ctx.idstr === RAM_IDSTR && ctx.instanceId === 0) {

@@ -4,7 +4,8 @@
  * offset inside a RAM block, ended by an EOS word.
  *
  *   record    := word payload
- *   MEM_SIZE  := (total | 0x04)  (str8 block  be64 used_length  [be64 guest_addr if x-ignore-shared]
+ *   MEM_SIZE  := (total | 0x04)  (str8 block  be64 used_length  [be64 page_size if postcopy-ram and the
+ *                block's pages are not the host's]  [be64 guest_addr if x-ignore-shared]
  *                [region if mapped-ram])*  until the lengths add up to total
  *   region    := be32 version(1)  be64 page_size  be64 bitmap_offset  be64 pages_offset, then the stream
  *                goes on at pages_offset + used_length (mapped-ram, QEMU 9.0 on: a `file:` migration
@@ -65,6 +66,8 @@ const MAPPED_REGION_VERSION = 1;
 export interface RamBlockInfo {
   readonly name: string;
   readonly usedLength: number;
+  /** With postcopy-ram, the block's page size where it is not the host's (huge pages). */
+  readonly pageSize?: number;
   /** Present only when the x-ignore-shared capability is on. */
   readonly guestAddress?: number;
 }
@@ -103,6 +106,12 @@ export interface RamLayout {
   readonly ignoreShared?: boolean;
   /** The mapped-ram capability keeps pages at fixed offsets of the file, after a header per block. */
   readonly mappedRam?: boolean;
+  /**
+   * The page sizes of the blocks on huge pages, when the source advised postcopy (POSTCOPY_ADVISE's page
+   * size summary, less the host's): such a block has its page size after its length. What follows a
+   * length is a page size when it is one of these (a name's length byte, or EOS, never is).
+   */
+  readonly hugePageSizes?: readonly number[];
 }
 
 const FLAG_NAMES: ReadonlyArray<[number, string]> = [
@@ -276,8 +285,16 @@ export class RamDecoder {
     }
     const name = r.getCountedString();
     const usedLength = r.getBe64Number();
+    let pageSize: number | undefined;
+    const huge = this.layout.hugePageSizes;
+    if (huge !== undefined && huge.length > 0) {
+      r.need(8);
+      const next = new DataView(r.bytes.buffer, r.bytes.byteOffset + r.pos, 8);
+      const value = next.getUint32(0) * 2 ** 32 + next.getUint32(4);
+      if (huge.includes(value)) pageSize = r.getBe64Number();
+    }
     const guestAddress = this.layout.ignoreShared ? r.getBe64Number() : undefined;
-    const info = guestAddress === undefined ? { name, usedLength } : { name, usedLength, guestAddress };
+    const info: RamBlockInfo = { name, usedLength, ...(pageSize !== undefined && { pageSize }), ...(guestAddress !== undefined && { guestAddress }) };
     this.sink.block?.(info);
     return info;
   }
@@ -350,6 +367,7 @@ export class RamEncoder {
   block(b: RamBlockInfo): void {
     this.w.putCountedString(b.name);
     this.w.putBe64Number(b.usedLength);
+    if (b.pageSize !== undefined) this.w.putBe64Number(b.pageSize);
     if (this.layout.ignoreShared) this.w.putBe64Number(b.guestAddress ?? 0);
   }
 

@@ -36,9 +36,24 @@ export const SECTION_TYPE_BY_KIND: Readonly<Record<SectionKind, number>> = {
   full: RecordType.SECTION_FULL,
 };
 
+/** MIG_CMD_* numbers (migration/savevm.c). */
+export const MigCommand = {
+  OPEN_RETURN_PATH: 1,
+  PING: 2,
+  POSTCOPY_ADVISE: 3,
+  POSTCOPY_LISTEN: 4,
+  POSTCOPY_RUN: 5,
+  POSTCOPY_RAM_DISCARD: 6,
+  PACKAGED: 7,
+  ENABLE_COLO: 8,
+  POSTCOPY_RESUME: 9,
+  RECV_BITMAP: 10,
+  SWITCHOVER_START: 11,
+} as const;
+
 /**
- * MIG_CMD_* by number (migration/savevm.c), with their payload lengths; -1 means variable. SWITCHOVER_START
- * came with QEMU 10.0 (and 9.1.3, 9.2.1).
+ * MIG_CMD_* by number, with their payload lengths; -1 means variable. SWITCHOVER_START came with QEMU 10.0
+ * (and 9.1.3, 9.2.1).
  */
 export const COMMAND_LENGTHS: Readonly<Record<number, { name: string; length: number }>> = {
   1: { name: 'OPEN_RETURN_PATH', length: 0 },

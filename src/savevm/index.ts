@@ -1,6 +1,6 @@
 // The stream's framing (header, configuration, sections, footers, EOF, trailer) and a walker over it;
 // the registry of what is saved, its plans and order checks; snapshots.
-export { COMMAND_LENGTHS, CONFIG_SUBSECTION, FILE_MAGIC, FILE_VERSION, RecordType } from './constants.js';
+export { COMMAND_LENGTHS, CONFIG_SUBSECTION, FILE_MAGIC, FILE_VERSION, MigCommand, RecordType } from './constants.js';
 export type { SectionKind } from './constants.js';
 export {
   MAX_VMDESC_BYTES,

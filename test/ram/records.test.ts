@@ -201,3 +201,19 @@ test('a skipped record with an offset beyond 2^53 is still refused', () => {
   const v = bytes(...be64(0, 0x02), ...str8('pc.ram'), 0, ...be64(0x00200000, 0x22), 0);
   assert.throws(() => new RamDecoder({ pageSize: 4096 }, {}).step(new ByteReader(v)), /64-bit value 0x20000000000022 is too large/);
 });
+
+test('after POSTCOPY_ADVISE a block on huge pages carries its page size after its length', () => {
+  // Block "huge" of 2 MiB pages (its page size follows its length), then "pc.ram" without one.
+  const v = [
+    ...be64(0, 0x600000 | 0x04),
+    ...str8('huge'), ...be64(0, 0x400000), ...be64(0, 0x200000),
+    ...str8('pc.ram'), ...be64(0, 0x200000),
+    ...be64(0, 0x10),
+  ];
+  const { sink, log } = record();
+  new RamDecoder({ pageSize: 4096, hugePageSizes: [0x200000] }, { ...sink, block: (b) => log.push(`entry ${b.name} ${b.pageSize ?? '-'}`) }).step(new ByteReader(new Uint8Array(v)));
+  assert.deepEqual(log, ['entry huge 2097152', 'entry pc.ram -', 'blocks 6291456 huge=4194304,pc.ram=2097152', 'eos']);
+  const w = new ByteWriter();
+  new RamDecoder({ pageSize: 4096, hugePageSizes: [0x200000] }, new RamEncoder({ pageSize: 4096 }, w)).step(new ByteReader(new Uint8Array(v)));
+  assert.deepEqual([...w.peek()], v);
+});
