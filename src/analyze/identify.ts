@@ -13,7 +13,7 @@
  * and the machine type, the architecture, the page size, the capabilities the configuration names, the
  * commands met, and the RAM blocks.
  */
-import { COMMAND_LENGTHS, CONFIG_SUBSECTION } from '../savevm/index.js';
+import { CONFIG_SUBSECTION, describeCommand, MigCommand } from '../savevm/index.js';
 import type { ChunkedSource } from '../stream/index.js';
 import { StreamFormatError, StreamTruncatedError } from '../errors.js';
 import { decodeStream, RAM_IDSTR } from './decode-stream.js';
@@ -79,10 +79,9 @@ export async function identifyStream(src: ChunkedSource, vmdesc: Vmdesc | null):
         }
       },
       command(c, offset) {
-        const name = COMMAND_LENGTHS[c.command]?.name ?? `command ${c.command}`;
-        commands.push({ name, offset });
-        if (name === 'SWITCHOVER_START' && !once.has(name)) {
-          once.add(name);
+        commands.push({ name: describeCommand(c), offset });
+        if (c.command === MigCommand.SWITCHOVER_START && !once.has('switchover')) {
+          once.add('switchover');
           atLeast('9.1.3', 'the command SWITCHOVER_START (QEMU 10.0 sends it for machine types >= 10.0)', offset);
         }
       },

@@ -1,5 +1,5 @@
 /** A table of a stream's records: where each starts, what it is, how many bytes it takes. */
-import { COMMAND_LENGTHS, type SectionContext } from '../savevm/index.js';
+import { describeCommand, type SectionContext } from '../savevm/index.js';
 import type { ChunkedSource } from '../stream/index.js';
 import { decodeStream } from './decode-stream.js';
 import type { Vmdesc } from './vmdesc.js';
@@ -21,7 +21,7 @@ export interface SectionRow {
 export interface OtherRecordRow {
   readonly offset: number;
   readonly type: 'configuration' | 'command' | 'eof' | 'vmdesc';
-  /** The configuration's machine type, or the command's name (`command N` for a number vmstate does not know). */
+  /** The configuration's machine type, or the command with what its payload says (see describeCommand). */
   readonly name?: string;
   /** Bytes from the type byte to the end of the record. */
   readonly size: number;
@@ -36,7 +36,7 @@ export type RecordRow = SectionRow | OtherRecordRow;
 export async function listRecords(src: ChunkedSource, vmdesc: Vmdesc | null, rows: RecordRow[] = []): Promise<RecordRow[]> {
   await decodeStream(src, vmdesc, {
     configuration: (c, offset, end) => rows.push({ offset, type: 'configuration', name: c.machineName, size: end - offset }),
-    command: (c, offset, end) => rows.push({ offset, type: 'command', name: COMMAND_LENGTHS[c.command]?.name ?? `command ${c.command}`, size: end - offset }),
+    command: (c, offset, end) => rows.push({ offset, type: 'command', name: describeCommand(c), size: end - offset }),
     sectionDone: (ctx, end) => rows.push(sectionRow(ctx.header.offset, ctx, end)),
     eof: (offset) => rows.push({ offset, type: 'eof', size: 1 }),
     vmdesc: (json, offset) => rows.push({ offset, type: 'vmdesc', size: 5 + json.length }),

@@ -21,6 +21,7 @@ import {
   CONFIG_SUBSECTION,
   FILE_MAGIC,
   FILE_VERSION,
+  MigCommand,
   RecordType,
   SECTION_KIND_BY_TYPE,
   SECTION_TYPE_BY_KIND,
@@ -170,6 +171,37 @@ function readCommandBody(r: ByteReader, offset: number): CommandRecord {
     throw new StreamFormatError(`command ${known.name} has length ${length}, expected ${known.length}`, at(r, offset));
   }
   return { command, payload: r.getBuffer(length).slice() };
+}
+
+/**
+ * A command by name with what its payload says: PING's value, POSTCOPY_ADVISE's page sizes,
+ * POSTCOPY_RAM_DISCARD's block and ranges, PACKAGED's length (the nested stream follows it), RECV_BITMAP's
+ * block; `command N` for a number vmstate does not know.
+ */
+export function describeCommand(c: CommandRecord): string {
+  const known = COMMAND_LENGTHS[c.command];
+  if (!known) return `command ${c.command}`;
+  const p = c.payload;
+  const view = new DataView(p.buffer, p.byteOffset, p.byteLength);
+  const be64 = (at: number) => `0x${(view.getUint32(at) * 2 ** 32 + view.getUint32(at + 4)).toString(16)}`;
+  const name = (at: number) => (p.length > at && p.length >= at + 1 + p[at] ? new TextDecoder().decode(p.subarray(at + 1, at + 1 + p[at])) : '?');
+  switch (c.command) {
+    case MigCommand.PING:
+      return `PING ${view.getUint32(0)}`;
+    case MigCommand.POSTCOPY_ADVISE:
+      return p.length === 16 ? `POSTCOPY_ADVISE page sizes ${be64(0)}, target page ${be64(8)}` : known.name;
+    case MigCommand.POSTCOPY_RAM_DISCARD: {
+      // u8 version, str8 block, u8 0, then be64 start / be64 length pairs.
+      const ranges = p.length >= 3 ? Math.floor((p.length - 3 - p[1]) / 16) : 0;
+      return `POSTCOPY_RAM_DISCARD ${name(1)} ${ranges} range(s)`;
+    }
+    case MigCommand.PACKAGED:
+      return `PACKAGED ${view.getUint32(0)} bytes`;
+    case MigCommand.RECV_BITMAP:
+      return `RECV_BITMAP ${name(0)}`;
+    default:
+      return known.name;
+  }
 }
 
 export function writeCommand(w: ByteWriter, c: CommandRecord): void {

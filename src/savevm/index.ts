@@ -3,6 +3,7 @@
 export { COMMAND_LENGTHS, CONFIG_SUBSECTION, FILE_MAGIC, FILE_VERSION, MigCommand, RecordType } from './constants.js';
 export type { SectionKind } from './constants.js';
 export {
+  describeCommand,
   MAX_VMDESC_BYTES,
   findVmdescTrailer,
   readFooter,

@@ -17,6 +17,7 @@ import {
   type ConfigurationRecord,
   type StreamVisitor,
 } from '../../src/index.js';
+import { describeCommand } from '../../src/savevm/index.js';
 
 /** A visitor whose sections are bodies of `n` raw bytes, where n is the section's version. */
 function recorder(log: string[]): StreamVisitor {
@@ -169,4 +170,17 @@ test('framing errors name what was expected and where', async () => {
     }),
     'unexpected bytes after the VMDESCRIPTION trailer (at byte offset 16)',
   );
+});
+
+test('commands are described by name with what their payload says', () => {
+  const cmd = (command: number, ...payload: number[]) => describeCommand({ command, payload: new Uint8Array(payload) });
+  assert.equal(cmd(1), 'OPEN_RETURN_PATH');
+  assert.equal(cmd(2, 0, 0, 0, 7), 'PING 7');
+  assert.equal(cmd(3, 0, 0, 0, 0, 0, 0x20, 0x10, 0, 0, 0, 0, 0, 0, 0, 0x10, 0), 'POSTCOPY_ADVISE page sizes 0x201000, target page 0x1000');
+  assert.equal(cmd(3), 'POSTCOPY_ADVISE');
+  assert.equal(cmd(6, 0, 2, 0x61, 0x62, 0, ...new Array(32).fill(1)), 'POSTCOPY_RAM_DISCARD ab 2 range(s)');
+  assert.equal(cmd(7, 0, 0, 1, 0), 'PACKAGED 256 bytes');
+  assert.equal(cmd(10, 3, 0x72, 0x61, 0x6d), 'RECV_BITMAP ram');
+  assert.equal(cmd(11), 'SWITCHOVER_START');
+  assert.equal(cmd(99, 1, 2), 'command 99');
 });
