@@ -117,7 +117,19 @@ export type {
 } from './savevm/index.js';
 
 // What is saved, in which order (QEMU's priorities plus dependencies), and checks of an order
-export { checkOrder, isPciDevice, planOrder, QEMU_BRIDGE_VMSDS, QEMU_IOMMU_VMSDS, QEMU_ORDER_RULES, QEMU_PRIORITY_BY_VMSD, SaveRegistry } from './savevm/index.js';
+export {
+  checkOrder,
+  isPciDevice,
+  planOrder,
+  QEMU_BRIDGE_VMSDS,
+  QEMU_IOMMU_VMSDS,
+  QEMU_ORDER_RULES,
+  QEMU_PRIORITY_BY_VMSD,
+  QEMU_RELEASES,
+  qemuOrderRules,
+  qemuReleaseFor,
+  SaveRegistry,
+} from './savevm/index.js';
 export type {
   Dependency,
   EntryInfo,
@@ -129,6 +141,9 @@ export type {
   PlanNode,
   PlanOptions,
   PlanResult,
+  QemuOrderRules,
+  QemuPriorityName,
+  QemuRelease,
   RegisterOptions,
   SaveEntry,
   SavePlan,

@@ -39,4 +39,14 @@ export { loadSnapshot, saveSnapshot, StreamSaver } from './snapshot.js';
 export type { LoadResult, LoadSnapshotOptions, SaveSnapshotOptions, SnapshotSink } from './snapshot.js';
 export { checkOrder } from './order-check.js';
 export type { OrderRule, OrderViolation } from './order-check.js';
-export { isPciDevice, QEMU_BRIDGE_VMSDS, QEMU_IOMMU_VMSDS, QEMU_ORDER_RULES, QEMU_PRIORITY_BY_VMSD } from './qemu-rules.js';
+export {
+  isPciDevice,
+  QEMU_BRIDGE_VMSDS,
+  QEMU_IOMMU_VMSDS,
+  QEMU_ORDER_RULES,
+  QEMU_PRIORITY_BY_VMSD,
+  QEMU_RELEASES,
+  qemuOrderRules,
+  qemuReleaseFor,
+} from './qemu-rules.js';
+export type { QemuOrderRules, QemuPriorityName, QemuRelease } from './qemu-rules.js';

@@ -4,11 +4,14 @@
  */
 import type { EntryInfo } from './dependencies.js';
 
-/** A rule: what `supplier` picks must come before what `consumer` picks. */
+/**
+ * A rule: what `supplier` picks must come before what `consumer` picks. Each is asked about one entry,
+ * with the whole checked sequence for rules that depend on what else is in it.
+ */
 export interface OrderRule {
   readonly name: string;
-  readonly supplier: (e: EntryInfo) => boolean;
-  readonly consumer: (e: EntryInfo) => boolean;
+  readonly supplier: (e: EntryInfo, sequence: readonly EntryInfo[]) => boolean;
+  readonly consumer: (e: EntryInfo, sequence: readonly EntryInfo[]) => boolean;
   readonly reason: string;
 }
 
@@ -24,10 +27,10 @@ export function checkOrder(sequence: readonly EntryInfo[], rules: readonly Order
   const out: OrderViolation[] = [];
   for (const rule of rules) {
     const consumers: number[] = [];
-    sequence.forEach((e, i) => rule.consumer(e) && consumers.push(i));
+    sequence.forEach((e, i) => rule.consumer(e, sequence) && consumers.push(i));
     if (consumers.length === 0) continue;
     sequence.forEach((e, s) => {
-      if (!rule.supplier(e)) return;
+      if (!rule.supplier(e, sequence)) return;
       for (const c of consumers) if (c < s && c !== s) out.push({ rule, supplier: s, consumer: c });
     });
   }
