@@ -45,11 +45,11 @@ const ENTRY_POINTS: Readonly<Record<string, EntryPoint>> = {
   'vmstate/analyze': {
     values: [
       'ANALYZE_SCRIPTS', 'DEFAULT_SCRIPT', 'RAM_IDSTR', 'SCRIPT_10_0', 'SCRIPT_7_2', 'analyzeStream', 'analyzeStreamJson', 'applyEdit', 'decodeStream', 'decodeStruct', 'encodeStruct', 'formatAnalysis',
-      'formatIdentity', 'formatSectionTable', 'hexBytes', 'identifyStream', 'listRecords', 'listSections', 'openStreamFile', 'parseEdit', 'parseVmdesc', 'pyDumps', 'readValueTree', 'readVmdescFromFile',
+      'formatIdentity', 'formatSectionTable', 'hexBytes', 'identifyStream', 'identityWatcher', 'listRecords', 'listSections', 'openStreamFile', 'parseEdit', 'parseVmdesc', 'pyDumps', 'readValueTree', 'readVmdescFromFile',
       'renderStruct', 'requireVmdesc', 'rewriteStream',
     ],
     types: [
-      'AnalyzeOptions', 'AnalyzeScript', 'ByteSink', 'DecodedStreamHandler', 'FieldEdit', 'FieldEntry', 'FieldValue', 'FoundVmdesc', 'LeafRule', 'PyJson',
+      'AnalyzeOptions', 'AnalyzeScript', 'ByteSink', 'DecodedStreamHandler', 'FieldEdit', 'FieldEntry', 'FieldValue', 'FoundVmdesc', 'IdentityWatcher', 'LeafRule', 'PyJson',
       'OtherRecordRow', 'RecordRow', 'RewriteResult', 'SectionRow', 'StreamFile', 'StreamIdentity', 'Told', 'VersionMarker', 'StructPlan', 'StructValue', 'SubsectionEntry', 'Vmdesc', 'VmdescDevice', 'VmdescField', 'VmdescStruct',
     ],
     internals: ['structPlan', 'readStruct', 'skipStruct', 'writeBodyJson', 'writeDeviceJson', 'PyJsonWriter', 'BodySink'],

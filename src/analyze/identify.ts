@@ -16,7 +16,7 @@
 import { CONFIG_SUBSECTION, describeCommand, MigCommand } from '../savevm/index.js';
 import type { ChunkedSource } from '../stream/index.js';
 import { StreamFormatError, StreamTruncatedError } from '../errors.js';
-import { decodeStream, RAM_IDSTR } from './decode-stream.js';
+import { decodeStream, RAM_IDSTR, type DecodedStreamHandler } from './decode-stream.js';
 import type { Vmdesc, VmdescStruct } from './vmdesc.js';
 
 /** One conclusion about the QEMU version: `>= 8.2` or `<= 9.0`, and why. */
@@ -53,6 +53,28 @@ export interface StreamIdentity {
 
 /** Reads the stream through and gathers the markers. `vmdesc` lets device sections be read past. */
 export async function identifyStream(src: ChunkedSource, vmdesc: Vmdesc | null): Promise<StreamIdentity> {
+  const watcher = identityWatcher(vmdesc);
+  let note: string | null = null;
+  try {
+    await decodeStream(src, vmdesc, watcher.handler);
+  } catch (e) {
+    // A stream cut short, or device sections no description covers: report what came before.
+    if (!(e instanceof StreamFormatError || e instanceof StreamTruncatedError)) throw e;
+    note = `the stream could be read only up to byte offset ${src.offset}: ${e.message}`;
+  }
+  return watcher.identity(note);
+}
+
+/** Gathers the markers while another reader decodes the stream, so it is read once for both. */
+export interface IdentityWatcher {
+  /** What decodeStream calls; uses configuration, command, sectionStart and ram. */
+  readonly handler: DecodedStreamHandler;
+  /** What the records seen so far tell; `note` says what could not be read. */
+  identity(note: string | null): StreamIdentity;
+}
+
+/** A watcher for a stream described by `vmdesc`. */
+export function identityWatcher(vmdesc: Vmdesc | null): IdentityWatcher {
   const markers: VersionMarker[] = [];
   const atLeast = (version: string, marker: string, offset?: number) => markers.push({ bound: '>=', version, marker, offset });
   const atMost = (version: string, marker: string, offset?: number) => markers.push({ bound: '<=', version, marker, offset });
@@ -64,70 +86,66 @@ export async function identifyStream(src: ChunkedSource, vmdesc: Vmdesc | null):
   let ramStarted = false;
   let early: { idstr: string; offset: number } | null = null;
   const once = new Set<string>();
-  let note: string | null = null;
 
   if (vmdesc !== null) describedMarkers(vmdesc, atLeast);
-  try {
-    await decodeStream(src, vmdesc, {
-      configuration(c, offset) {
-        machineType = { value: c.machineName, marker: `the configuration record at byte offset ${offset}` };
-        const versioned = /-(\d+)\.(\d+)$/.exec(c.machineName);
-        if (versioned) atLeast(`${versioned[1]}.${versioned[2]}`, `machine type ${c.machineName}`, offset);
-        for (const s of c.subsections) {
-          if (s.name === CONFIG_SUBSECTION.targetPageBits) pageSize = { value: 2 ** s.targetPageBits, marker: `configuration/target-page-bits ${s.targetPageBits}` };
-          if (s.name === CONFIG_SUBSECTION.capabilities) capabilities = [...s.capabilities];
-        }
+  const handler: DecodedStreamHandler = {
+    configuration(c, offset) {
+      machineType = { value: c.machineName, marker: `the configuration record at byte offset ${offset}` };
+      const versioned = /-(\d+)\.(\d+)$/.exec(c.machineName);
+      if (versioned) atLeast(`${versioned[1]}.${versioned[2]}`, `machine type ${c.machineName}`, offset);
+      for (const s of c.subsections) {
+        if (s.name === CONFIG_SUBSECTION.targetPageBits) pageSize = { value: 2 ** s.targetPageBits, marker: `configuration/target-page-bits ${s.targetPageBits}` };
+        if (s.name === CONFIG_SUBSECTION.capabilities) capabilities = [...s.capabilities];
+      }
+    },
+    command(c, offset) {
+      commands.push({ name: describeCommand(c), offset });
+      if (c.command === MigCommand.SWITCHOVER_START && !once.has('switchover')) {
+        once.add('switchover');
+        atLeast('9.1.3', 'the command SWITCHOVER_START (QEMU 10.0 sends it for machine types >= 10.0)', offset);
+      }
+    },
+    sectionStart(ctx) {
+      const h = ctx.header;
+      if (h.kind === 'start' && ctx.idstr === RAM_IDSTR) ramStarted = true;
+      if (h.kind === 'full' && !ramStarted && early === null) early = { idstr: ctx.idstr, offset: h.offset };
+      if ((h.kind === 'start' || h.kind === 'full') && ctx.idstr === 'block' && !once.has('block')) {
+        once.add('block');
+        atMost('9.0', 'a block section (block migration)', h.offset);
+      }
+    },
+    ram: {
+      blockList(_total, blocks) {
+        for (const b of blocks) ramBlocks.push({ name: b.name, size: b.usedLength });
       },
-      command(c, offset) {
-        commands.push({ name: describeCommand(c), offset });
-        if (c.command === MigCommand.SWITCHOVER_START && !once.has('switchover')) {
-          once.add('switchover');
-          atLeast('9.1.3', 'the command SWITCHOVER_START (QEMU 10.0 sends it for machine types >= 10.0)', offset);
-        }
+      multifdFlush() {
+        if (!once.has('flush')) atLeast('8.1', 'RAM flag MULTIFD_FLUSH (0x200)');
+        once.add('flush');
       },
-      sectionStart(ctx) {
-        const h = ctx.header;
-        if (h.kind === 'start' && ctx.idstr === RAM_IDSTR) ramStarted = true;
-        if (h.kind === 'full' && !ramStarted && early === null) early = { idstr: ctx.idstr, offset: h.offset };
-        if ((h.kind === 'start' || h.kind === 'full') && ctx.idstr === 'block' && !once.has('block')) {
-          once.add('block');
-          atMost('9.0', 'a block section (block migration)', h.offset);
-        }
+      compressedPage() {
+        if (!once.has('compress')) atMost('9.0', 'RAM flag COMPRESS (0x100)');
+        once.add('compress');
       },
-      ram: {
-        blockList(_total, blocks) {
-          for (const b of blocks) ramBlocks.push({ name: b.name, size: b.usedLength });
-        },
-        multifdFlush() {
-          if (!once.has('flush')) atLeast('8.1', 'RAM flag MULTIFD_FLUSH (0x200)');
-          once.add('flush');
-        },
-        compressedPage() {
-          if (!once.has('compress')) atMost('9.0', 'RAM flag COMPRESS (0x100)');
-          once.add('compress');
-        },
-      },
-    });
-  } catch (e) {
-    // A stream cut short, or device sections no description covers: report what came before.
-    if (!(e instanceof StreamFormatError || e instanceof StreamTruncatedError)) throw e;
-    note = `the stream could be read only up to byte offset ${src.offset}: ${e.message}`;
-  }
-  const e = early as { idstr: string; offset: number } | null;
-  if (e !== null) atLeast('8.0', `a FULL section (${e.idstr}) before RAM's START`, e.offset);
-  const mt = machineType as Told<string> | null;
-  return {
-    atLeast: newest(markers.filter((m) => m.bound === '>=').map((m) => m.version)),
-    atMost: oldest(markers.filter((m) => m.bound === '<=').map((m) => m.version)),
-    markers,
-    machineType: mt,
-    architecture: mt === null ? null : architectureOf(mt.value),
-    pageSize,
-    capabilities,
-    commands,
-    ramBlocks,
-    note,
+    },
   };
+  const identity = (note: string | null): StreamIdentity => {
+    const e = early as { idstr: string; offset: number } | null;
+    const all: VersionMarker[] = e === null ? [...markers] : [...markers, { bound: '>=', version: '8.0', marker: `a FULL section (${e.idstr}) before RAM's START`, offset: e.offset }];
+    const mt = machineType as Told<string> | null;
+    return {
+      atLeast: newest(all.filter((m) => m.bound === '>=').map((m) => m.version)),
+      atMost: oldest(all.filter((m) => m.bound === '<=').map((m) => m.version)),
+      markers: all,
+      machineType: mt,
+      architecture: mt === null ? null : architectureOf(mt.value),
+      pageSize,
+      capabilities,
+      commands,
+      ramBlocks,
+      note,
+    };
+  };
+  return { handler, identity };
 }
 
 /** Markers the description itself carries. */

@@ -1,7 +1,7 @@
 /** A table of a stream's records: where each starts, what it is, how many bytes it takes. */
 import { describeCommand, type SectionContext } from '../savevm/index.js';
 import type { ChunkedSource } from '../stream/index.js';
-import { decodeStream } from './decode-stream.js';
+import { decodeStream, type DecodedStreamHandler } from './decode-stream.js';
 import type { Vmdesc } from './vmdesc.js';
 
 /** One section: its header, body and footer. */
@@ -44,9 +44,12 @@ export async function listRecords(src: ChunkedSource, vmdesc: Vmdesc | null, row
   return rows;
 }
 
-/** Lists every section in stream order, as listRecords does every record. */
-export async function listSections(src: ChunkedSource, vmdesc: Vmdesc | null, rows: SectionRow[] = []): Promise<SectionRow[]> {
-  await decodeStream(src, vmdesc, { sectionDone: (ctx, end) => rows.push(sectionRow(ctx.header.offset, ctx, end)) });
+/**
+ * Lists every section in stream order, as listRecords does every record. `alongside` is called as well,
+ * for all but sectionDone, to learn more in the same read (e.g. an identityWatcher's handler).
+ */
+export async function listSections(src: ChunkedSource, vmdesc: Vmdesc | null, rows: SectionRow[] = [], alongside: DecodedStreamHandler = {}): Promise<SectionRow[]> {
+  await decodeStream(src, vmdesc, { ...alongside, sectionDone: (ctx, end) => rows.push(sectionRow(ctx.header.offset, ctx, end)) });
   return rows;
 }
 

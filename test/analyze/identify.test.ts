@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { deflateSync } from 'node:zlib';
 import { ByteWriter, ChunkedSource, writeFooter, writeSectionHeader, writeVmdesc, type RamEncoder } from '../../src/index.js';
-import { formatIdentity, identifyStream, openStreamFile, readVmdescFromFile } from '../../src/analyze/index.js';
+import { formatIdentity, identifyStream, identityWatcher, listSections, openStreamFile, readVmdescFromFile } from '../../src/analyze/index.js';
 import { fixtures } from '../support/fixtures.js';
 import { ramOnlyStream } from '../support/ram-stream.js';
 
@@ -78,4 +78,20 @@ test('a stream cut short is identified as far as it goes, with a note', async ()
   const id = await identifyStream(ChunkedSource.fromBytes(cut), null);
   assert.deepEqual(id.ramBlocks, [{ name: 'pc.ram', size: 8192 }]);
   assert.match(id.note ?? '', /^the stream could be read only up to byte offset \d+: /);
+});
+
+test('an identity watcher beside listSections sees what identifyStream does, in the one read', async () => {
+  for (const fx of fixtures()) {
+    const file = openStreamFile(fx.stream);
+    try {
+      const vmdesc = readVmdescFromFile(file)?.vmdesc ?? null;
+      const watcher = identityWatcher(vmdesc);
+      const rows = await listSections(file.source(), vmdesc, [], watcher.handler);
+      assert.deepEqual(rows, await listSections(file.source(), vmdesc), fx.name);
+      assert.deepEqual(watcher.identity(null), await identifyStream(file.source(), vmdesc), fx.name);
+      assert.deepEqual(watcher.identity(null), watcher.identity(null), `${fx.name}: asked twice`);
+    } finally {
+      file.close();
+    }
+  }
 });
