@@ -26,7 +26,9 @@ commands:
   rewrite IN OUT               decode every section and encode it again into OUT
     --set 'IDSTR[#N]:FIELD.PATH=VALUE'   change one value on the way (repeatable)
   order FILE                   check the section order against what QEMU's devices need (bridges before
-                               IOMMUs before PCI devices, GICv3 before its ITS, virtio-mem before IOMMUs)
+                               IOMMUs before PCI devices, GICv3 before its ITS, virtio-mem before IOMMUs),
+                               by the rules of the oldest QEMU the stream can be from (as identify finds)
+    --qemu VERSION             by the rules of that QEMU instead (7.2 to 10.2)
     --json                     the violations as JSON
   plan FILE.json               the save order of the entries in FILE.json, with the reason for each
     --json                     as JSON
