@@ -86,8 +86,11 @@ export type {
 // The stream's framing: header, configuration, sections, footers, commands, EOF, the trailer
 export {
   CONFIG_SUBSECTION,
+  describeCommand,
   FILE_MAGIC,
   FILE_VERSION,
+  MigCommand,
+  packagedLength,
   readFooter,
   readHeader,
   readTopRecord,

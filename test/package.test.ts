@@ -22,11 +22,11 @@ const ENTRY_POINTS: Readonly<Record<string, EntryPoint>> = {
   vmstate: {
     values: [
       'ByteReader', 'ByteWriter', 'CONFIG_SUBSECTION', 'ChunkedSource', 'FILE_MAGIC', 'FILE_VERSION', 'GuestMemoryError', 'GuestRam', 'INT_CODECS',
-      'IoError', 'LoadError', 'LoadOrderError', 'MigPriority', 'PRIORITY_REASONS', 'PlanError', 'QEMU_BRIDGE_VMSDS', 'QEMU_IOMMU_VMSDS',
+      'IoError', 'LoadError', 'LoadOrderError', 'MigCommand', 'MigPriority', 'PRIORITY_REASONS', 'PlanError', 'QEMU_BRIDGE_VMSDS', 'QEMU_IOMMU_VMSDS',
       'QEMU_ORDER_RULES', 'QEMU_PRIORITY_BY_VMSD', 'QEMU_RELEASES', 'QemuJsonWriter', 'RamDecoder', 'RamEncoder', 'RamFlag', 'RamHandler', 'RecordType', 'SaveError',
       'SaveRegistry', 'SectionError', 'StreamFormatError', 'StreamSaver', 'StreamTruncatedError', 'UsageError', 'VmstateError', 'array', 'bool',
-      'buffer', 'checkOrder', 'custom', 'defineVmsd', 'i16', 'i32', 'i32Equal', 'i32Le', 'i64', 'i8', 'isPciDevice', 'loadSnapshot', 'loadState',
-      'planOrder', 'pointerArray', 'priorityName', 'pullFromIterable', 'qemuOrderRules', 'qemuReleaseFor', 'readFooter', 'readHeader', 'readTopRecord', 'readVmdesc', 'saveSnapshot',
+      'buffer', 'checkOrder', 'custom', 'defineVmsd', 'describeCommand', 'i16', 'i32', 'i32Equal', 'i32Le', 'i64', 'i8', 'isPciDevice', 'loadSnapshot', 'loadState',
+      'packagedLength', 'planOrder', 'pointerArray', 'priorityName', 'pullFromIterable', 'qemuOrderRules', 'qemuReleaseFor', 'readFooter', 'readHeader', 'readTopRecord', 'readVmdesc', 'saveSnapshot',
       'saveState', 'struct', 'timer', 'u16', 'u16Array', 'u16Equal', 'u32', 'u32Array', 'u32Equal', 'u64', 'u64Array', 'u64Equal', 'u8', 'u8Array',
       'u8Equal', 'unused', 'varray', 'vbuffer', 'walkStream', 'writeCommand', 'writeConfiguration', 'writeEof', 'writeFooter', 'writeHeader',
       'writeSectionHeader', 'writeVmdesc',

@@ -29,6 +29,8 @@ export interface DecodedStreamHandler {
   configuration?(c: ConfigurationRecord, offset: number, end: number): void;
   /** `end` is the offset just past the record. */
   command?(c: CommandRecord, offset: number, end: number): void;
+  /** After a PACKAGED command: the stream it wraps takes the bytes from `from` to `to`; its records follow. */
+  packaged?(from: number, to: number): void;
   /** Before a section's body is read (its header has been). */
   sectionStart?(ctx: SectionContext): void;
   /** RAM records of every `ram` section, in order. */
@@ -130,6 +132,7 @@ export async function decodeStream(src: ChunkedSource, vmdesc: Vmdesc | null, ha
         },
       };
     },
+    packaged: handler.packaged?.bind(handler),
     sectionDone: handler.sectionDone?.bind(handler),
     eof: handler.eof?.bind(handler),
     vmdesc: handler.vmdesc?.bind(handler),

@@ -15,6 +15,8 @@ export interface SectionRow {
   readonly version: number;
   /** Bytes from the type byte to the end of the footer. */
   readonly size: number;
+  /** True for a record inside the stream a PACKAGED command wraps. */
+  readonly packaged?: true;
 }
 
 /** A record that is not a section: the configuration, a command, EOF, the VMDESCRIPTION trailer. */
@@ -25,6 +27,8 @@ export interface OtherRecordRow {
   readonly name?: string;
   /** Bytes from the type byte to the end of the record. */
   readonly size: number;
+  /** True for a record inside the stream a PACKAGED command wraps. */
+  readonly packaged?: true;
 }
 
 export type RecordRow = SectionRow | OtherRecordRow;
@@ -34,12 +38,15 @@ export type RecordRow = SectionRow | OtherRecordRow;
  * they are read, so a caller that catches an error can still show the records before it.
  */
 export async function listRecords(src: ChunkedSource, vmdesc: Vmdesc | null, rows: RecordRow[] = []): Promise<RecordRow[]> {
+  let packageEnd = -1;
+  const add = (row: RecordRow) => rows.push(row.offset < packageEnd ? { ...row, packaged: true } : row);
   await decodeStream(src, vmdesc, {
-    configuration: (c, offset, end) => rows.push({ offset, type: 'configuration', name: c.machineName, size: end - offset }),
-    command: (c, offset, end) => rows.push({ offset, type: 'command', name: describeCommand(c), size: end - offset }),
-    sectionDone: (ctx, end) => rows.push(sectionRow(ctx.header.offset, ctx, end)),
-    eof: (offset) => rows.push({ offset, type: 'eof', size: 1 }),
-    vmdesc: (json, offset) => rows.push({ offset, type: 'vmdesc', size: 5 + json.length }),
+    configuration: (c, offset, end) => add({ offset, type: 'configuration', name: c.machineName, size: end - offset }),
+    command: (c, offset, end) => add({ offset, type: 'command', name: describeCommand(c), size: end - offset }),
+    packaged: (_from, to) => (packageEnd = to),
+    sectionDone: (ctx, end) => add(sectionRow(ctx.header.offset, ctx, end)),
+    eof: (offset) => add({ offset, type: 'eof', size: 1 }),
+    vmdesc: (json, offset) => add({ offset, type: 'vmdesc', size: 5 + json.length }),
   });
   return rows;
 }
@@ -57,14 +64,18 @@ function sectionRow(offset: number, ctx: SectionContext, end: number): SectionRo
   return { offset, type: ctx.header.kind, sectionId: ctx.sectionId, idstr: ctx.idstr, instanceId: ctx.instanceId, version: ctx.version, size: end - offset };
 }
 
-/** The table as aligned text, one line per record under a header line; a record that is not a section shows its name as its idstr. */
+/**
+ * The table as aligned text, one line per record under a header line; a record that is not a section shows
+ * its name as its idstr, and a record inside a PACKAGED stream is indented under it.
+ */
 export function formatSectionTable(rows: readonly RecordRow[]): string {
   const head = ['offset', 'type', 'id', 'idstr', 'instance', 'version', 'size'];
-  const cells = rows.map((r) =>
-    'sectionId' in r
-      ? [String(r.offset), r.type, String(r.sectionId), r.idstr, String(r.instanceId), String(r.version), String(r.size)]
-      : [String(r.offset), r.type, '', r.name ?? '', '', '', String(r.size)],
-  );
+  const cells = rows.map((r) => {
+    const indent = r.packaged ? '  ' : '';
+    return 'sectionId' in r
+      ? [String(r.offset), r.type, String(r.sectionId), indent + r.idstr, String(r.instanceId), String(r.version), String(r.size)]
+      : [String(r.offset), r.type, '', indent + (r.name ?? ''), '', '', String(r.size)];
+  });
   const widths = head.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i].length)));
   const line = (c: string[]) =>
     c

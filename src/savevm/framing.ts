@@ -196,12 +196,18 @@ export function describeCommand(c: CommandRecord): string {
       return `POSTCOPY_RAM_DISCARD ${name(1)} ${ranges} range(s)`;
     }
     case MigCommand.PACKAGED:
-      return `PACKAGED ${view.getUint32(0)} bytes`;
+      return `PACKAGED ${packagedLength(c)} bytes`;
     case MigCommand.RECV_BITMAP:
       return `RECV_BITMAP ${name(0)}`;
     default:
       return known.name;
   }
+}
+
+/** How many bytes the stream a PACKAGED command wraps takes (its be32 payload). */
+export function packagedLength(c: CommandRecord): number {
+  const p = c.payload;
+  return new DataView(p.buffer, p.byteOffset, p.byteLength).getUint32(0);
 }
 
 export function writeCommand(w: ByteWriter, c: CommandRecord): void {

@@ -6,6 +6,7 @@ export {
   describeCommand,
   MAX_VMDESC_BYTES,
   findVmdescTrailer,
+  packagedLength,
   readFooter,
   readHeader,
   readTopRecord,

@@ -2,11 +2,17 @@
  * Walks a migration stream record by record, in stream order, handing each section body to a decoder the
  * caller supplies. Framing is checked here (magic, version, section ids, footers, EOF, trailer); what a
  * body means is the caller's business. Works over any ChunkedSource, so memory stays bounded.
+ *
+ * A PACKAGED command wraps a stream inside this one (postcopy's LISTEN, the devices, RUN): the bytes it
+ * announces are walked as records like the rest, and must hold whole records, no configuration, no EOF
+ * and no package of their own (QEMU's destination reads them as a stream of their own, from a buffer).
  */
 import { StreamFormatError, prefixStreamError } from '../errors.js';
 import type { ByteReader, ChunkedSource } from '../stream/index.js';
+import { MigCommand } from './constants.js';
 import {
   footerFollows,
+  packagedLength,
   readFooter,
   readHeader,
   readTopRecord,
@@ -50,6 +56,8 @@ export interface StreamVisitor {
   configuration?(c: ConfigurationRecord, offset: number, end: number): void;
   /** `end` is the offset just past the record. */
   command?(c: CommandRecord, offset: number, end: number): void;
+  /** After a PACKAGED command: the nested stream takes the bytes from `from` to `to`; its records follow. */
+  packaged?(from: number, to: number): void;
   section(ctx: SectionContext): SectionBodyDecoder;
   /** Called after a section's body and footer. `end` is the offset just past them. */
   sectionDone?(ctx: SectionContext, end: number, footer: boolean): void;
@@ -62,18 +70,41 @@ export async function walkStream(src: ChunkedSource, visitor: StreamVisitor): Pr
   await src.read(readHeader);
   const started = new Map<number, SectionContext>();
   let footers: boolean | undefined;
-  for (;;) {
+  let first = true;
+  /** Where the package being walked ends, or null outside one. */
+  let packageEnd: number | null = null;
+  // Called after each record: a package must end between records.
+  const leavePackage = (recordOffset: number) => {
+    if (packageEnd === null || src.offset < packageEnd) return;
+    if (src.offset > packageEnd) {
+      throw new StreamFormatError(`the record at byte offset ${recordOffset} runs past the end of its PACKAGED stream (byte offset ${packageEnd})`, { offset: packageEnd, path: '' });
+    }
+    packageEnd = null;
+  };
+  for (;; first = false) {
     const rec = await src.read(readTopRecord);
+    const recordOffset = rec.type === 'section' ? rec.header.offset : rec.offset;
+    if (packageEnd !== null && (rec.type === 'eof' || rec.type === 'configuration')) {
+      throw new StreamFormatError(`${rec.type === 'eof' ? 'EOF' : 'a configuration record'} inside a PACKAGED stream`, { offset: recordOffset, path: '' });
+    }
     if (rec.type === 'eof') {
       visitor.eof?.(rec.offset);
       break;
     }
     if (rec.type === 'configuration') {
+      // QEMU reads it right after the header, and nowhere else.
+      if (!first) throw new StreamFormatError(`a configuration record after the first record`, { offset: rec.offset, path: '' });
       visitor.configuration?.(rec.configuration, rec.offset, src.offset);
       continue;
     }
     if (rec.type === 'command') {
       visitor.command?.(rec.command, rec.offset, src.offset);
+      if (rec.command.command === MigCommand.PACKAGED) {
+        if (packageEnd !== null) throw new StreamFormatError(`a PACKAGED command inside a PACKAGED stream`, { offset: rec.offset, path: '' });
+        packageEnd = src.offset + packagedLength(rec.command);
+        visitor.packaged?.(src.offset, packageEnd);
+      }
+      leavePackage(rec.offset);
       continue;
     }
     const h = rec.header;
@@ -130,6 +161,7 @@ export async function walkStream(src: ChunkedSource, visitor: StreamVisitor): Pr
       throw new StreamFormatError(`missing section footer`, { offset: src.offset, path: ctx.label });
     }
     visitor.sectionDone?.(ctx, src.offset, hasFooter);
+    leavePackage(recordOffset);
   }
   // Optional trailer, then nothing more.
   if (!(await src.isAtEnd())) {
