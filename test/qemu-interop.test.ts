@@ -4,13 +4,11 @@
 // VMSTATE_REQUIRE_QEMU=1, which turns every skip into a failure.
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { cliPath } from './support/paths.js';
-import { analyzeScriptOrSkip, runAnalyzeScript, type RunResult } from './support/peer.js';
+import { assertSameOutput, assertSucceeded, runCli } from './support/cli.js';
+import { analyzeScriptOrSkip, runAnalyzeScript } from './support/peer.js';
 import {
   allPciDevices,
   loadFromFile,
@@ -123,37 +121,6 @@ function prerequisites(t: Skippable): { binary: string } | null {
   if (binary === null) return null;
   if (analyzeScriptOrSkip(t) === null) return null;
   return { binary };
-}
-
-/** Runs our CLI (`node dist/src/cli/vmstate.cjs ARGS...`). */
-function runCli(args: readonly string[]): RunResult {
-  if (!existsSync(cliPath)) assert.fail(`${cliPath} does not exist; build first (npm run build)`);
-  const result = spawnSync(process.execPath, [cliPath, ...args], {
-    encoding: 'utf8',
-    maxBuffer: 512 * 1024 * 1024,
-    timeout: 60_000,
-  });
-  if (result.error !== undefined) throw new Error(`vmstate ${args.join(' ')}: ${result.error.message}`);
-  return { stdout: result.stdout, stderr: result.stderr, status: result.status };
-}
-
-function assertSucceeded(what: string, result: RunResult): void {
-  assert.equal(result.status, 0, `${what} exited with ${result.status}: ${result.stderr.trim()}`);
-}
-
-/** Asserts equal output, reporting the first differing line instead of a megabyte-sized diff. */
-function assertSameOutput(ours: string, peer: string, what: string): void {
-  if (ours === peer) return;
-  const a = ours.split('\n');
-  const b = peer.split('\n');
-  let line = 0;
-  while (line < a.length && line < b.length && a[line] === b[line]) line++;
-  const context = (lines: string[]): string =>
-    lines.slice(Math.max(0, line - 2), line + 3).map((l, i) => `  ${Math.max(0, line - 2) + i + 1}: ${l}`).join('\n');
-  assert.fail(
-    `${what}: output differs from analyze-migration.py at line ${line + 1} ` +
-      `(ours ${a.length} lines, peer ${b.length} lines)\nours:\n${context(a)}\npeer:\n${context(b)}`,
-  );
 }
 
 /** analyze-migration.py's JSON for a stream (state mode). */
