@@ -137,7 +137,7 @@ export function requireVmdesc(file: StreamFile): FoundVmdesc {
   const found = readVmdescFromFile(file);
   if (!found) {
     throw new StreamFormatError(
-      'no VMDESCRIPTION trailer at the end of the stream (saved with suppress-vmdesc, or cut short): device sections cannot be decoded',
+      'no VMDESCRIPTION trailer at the end of the stream (a postcopy stream, saved with suppress-vmdesc, or cut short): device sections cannot be decoded without --vmdesc',
       { offset: file.size, path: file.path },
     );
   }

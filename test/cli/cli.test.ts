@@ -126,7 +126,7 @@ test('a stream cut inside a device names the section, field and offset', () => {
     assertOneLineFailure(
       vmstate('analyze', cut),
       1,
-      `vmstate: ${cut}: no VMDESCRIPTION trailer at the end of the stream (saved with suppress-vmdesc, or cut short): device sections cannot be decoded (at byte offset 670000)`,
+      `vmstate: ${cut}: no VMDESCRIPTION trailer at the end of the stream (a postcopy stream, saved with suppress-vmdesc, or cut short): device sections cannot be decoded without --vmdesc (at byte offset 670000)`,
     );
     assertOneLineFailure(
       vmstate('analyze', '--vmdesc', BIOS, cut),
