@@ -2,7 +2,7 @@
  * What a stream tells of the QEMU that wrote it, each conclusion with the marker it rests on
  * (../shared/spec/qemu-versions.md lists the markers by release):
  *
- *   >= 8.0    a FULL section before RAM's START (early setup state, virtio-mem's)
+ *   >= 8.0    a FULL section in the setup phase, before any PART or END (early setup state, virtio-mem's)
  *   >= 8.1    RAM flag MULTIFD_FLUSH (0x200)
  *   >= 8.2    the VMDESCRIPTION describes the configuration section
  *   >= 9.1.3  a field of type "nullptr", or an array whose last element has no index (10.0, 9.1.3, 9.2.1)
@@ -16,7 +16,7 @@
 import { CONFIG_SUBSECTION, describeCommand, MigCommand } from '../savevm/index.js';
 import type { ChunkedSource } from '../stream/index.js';
 import { StreamFormatError, StreamTruncatedError } from '../errors.js';
-import { decodeStream, RAM_IDSTR, type DecodedStreamHandler } from './decode-stream.js';
+import { decodeStream, type DecodedStreamHandler } from './decode-stream.js';
 import type { Vmdesc, VmdescStruct } from './vmdesc.js';
 
 /** One conclusion about the QEMU version: `>= 8.2` or `<= 9.0`, and why. */
@@ -83,7 +83,8 @@ export function identityWatcher(vmdesc: Vmdesc | null): IdentityWatcher {
   let capabilities: string[] = [];
   const commands: { name: string; offset: number }[] = [];
   const ramBlocks: { name: string; size: number }[] = [];
-  let ramStarted = false;
+  // The setup phase (START sections, and from 8.0 early setup state as FULL ones) ends at the first PART or END.
+  let iterating = false;
   let early: { idstr: string; offset: number } | null = null;
   const once = new Set<string>();
 
@@ -107,8 +108,8 @@ export function identityWatcher(vmdesc: Vmdesc | null): IdentityWatcher {
     },
     sectionStart(ctx) {
       const h = ctx.header;
-      if (h.kind === 'start' && ctx.idstr === RAM_IDSTR) ramStarted = true;
-      if (h.kind === 'full' && !ramStarted && early === null) early = { idstr: ctx.idstr, offset: h.offset };
+      if (h.kind === 'part' || h.kind === 'end') iterating = true;
+      if (h.kind === 'full' && !iterating && early === null) early = { idstr: ctx.idstr, offset: h.offset };
       if ((h.kind === 'start' || h.kind === 'full') && ctx.idstr === 'block' && !once.has('block')) {
         once.add('block');
         atMost('9.0', 'a block section (block migration)', h.offset);
@@ -130,7 +131,7 @@ export function identityWatcher(vmdesc: Vmdesc | null): IdentityWatcher {
   };
   const identity = (note: string | null): StreamIdentity => {
     const e = early as { idstr: string; offset: number } | null;
-    const all: VersionMarker[] = e === null ? [...markers] : [...markers, { bound: '>=', version: '8.0', marker: `a FULL section (${e.idstr}) before RAM's START`, offset: e.offset }];
+    const all: VersionMarker[] = e === null ? [...markers] : [...markers, { bound: '>=', version: '8.0', marker: `a FULL section (${e.idstr}) in the setup phase, before any PART or END`, offset: e.offset }];
     const mt = machineType as Told<string> | null;
     return {
       atLeast: newest(all.filter((m) => m.bound === '>=').map((m) => m.version)),

@@ -76,7 +76,9 @@ export function formatSectionTable(rows: readonly RecordRow[]): string {
       ? [String(r.offset), r.type, String(r.sectionId), indent + r.idstr, String(r.instanceId), String(r.version), String(r.size)]
       : [String(r.offset), r.type, '', indent + (r.name ?? ''), '', '', String(r.size)];
   });
-  const widths = head.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i].length)));
+  // A loop, not Math.max(...cells): a stream can hold more records than a call has room for arguments.
+  const widths = head.map((h) => h.length);
+  for (const c of cells) for (let i = 0; i < widths.length; i++) widths[i] = Math.max(widths[i], c[i].length);
   const line = (c: string[]) =>
     c
       .map((v, i) => (i === 3 ? v.padEnd(widths[i]) : v.padStart(widths[i])))

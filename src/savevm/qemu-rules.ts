@@ -4,7 +4,7 @@
  *
  *   PRIORITY_ENUMS   MigrationPriority as the release declares it (a member's value is its position)
  *   VMSD_PRIORITIES  which top-level VMSDs carry which priority (DEFAULT when not listed)
- *   EARLY_SETUP      which top-level VMSDs go out early, in the setup phase before RAM
+ *   EARLY_SETUP      which top-level VMSDs go out early, in the setup phase (among the START sections, before any page)
  *   RULES            the order rules, each with QEMU's reason, built on the release's priorities
  *
  * A release's rules are the facts that hold in it, so releases that do not differ share them: 7.2;
@@ -124,7 +124,7 @@ const VMSD_PRIORITIES: readonly (Span & { readonly priority: QemuPriorityName; r
   },
 ];
 
-/** VMSDs with `early_setup`: saved as FULL sections in the setup phase, before RAM and any other device. */
+/** VMSDs with `early_setup`: saved as FULL sections in the setup phase, among the iterative handlers' START sections (in handler order), before any page and any other device. */
 const EARLY_SETUP: readonly (Span & { readonly vmsd: string })[] = [
   {
     since: '8.0',
