@@ -153,3 +153,10 @@ test('a configuration record anywhere but first is a format error', async () => 
   assert.match(e.message, /configuration record after the first record/);
   assert.equal(e.offset, at);
 });
+
+test('the table formats any number of records (a real dirty-bitmap stream has over 128,000)', () => {
+  const rows = Array.from({ length: 200_000 }, (_, i) => ({ offset: 8 + i, type: 'eof' as const, size: 1 }));
+  const lines = formatSectionTable(rows).trimEnd().split('\n');
+  assert.equal(lines.length, rows.length + 1);
+  assert.equal(lines[lines.length - 1].trim().split(/\s+/)[0], String(8 + rows.length - 1));
+});
