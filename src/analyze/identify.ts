@@ -5,6 +5,7 @@
  *   >= 8.0    a FULL section in the setup phase, before any PART or END (early setup state, virtio-mem's)
  *   >= 8.1    RAM flag MULTIFD_FLUSH (0x200)
  *   >= 8.2    the VMDESCRIPTION describes the configuration section
+ *   >= 9.0    the capability mapped-ram in the configuration
  *   >= 9.1.3  a field of type "nullptr", or an array whose last element has no index (10.0, 9.1.3, 9.2.1)
  *   >= 9.1.3  the command SWITCHOVER_START (QEMU 10.0 sends it for machine types from 10.0 on)
  *   >= X.Y    a versioned machine type such as pc-q35-X.Y, virt-X.Y or pseries-X.Y
@@ -98,6 +99,7 @@ export function identityWatcher(vmdesc: Vmdesc | null): IdentityWatcher {
         if (s.name === CONFIG_SUBSECTION.targetPageBits) pageSize = { value: 2 ** s.targetPageBits, marker: `configuration/target-page-bits ${s.targetPageBits}` };
         if (s.name === CONFIG_SUBSECTION.capabilities) capabilities = [...s.capabilities];
       }
+      if (capabilities.includes('mapped-ram')) atLeast('9.0', 'the capability mapped-ram (configuration/capabilities)', offset);
     },
     command(c, offset) {
       commands.push({ name: describeCommand(c), offset });

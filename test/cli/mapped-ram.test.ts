@@ -58,7 +58,7 @@ function vmstate(args: string[], input?: Uint8Array) {
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-test('a mapped-ram file: analyze lists its blocks, sections tile it, rewrite gives it back, --ram-dir writes the pages its bitmaps mark', () => {
+test('a mapped-ram file: analyze lists its blocks, sections tile it, identify says >= 9.0 by its capability, rewrite gives it back, --ram-dir writes the pages its bitmaps mark', () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vmstate-mapped-'));
   try {
     const bytes = mappedRamFile();
@@ -70,6 +70,9 @@ test('a mapped-ram file: analyze lists its blocks, sections tile it, rewrite giv
     const rows = JSON.parse(vmstate(['sections', '--json', file]).stdout) as { offset: number; size: number }[];
     for (let i = 1; i < rows.length; i++) assert.equal(rows[i].offset, rows[i - 1].offset + rows[i - 1].size, `gap before row ${i}`);
     assert.equal(rows.at(-1)!.offset + rows.at(-1)!.size, bytes.length);
+    const identity = JSON.parse(vmstate(['identify', '--json', file]).stdout) as { atLeast: string; markers: { marker: string }[] };
+    assert.equal(identity.atLeast, '10.0');
+    assert.ok(identity.markers.some((m) => m.marker === 'the capability mapped-ram (configuration/capabilities)'), JSON.stringify(identity.markers));
     const copy = path.join(dir, 'copy.mig');
     assert.equal(vmstate(['rewrite', file, copy]).code, 0);
     assert.ok(fs.readFileSync(copy).equals(bytes), 'the rewritten file differs');
