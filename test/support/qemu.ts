@@ -99,7 +99,7 @@ export function runFetchScript(script: string, what: string): string {
   if (result.error !== undefined || result.status !== 0) {
     const why = result.error?.message ?? `exit status ${result.status}`;
     const required = qemuRequired() ? ' (VMSTATE_REQUIRE_QEMU=1)' : '';
-    throw new Error(`${script} failed (${why}), so ${what} is unavailable${required}: ${result.stderr.trim()}`);
+    throw new Error(`${script} failed (${why}), so ${what} is unavailable${required}: ${(result.stderr ?? '').trim()}`);
   }
   return result.stdout;
 }
