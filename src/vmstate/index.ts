@@ -55,6 +55,8 @@ export type {
   VmsdSpec,
 } from './fields.js';
 export { loadState, NULLPTR_MARKER, saveState } from './interpreter.js';
+export { VMDESC_RULES_10_0, VMDESC_RULES_7_2 } from './vmdesc-rules.js';
+export type { VmdescRules } from './vmdesc-rules.js';
 export { INT_CODECS, intCodec } from './int-codecs.js';
 export { checkIncomingVersion } from './versions.js';
 export type { IntCodec, IntCodecName } from './int-codecs.js';

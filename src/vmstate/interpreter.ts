@@ -8,6 +8,7 @@ import { LoadError, LoadOrderError, prefixStreamError, SaveError, StreamFormatEr
 import type { ByteReader, ByteWriter, QemuJsonWriter } from '../stream/index.js';
 import type { AnyVmsd, BufferField, Count, Field, LoadContext } from './fields.js';
 import { checkIncomingVersion } from './versions.js';
+import { VMDESC_RULES_7_2, type VmdescRules } from './vmdesc-rules.js';
 
 /** VMS_NULLPTR_MARKER: stands for a null element of an array of pointers. */
 export const NULLPTR_MARKER = 0x30;
@@ -59,7 +60,7 @@ const compiled = new WeakMap<AnyVmsd, CompiledVmsd>();
  * is generated once per shape and reused, which keeps a thousand-device snapshot cheap. Descriptions with
  * a pre-save hook anywhere inside are not cached: the hook may change the shape after it was computed.
  */
-const textByShape = new WeakMap<AnyVmsd, Map<number, Map<string, string>>>();
+const textByShape = new WeakMap<VmdescRules, WeakMap<AnyVmsd, Map<number, Map<string, string>>>>();
 const preSaveInside = new WeakMap<AnyVmsd, boolean>();
 
 function hasPreSave(vmsd: AnyVmsd): boolean {
@@ -209,30 +210,33 @@ function bufferSize(cf: CompiledField, s: State, vmsd: AnyVmsd): number {
 
 /**
  * Writes `state` as described by `vmsd` at `version` (defaults to vmsd.version). With `desc`, also writes
- * the description's members ("vmsd_name", "version", "fields", "subsections") into the open JSON object.
+ * the description's members ("vmsd_name", "version", "fields", "subsections") into the open JSON object,
+ * as the release `rules` stand for describes them (defaults to QEMU 7.2's).
  */
-export function saveState(w: ByteWriter, vmsd: AnyVmsd, state: object, desc?: QemuJsonWriter, version = vmsd.version): void {
+export function saveState(w: ByteWriter, vmsd: AnyVmsd, state: object, desc?: QemuJsonWriter, version = vmsd.version, rules: VmdescRules = VMDESC_RULES_7_2): void {
   if (!desc || hasPreSave(vmsd)) {
-    saveBody(w, vmsd, state as State, desc, version);
+    saveBody(w, vmsd, state as State, desc, version, rules);
     return;
   }
-  let byVersion = textByShape.get(vmsd);
-  if (!byVersion) textByShape.set(vmsd, (byVersion = new Map()));
+  let byVmsd = textByShape.get(rules);
+  if (!byVmsd) textByShape.set(rules, (byVmsd = new WeakMap()));
+  let byVersion = byVmsd.get(vmsd);
+  if (!byVersion) byVmsd.set(vmsd, (byVersion = new Map()));
   let texts = byVersion.get(version);
   if (!texts) byVersion.set(version, (texts = new Map()));
   const k = shape(vmsd, state as State, version);
   const text = texts.get(k);
   if (text !== undefined) {
-    saveBody(w, vmsd, state as State, undefined, version);
+    saveBody(w, vmsd, state as State, undefined, version, rules);
     desc.members(text);
     return;
   }
   const mark = desc.mark;
-  saveBody(w, vmsd, state as State, desc, version);
+  saveBody(w, vmsd, state as State, desc, version, rules);
   texts.set(k, desc.capture(mark).replace(/^, /, ''));
 }
 
-function saveBody(w: ByteWriter, vmsd: AnyVmsd, s: State, desc: QemuJsonWriter | undefined, version: number): void {
+function saveBody(w: ByteWriter, vmsd: AnyVmsd, s: State, desc: QemuJsonWriter | undefined, version: number, rules: VmdescRules): void {
   const c = compile(vmsd);
   if (c.preSave !== null) runHook(c.preSave, s, vmsd, 'pre-save');
   if (desc) {
@@ -240,7 +244,7 @@ function saveBody(w: ByteWriter, vmsd: AnyVmsd, s: State, desc: QemuJsonWriter |
     desc.int('version', version);
     desc.startArray('fields');
   }
-  for (const cf of c.fields) if (included(cf, s, version)) saveField(w, cf, s, vmsd, desc);
+  for (const cf of c.fields) if (included(cf, s, version)) saveField(w, cf, s, vmsd, desc, rules);
   if (desc) desc.endArray();
   let anySub = false;
   for (const sub of c.subsections) {
@@ -253,7 +257,7 @@ function saveBody(w: ByteWriter, vmsd: AnyVmsd, s: State, desc: QemuJsonWriter |
     w.putByte(SUBSECTION);
     w.putCountedString(sub.name);
     w.putBe32(sub.version);
-    saveState(w, sub, s, desc);
+    saveState(w, sub, s, desc, sub.version, rules);
     if (desc) desc.endObject();
   }
   if (desc && anySub) desc.endArray();
@@ -261,34 +265,47 @@ function saveBody(w: ByteWriter, vmsd: AnyVmsd, s: State, desc: QemuJsonWriter |
 }
 
 /** One field (all its elements), and with `desc` its entry in the description. */
-function saveField(w: ByteWriter, cf: CompiledField, s: State, vmsd: AnyVmsd, desc?: QemuJsonWriter): void {
+function saveField(w: ByteWriter, cf: CompiledField, s: State, vmsd: AnyVmsd, desc: QemuJsonWriter | undefined, rules: VmdescRules): void {
   const n = cf.count === null ? 1 : countOf(cf.count, s, vmsd, cf);
   const value = s[cf.name];
   const isArray = cf.count !== null;
   if (isArray && !Array.isArray(value) && !(value instanceof Uint8Array && cf.kind === 'int')) {
     throw new SaveError(`field ${cf.name} should hold an array of ${n} elements`, vmsd.name);
   }
+  const runs = desc !== undefined && cf.nullable && rules.nullptrType;
   let describe = desc;
+  let prevNull = false;
   for (let i = 0; i < n; i++) {
     const el = isArray ? (value as ArrayLike<unknown>)[i] : value;
+    const isNull = cf.nullable && (el === null || el === undefined);
     const start = w.length;
+    // How many elements this one's description stands for, itself included.
+    let span = rules.indexLastElement ? n : n - i;
+    if (runs && isNull !== prevNull) {
+      // A run of NULL or non-NULL elements starts here: it is described on its own.
+      prevNull = isNull;
+      describe = desc;
+      span = runLength(value as ArrayLike<unknown>, i, n, isNull);
+    }
+    const asNullptr = isNull && rules.nullptrType;
     if (describe) {
       describe.startObject();
-      describe.str('name', cf.descName);
-      if (n > 1) {
-        if (cf.compressible) describe.int('array_len', n);
+      // QEMU numbers a repeated name by the field's position, which its stand-in for NULL has none of.
+      describe.str('name', asNullptr && cf.descName !== cf.name ? `${cf.name}[-1]` : cf.descName);
+      if (span > 1) {
+        if (cf.compressible || asNullptr) describe.int('array_len', span);
         else describe.int('index', i);
       }
-      describe.str('type', cf.f.type);
-      if (cf.kind === 'struct') describe.startObject('struct');
+      describe.str('type', asNullptr ? 'nullptr' : cf.f.type);
+      if (cf.kind === 'struct' && !asNullptr) describe.startObject('struct');
     }
-    if (cf.nullable && (el === null || el === undefined)) {
+    if (isNull) {
       w.putByte(NULLPTR_MARKER);
     } else {
-      saveElement(w, cf, el, vmsd, describe, s);
+      saveElement(w, cf, el, vmsd, describe, s, rules);
     }
     if (describe) {
-      if (cf.kind === 'struct') describe.endObject();
+      if (cf.kind === 'struct' && !asNullptr) describe.endObject();
       describe.int('size', w.length - start);
       describe.endObject();
       if (cf.compressible) describe = undefined;
@@ -296,7 +313,14 @@ function saveField(w: ByteWriter, cf: CompiledField, s: State, vmsd: AnyVmsd, de
   }
 }
 
-function saveElement(w: ByteWriter, cf: CompiledField, v: unknown, vmsd: AnyVmsd, desc: QemuJsonWriter | undefined, s: State): void {
+/** How many elements from `i` on are NULL (`isNull`) or not, up to the next change or the end. */
+function runLength(value: ArrayLike<unknown>, i: number, n: number, isNull: boolean): number {
+  let j = i + 1;
+  while (j < n && (value[j] === null || value[j] === undefined) === isNull) j++;
+  return j - i;
+}
+
+function saveElement(w: ByteWriter, cf: CompiledField, v: unknown, vmsd: AnyVmsd, desc: QemuJsonWriter | undefined, s: State, rules: VmdescRules): void {
   switch (cf.kind) {
     case 'int':
       putInt(w, cf, v, vmsd);
@@ -320,7 +344,7 @@ function saveElement(w: ByteWriter, cf: CompiledField, v: unknown, vmsd: AnyVmsd
       return;
     case 'struct':
       if (typeof v !== 'object' || v === null) throw new SaveError(`field ${cf.name} should hold a ${(cf.sub as AnyVmsd).name} object`, vmsd.name);
-      saveState(w, cf.sub as AnyVmsd, v, desc);
+      saveState(w, cf.sub as AnyVmsd, v, desc, (cf.sub as AnyVmsd).version, rules);
       return;
     case 'custom':
       (cf.write as (w: ByteWriter, v: unknown) => void)(w, v);

@@ -30,6 +30,7 @@ import {
   varray,
   vbuffer,
 } from '../../src/index.js';
+import { VMDESC_RULES_10_0 } from '../../src/vmstate/index.js';
 import { load, save } from '../support/vmsd.js';
 
 const scalars = defineVmsd({
@@ -228,6 +229,44 @@ test('arrays of pointers: a null element is the marker 0x30', () => {
   assert.deepEqual(bytes, [0, 1, 2, 0x30, 0, 3, 4]);
   assert.deepEqual(load(ptrs, bytes, 1, { slot: [{}, null, {}] } as Record<string, unknown>), state);
   assert.throws(() => load(ptrs, [0, 1, 2, 0x31, 0, 3, 4], 1, { slot: [{}, null, {}] } as Record<string, unknown>), /null marker 0x30 was expected, found 0x31/);
+});
+
+test('QEMU 10.0 describes arrays as 7.2 does, but the last element of an array that is not compressed has no index', () => {
+  const state = { regs: [1, 2, 3], n: 2, dyn: [0xaaaa, 0xbbbb], pts: [{ x: 1, y: 2 }, { x: 3, y: 4 }], subs: [{ v: 1 }, { v: 2, w: 7 }], one: [5], none: [] };
+  const old = save(arrays, state);
+  const now = save(arrays, state, undefined, VMDESC_RULES_10_0);
+  assert.deepEqual(now.bytes, old.bytes);
+  assert.equal(now.desc, old.desc.replace('{"name": "subs", "index": 1, ', '{"name": "subs", '));
+});
+
+test('QEMU 10.0 describes NULL elements as "nullptr", each run of NULL or non-NULL elements on its own', () => {
+  const ptrs = defineVmsd({ name: 'ptrs', version: 1, fields: [pointerArray(struct('slot', inner), 4)] });
+  const slot = (size: number) => `"type": "struct", "struct": {"vmsd_name": "inner", "version": 3, "fields": [{"name": "x", "type": "uint16", "size": 2}, {"name": "y", "type": "uint8", "size": 1}]}, "size": ${size}`;
+  const state = { slot: [null, null, { x: 1, y: 2 }, { x: 3, y: 4 }] };
+  const { bytes, desc } = save(ptrs, state, undefined, VMDESC_RULES_10_0);
+  assert.deepEqual(bytes, [0x30, 0x30, 0, 1, 2, 0, 3, 4]);
+  assert.equal(
+    desc,
+    '{"vmsd_name": "ptrs", "version": 1, "fields": [' +
+      '{"name": "slot", "array_len": 2, "type": "nullptr", "size": 1}, ' + // slot[0..1]: NULL
+      `{"name": "slot", "array_len": 2, ${slot(3)}}]}`, //                     slot[2..3]
+  );
+  // 7.2: the array is compressed whatever it holds, described by its first element (here a NULL one).
+  assert.equal(save(ptrs, state).desc, `{"vmsd_name": "ptrs", "version": 1, "fields": [{"name": "slot", "array_len": 4, "type": "struct", "struct": {}, "size": 1}]}`);
+  // As QEMU 10.0.2 does: a first run of non-NULL elements is described as if it spanned the whole array.
+  assert.equal(
+    save(ptrs, { slot: [{ x: 1, y: 2 }, null, { x: 3, y: 4 }, null] }, undefined, VMDESC_RULES_10_0).desc,
+    '{"vmsd_name": "ptrs", "version": 1, "fields": [' +
+      `{"name": "slot", "array_len": 4, ${slot(3)}}, {"name": "slot", "type": "nullptr", "size": 1}, {"name": "slot", ${slot(3)}}, ` +
+      '{"name": "slot", "type": "nullptr", "size": 1}]}',
+  );
+  // A name that repeats is numbered by the field's position, which QEMU's stand-in for NULL has none of.
+  const twice = defineVmsd({ name: 'twice', version: 1, fields: [pointerArray(u8('p'), 2), pointerArray(u8('p'), 2)] });
+  assert.equal(
+    save(twice, { p: [null, 7] }, undefined, VMDESC_RULES_10_0).desc,
+    '{"vmsd_name": "twice", "version": 1, "fields": [{"name": "p[-1]", "type": "nullptr", "size": 1}, {"name": "p[0]", "type": "uint8", "size": 1}, ' +
+      '{"name": "p[-1]", "type": "nullptr", "size": 1}, {"name": "p[1]", "type": "uint8", "size": 1}]}',
+  );
 });
 
 test('a buffer sized by another field, and nested struct versions that never travel', () => {
