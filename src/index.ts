@@ -152,9 +152,10 @@ export type {
   SavePlan,
 } from './savevm/index.js';
 
-// Snapshots: a registry saved to a stream, and a stream loaded into one
-export { loadSnapshot, saveSnapshot, StreamSaver } from './savevm/index.js';
-export type { LoadResult, LoadSnapshotOptions, SaveSnapshotOptions, SnapshotSink } from './savevm/index.js';
+// Snapshots: a registry saved to a stream, and a stream loaded into one, in the dialect of a QEMU release
+export { DEFAULT_DIALECT, loadSnapshot, QEMU_DIALECTS, saveSnapshot, StreamSaver } from './savevm/index.js';
+export type { LoadResult, LoadSnapshotOptions, QemuDialect, SaveSnapshotOptions, SnapshotSink } from './savevm/index.js';
+export type { VmdescRules } from './vmstate/index.js';
 
 // Guest RAM and the iterative "ram" section
 export { GuestMemoryError, GuestRam, RamDecoder, RamEncoder, RamFlag, RamHandler } from './ram/index.js';

@@ -21,8 +21,8 @@ interface EntryPoint {
 const ENTRY_POINTS: Readonly<Record<string, EntryPoint>> = {
   vmstate: {
     values: [
-      'ByteReader', 'ByteWriter', 'CONFIG_SUBSECTION', 'ChunkedSource', 'FILE_MAGIC', 'FILE_VERSION', 'GuestMemoryError', 'GuestRam', 'INT_CODECS',
-      'IoError', 'LoadError', 'LoadOrderError', 'MigCommand', 'MigPriority', 'PRIORITY_REASONS', 'PlanError', 'QEMU_BRIDGE_VMSDS', 'QEMU_IOMMU_VMSDS',
+      'ByteReader', 'ByteWriter', 'CONFIG_SUBSECTION', 'ChunkedSource', 'DEFAULT_DIALECT', 'FILE_MAGIC', 'FILE_VERSION', 'GuestMemoryError', 'GuestRam', 'INT_CODECS',
+      'IoError', 'LoadError', 'LoadOrderError', 'MigCommand', 'MigPriority', 'PRIORITY_REASONS', 'PlanError', 'QEMU_BRIDGE_VMSDS', 'QEMU_DIALECTS', 'QEMU_IOMMU_VMSDS',
       'QEMU_ORDER_RULES', 'QEMU_PRIORITY_BY_VMSD', 'QEMU_RELEASES', 'QemuJsonWriter', 'RamDecoder', 'RamEncoder', 'RamFlag', 'RamHandler', 'RecordType', 'SaveError',
       'SaveRegistry', 'SectionError', 'StreamFormatError', 'StreamSaver', 'StreamTruncatedError', 'UsageError', 'VmstateError', 'array', 'bool',
       'buffer', 'checkOrder', 'custom', 'defineVmsd', 'describeCommand', 'i16', 'i32', 'i32Equal', 'i32Le', 'i64', 'i8', 'isPciDevice', 'loadSnapshot', 'loadState',
@@ -35,10 +35,10 @@ const ENTRY_POINTS: Readonly<Record<string, EntryPoint>> = {
       'AnyVmsd', 'BoolField', 'BufferField', 'ChunkedSourceOptions', 'CommandRecord', 'ConfigSubsection', 'ConfigurationRecord', 'Count',
       'CustomField', 'Dependency', 'EntryInfo', 'EntryRef', 'EntrySelector', 'Field', 'FieldOptions', 'FullSectionHeader', 'HookState', 'IntCodec',
       'IntCodecName', 'IntField', 'IterativeHandler', 'LoadContext', 'LoadResult', 'LoadSnapshotOptions', 'MappedBlock', 'OrderRule',
-      'OrderViolation', 'PlanEdge', 'PlanNode', 'PlanOptions', 'PlanResult', 'PullSource', 'QemuOrderRules', 'QemuPriorityName', 'QemuRelease', 'RamBlock', 'RamBlockInfo', 'RamHandlerOptions',
+      'OrderViolation', 'PlanEdge', 'PlanNode', 'PlanOptions', 'PlanResult', 'PullSource', 'QemuDialect', 'QemuOrderRules', 'QemuPriorityName', 'QemuRelease', 'RamBlock', 'RamBlockInfo', 'RamHandlerOptions',
       'RamLayout', 'RamSink', 'RamStats', 'RegisterOptions', 'SaveEntry', 'SavePlan', 'SaveSnapshotOptions', 'SectionBodyDecoder', 'SectionContext',
       'SectionHeader', 'SectionKind', 'ShortSectionHeader', 'SnapshotSink', 'StateOf', 'StateOfFields', 'StreamPosition', 'StreamVisitor',
-      'StructField', 'TimerField', 'TopRecord', 'UnusedField', 'ValueOf', 'Vmsd', 'VmsdSpec', 'VmstateErrorCode',
+      'StructField', 'TimerField', 'TopRecord', 'UnusedField', 'ValueOf', 'VmdescRules', 'Vmsd', 'VmsdSpec', 'VmstateErrorCode',
     ],
     internals: ['selectIndices', 'resolveDependencies', 'findVmdescTrailer', 'MAX_VMDESC_BYTES', 'checkIncomingVersion', 'forEachNonZeroRun', 'joinPath', 'analyzeStream', 'Machine', 'CompiledField'],
   },

@@ -2,15 +2,17 @@
 // build into a cache folder, and these tests prove it runs. Its x86_64 and aarch64 binaries write
 // streams with QEMU_VM_COMMAND SWITCHOVER_START and load them back, and 10.0's own
 // analyze-migration.py reads them, as vmstate's analyze does (byte for byte), and vmstate rewrites them
-// byte for byte; the same script prints what 7.2's printed on a committed 7.2 stream. Skips when QEMU
-// 10.0 cannot be had, unless VMSTATE_REQUIRE_QEMU=1.
+// byte for byte; the same script prints what 7.2's printed on a committed 7.2 stream, and reads the
+// streams vmstate writes in 10.0's dialect. Skips when QEMU 10.0 cannot be had, unless
+// VMSTATE_REQUIRE_QEMU=1.
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { analyzeStreamJson, openStreamFile, requireVmdesc, rewriteStream } from '../src/analyze/index.js';
+import { defineVmsd, pointerArray, QEMU_DIALECTS, saveSnapshot, SaveRegistry, struct, u8, u16, array } from '../src/index.js';
 import { cliPath, fixturesDir } from './support/paths.js';
 import { analyzeScript10OrSkip, runAnalyzeScript } from './support/peer.js';
 import { loadFromFile, migrateToFile, qemu10, qemu10OrSkip, startQemu, type JsonValue } from './support/qemu.js';
@@ -139,4 +141,41 @@ test('QEMU 10.0 mapped-ram: vmstate reads a file: migration with fixed page offs
   assert.ok((await readFile(copy)).equals(await readFile(streams.mapped)), 'the rewritten mapped-ram file differs');
   const identity = spawnSync(process.execPath, [cliPath, 'identify', streams.mapped], { encoding: 'utf8' });
   assert.match(identity.stdout, /\ncapabilities  mapped-ram\n/);
+});
+
+test('QEMU 10.0\'s analyze-migration.py reads vmstate\'s 10.0 streams: configuration subsections, NULL pointers, an array whose last element has no index', { timeout: TEST_TIMEOUT_MS }, async (t) => {
+  const script = analyzeScript10OrSkip(t);
+  if (script === null) return;
+  const point = defineVmsd({ name: 'point', version: 1, fields: [u16('x'), u8('y')] });
+  const tagged = defineVmsd({
+    name: 'tagged',
+    version: 1,
+    fields: [u8('v')],
+    subsections: [defineVmsd({ name: 'tagged/extra', version: 1, needed: (s) => Number(s.v) > 1, fields: [u8('w')] })],
+  });
+  const dev = defineVmsd({ name: 'dev', version: 1, fields: [pointerArray(struct('slot', point), 4), array(struct('tag', tagged), 3), u8('n')] });
+  const registry = new SaveRegistry();
+  registry.register({ idstr: 'dev', vmsd: dev, state: { slot: [null, null, { x: 1, y: 2 }, { x: 3, y: 4 }], tag: [{ v: 1 }, { v: 2, w: 9 }, { v: 3, w: 8 }], n: 5 } });
+  const chunks: Buffer[] = [];
+  saveSnapshot(registry, (c) => chunks.push(Buffer.from(c)), {
+    machineName: 'pc-q35-10.0',
+    dialect: QEMU_DIALECTS['10.0'],
+    configSubsections: [
+      { name: 'configuration/target-page-bits', version: 1, targetPageBits: 12 },
+      // Only RAM reads differently with these, and this stream has none.
+      { name: 'configuration/capabilities', version: 1, capabilities: ['x-ignore-shared', 'mapped-ram'] },
+      { name: 'configuration/uuid', version: 1, uuid: new Uint8Array(16).fill(0xab) },
+    ],
+  });
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'vmstate-dialect-'));
+  dirs.push(dir);
+  const file = path.join(dir, 'dev.mig');
+  await writeFile(file, Buffer.concat(chunks));
+  const peer = runAnalyzeScript(['-f', file], { script });
+  assert.equal(peer.status, 0, `10.0's analyze-migration.py -f exited with ${peer.status}: ${peer.stderr.slice(0, 2000)}`);
+  const tree = JSON.parse(peer.stdout) as Record<string, Record<string, unknown>>;
+  assert.deepEqual(tree['dev (0)'].slot, ['nullptr', 'nullptr', { x: '0x0001', y: '0x02' }, { x: '0x0003', y: '0x04' }]);
+  assert.equal((tree['dev (0)'].tag as unknown[]).length, 3, 'the last "tag", described without an index, joins the list');
+  const r = spawnSync(process.execPath, [cliPath, 'analyze', file], { encoding: 'utf8' });
+  assert.equal(r.stdout, peer.stdout, r.stderr);
 });

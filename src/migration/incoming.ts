@@ -24,10 +24,13 @@ export class IncomingMigration {
   private received = 0;
   private failure: MigrationError | undefined;
 
-  /** A destination for the stream at `uri` (tcp:, unix:, exec:, file:), loading into `registry`. */
+  /**
+   * A destination for the stream at `uri` (tcp:, unix:, exec:, file:), loading into `registry`; the
+   * stream's configuration must name `machineType` (or one of them).
+   */
   constructor(
     private readonly registry: SaveRegistry,
-    private readonly machineType: string,
+    private readonly machineType: string | readonly string[],
     private readonly uri: string,
   ) {}
 

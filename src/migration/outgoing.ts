@@ -6,14 +6,14 @@
  *   2. active: PART sections while the guest runs; when a pass over the pages to send ends, sync the
  *              dirty bitmap (MIGRATION_PASS) and switch over if what remains can go within the downtime
  *              limit at the bandwidth (max-bandwidth, or the rate measured so far);
- *   3. device: stop the guest, send the END sections (the last dirty pages), the devices in plan order,
- *              EOF and the VMDESCRIPTION;
+ *   3. device: stop the guest, send SWITCHOVER_START (QEMU 10.0's streams), the END sections (the last
+ *              dirty pages), the devices in plan order, EOF and the VMDESCRIPTION;
  *   4. completed, and the source stays stopped (QEMU's "postmigrate").
  * A failure or a cancel anywhere, connecting included, resumes the guest if this migration stopped it:
  * the source keeps running with its state intact. The stream is throttled to max-bandwidth. Every status
  * change, from setup on, goes to the state machine's listeners (the QMP MIGRATION event).
  */
-import { StreamSaver, type SaveRegistry } from '../savevm/index.js';
+import { StreamSaver, type QemuDialect, type SaveRegistry } from '../savevm/index.js';
 import { RamHandler } from '../ram/index.js';
 import { ByteWriter, parseMigrationUri, type MigrationUri } from '../stream/index.js';
 import { MigrationError } from './migration-error.js';
@@ -25,6 +25,8 @@ import { warmUp } from './warm-up.js';
 export interface MigratableVm {
   readonly registry: SaveRegistry;
   readonly machineType: string;
+  /** The QEMU release whose stream goes out. Defaults to 7.2's. */
+  readonly dialect?: QemuDialect;
   readonly running: boolean;
   /** Stops the guest (QMP STOP). */
   pause(): void;
@@ -138,7 +140,7 @@ export class OutgoingMigration {
   private async precopy(transport: ByteTransport): Promise<boolean> {
     this.started = true;
     this.startedAt = performance.now();
-    const saver = new StreamSaver(this.w, this.vm.registry, { machineName: this.vm.machineType });
+    const saver = new StreamSaver(this.w, this.vm.registry, { machineName: this.vm.machineType, dialect: this.vm.dialect });
     saver.setup();
     await this.flush(transport);
     this.setupTime = performance.now() - this.startedAt;
@@ -164,7 +166,7 @@ export class OutgoingMigration {
       await yieldToGuest();
     }
     if (this.cancelRequested) return false;
-    warmUp(saver.devicesToSave());
+    warmUp(saver.devicesToSave(), saver.dialect.vmdesc);
     // Switch-over: the guest stops, the rest goes in one go.
     if (this.vm.running) {
       this.vm.pause();

@@ -6,14 +6,17 @@
  */
 import type { SaveEntry } from '../savevm/index.js';
 import { ByteWriter, QemuJsonWriter } from '../stream/index.js';
-import { saveState, type AnyVmsd } from '../vmstate/index.js';
+import { saveState, type AnyVmsd, type VmdescRules } from '../vmstate/index.js';
 
 /** Device saves a warm-up aims at, and the most rounds it takes to get there. */
 const WARM_UP_SAVES = 400;
 const WARM_UP_MAX_ROUNDS = 20;
 
-/** Saves `devices` (StreamSaver.devicesToSave()) about WARM_UP_SAVES times in all, and keeps nothing. */
-export function warmUp(devices: Iterable<readonly [SaveEntry, AnyVmsd]>): void {
+/**
+ * Saves `devices` (StreamSaver.devicesToSave()) about WARM_UP_SAVES times in all, described by `rules`
+ * (the dialect's, whose cache the real save reads), and keeps nothing.
+ */
+export function warmUp(devices: Iterable<readonly [SaveEntry, AnyVmsd]>, rules: VmdescRules): void {
   const scratch = new ByteWriter(1 << 20);
   // A hook may have effects: only the real save runs it.
   const hookless = [...devices].filter(([, vmsd]) => !vmsd.preSave && !vmsd.postSave);
@@ -22,7 +25,7 @@ export function warmUp(devices: Iterable<readonly [SaveEntry, AnyVmsd]>): void {
     const desc = new QemuJsonWriter();
     for (const [e, vmsd] of hookless) {
       desc.startObject();
-      saveState(scratch, vmsd, e.state as object, desc);
+      saveState(scratch, vmsd, e.state as object, desc, vmsd.version, rules);
       desc.endObject();
       scratch.reset();
     }

@@ -15,7 +15,7 @@
  * Section bodies are not framed here: their length is known only to whoever understands them.
  */
 import { StreamFormatError } from '../errors.js';
-import type { ByteReader, ByteWriter } from '../stream/index.js';
+import type { ByteReader, ByteWriter, QemuJsonWriter } from '../stream/index.js';
 import {
   COMMAND_LENGTHS,
   CONFIG_SUBSECTION,
@@ -251,28 +251,70 @@ function readConfigurationBody(r: ByteReader): ConfigurationRecord {
   return { machineName, subsections };
 }
 
-export function writeConfiguration(w: ByteWriter, c: ConfigurationRecord): void {
+/**
+ * Writes the configuration record. With `desc`, also writes its description into the open JSON object as
+ * QEMU 8.2 and later do (the VMState description "configuration", version 1): the members "vmsd_name",
+ * "version", "fields" and "subsections", each subsection as it was written.
+ */
+export function writeConfiguration(w: ByteWriter, c: ConfigurationRecord, desc?: QemuJsonWriter): void {
   w.putByte(RecordType.CONFIGURATION);
   const name = new TextEncoder().encode(c.machineName);
   w.putBe32(name.length);
   w.putBuffer(name);
+  if (desc) {
+    desc.str('vmsd_name', 'configuration');
+    desc.int('version', CONFIGURATION_VERSION);
+    desc.startArray('fields');
+    describeField(desc, 'len', 'uint32', 4);
+    describeField(desc, 'name', 'buffer', name.length);
+    desc.endArray();
+    if (c.subsections.length > 0) desc.startArray('subsections');
+  }
   for (const s of c.subsections) {
     w.putByte(RecordType.SUBSECTION);
     w.putCountedString(s.name);
     w.putBe32(s.version);
+    desc?.startObject();
+    desc?.str('vmsd_name', s.name);
+    desc?.int('version', s.version);
+    desc?.startArray('fields');
     switch (s.name) {
       case CONFIG_SUBSECTION.targetPageBits:
         w.putBe32(s.targetPageBits);
+        if (desc) describeField(desc, 'target_page_bits', 'uint32', 4);
         break;
-      case CONFIG_SUBSECTION.capabilities:
+      case CONFIG_SUBSECTION.capabilities: {
         w.putBe32(s.capabilities.length);
         for (const cap of s.capabilities) w.putCountedString(cap);
+        if (desc) {
+          describeField(desc, 'caps_count', 'uint32', 4);
+          // Compressed: described by its first element, each a length byte and the name.
+          if (s.capabilities.length > 0) describeField(desc, 'capabilities', 'capability', 1 + new TextEncoder().encode(s.capabilities[0]).length, s.capabilities.length);
+        }
         break;
+      }
       case CONFIG_SUBSECTION.uuid:
         w.putBuffer(s.uuid);
+        if (desc) describeField(desc, 'uuid.data', 'uint8', 1, 16);
         break;
     }
+    desc?.endArray();
+    desc?.endObject();
   }
+  if (desc && c.subsections.length > 0) desc.endArray();
+}
+
+/** QEMU's vmstate_configuration version_id, as its description names it. */
+const CONFIGURATION_VERSION = 1;
+
+/** One field object of a description; `count` > 1 makes it a compressed array. */
+function describeField(desc: QemuJsonWriter, name: string, type: string, size: number, count = 1): void {
+  desc.startObject();
+  desc.str('name', name);
+  if (count > 1) desc.int('array_len', count);
+  desc.str('type', type);
+  desc.int('size', size);
+  desc.endObject();
 }
 
 /** Reads the VMDESCRIPTION trailer (after EOF); returns the JSON bytes. */

@@ -37,6 +37,17 @@ export type { IterativeHandler, RegisterOptions, SaveEntry, SavePlan } from './r
 export { resolveDependencies, selectIndices } from './dependencies.js';
 export type { Dependency, EntryInfo, EntrySelector } from './dependencies.js';
 export { loadSnapshot, saveSnapshot, StreamSaver } from './snapshot.js';
+export {
+  compareVersions,
+  DEFAULT_DIALECT,
+  dialectForMachineType,
+  hasMachineType,
+  machineTypeVersion,
+  NEWEST_DIALECT,
+  QEMU_DIALECTS,
+  sendsSwitchoverStart,
+} from './dialect.js';
+export type { QemuDialect } from './dialect.js';
 export type { LoadResult, LoadSnapshotOptions, SaveSnapshotOptions, SnapshotSink } from './snapshot.js';
 export { checkOrder } from './order-check.js';
 export type { OrderRule, OrderViolation } from './order-check.js';

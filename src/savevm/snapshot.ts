@@ -1,22 +1,28 @@
 /**
  * Whole snapshots: save a registry to a QEMU v3 stream, and load one back in stream order.
  *
- * Saving (QEMU's qemu_savevm_state, precopy without a live phase):
+ * Saving (QEMU's qemu_savevm_state, precopy without a live phase), in the dialect of a QEMU release:
  *   1. header, then the configuration record when a machine name is given;
  *   2. a START section per iterative handler, in plan order (setup);
  *   3. PART sections, round after round, until every handler has nothing left;
- *   4. an END section per iterative handler (completion);
+ *   4. the command SWITCHOVER_START (QEMU 10.0, machine types from 10.0 on), then an END section per
+ *      iterative handler (completion);
  *   5. a FULL section per described entry whose `needed` holds, in plan order, each with its footer;
- *   6. EOF, then the VMDESCRIPTION trailer describing the FULL sections.
+ *   6. EOF, then the VMDESCRIPTION trailer describing the FULL sections (from QEMU 8.2 on, the
+ *      configuration record first).
  *
  * Loading follows the stream, not the local plan: each section is matched by idstr and instance id and
  * its post-load runs at once, so a device that reads another's state in post-load depends on the
  * sender's order. The load-order guard turns such a read of a not-yet-loaded entry into LoadOrderError.
+ * Either dialect loads: commands are read and passed over (SWITCHOVER_START, which QEMU 10.0 sends, asks
+ * nothing of an entry here), and so is the trailer, whatever it describes.
  */
 import { LoadError, LoadOrderError } from '../errors.js';
 import { ByteWriter, QemuJsonWriter, type ChunkedSource } from '../stream/index.js';
 import { checkIncomingVersion, loadState, saveState, type AnyVmsd, type EntryRef, type LoadContext } from '../vmstate/index.js';
-import { writeConfiguration, writeEof, writeFooter, writeHeader, writeSectionHeader, writeVmdesc, type ConfigSubsection } from './framing.js';
+import { MigCommand } from './constants.js';
+import { DEFAULT_DIALECT, sendsSwitchoverStart, type QemuDialect } from './dialect.js';
+import { writeCommand, writeConfiguration, writeEof, writeFooter, writeHeader, writeSectionHeader, writeVmdesc, type ConfigSubsection } from './framing.js';
 import type { PlanOptions } from './plan.js';
 import type { SaveEntry, SavePlan, SaveRegistry } from './registry.js';
 import { walkStream, type SectionBodyDecoder } from './walker.js';
@@ -26,6 +32,8 @@ export interface SaveSnapshotOptions {
   /** Written in the configuration record (e.g. "pc-q35-7.2"); no configuration record when absent. */
   readonly machineName?: string;
   readonly configSubsections?: ConfigSubsection[];
+  /** The QEMU release whose stream is written. Defaults to 7.2's (DEFAULT_DIALECT). */
+  readonly dialect?: QemuDialect;
   /** TARGET_PAGE_SIZE, written as the trailer's page_size. Defaults to 4096. */
   readonly pageSize?: number;
   /** Section footers (QEMU's send-section-footer). Defaults to true. */
@@ -46,8 +54,12 @@ const FLUSH_AT = 1 << 20;
  */
 export class StreamSaver {
   readonly plan: SavePlan;
+  /** The QEMU release whose stream this is. */
+  readonly dialect: QemuDialect;
   private readonly footers: boolean;
   private readonly iterative: readonly SaveEntry[];
+  /** The VMDESCRIPTION, begun at setup (the configuration) and finished at completion (the devices). */
+  private readonly desc: QemuJsonWriter | undefined;
 
   constructor(
     readonly w: ByteWriter,
@@ -55,8 +67,10 @@ export class StreamSaver {
     private readonly options: SaveSnapshotOptions = {},
   ) {
     this.plan = registry.plan(options.plan);
+    this.dialect = options.dialect ?? DEFAULT_DIALECT;
     this.footers = options.footers ?? true;
     this.iterative = this.plan.entries.filter((e) => e.handler);
+    this.desc = (options.vmdesc ?? true) ? new QemuJsonWriter() : undefined;
   }
 
   private section(e: SaveEntry, kind: 'start' | 'part' | 'end' | 'full', body: () => void): void {
@@ -69,7 +83,18 @@ export class StreamSaver {
   setup(): void {
     writeHeader(this.w);
     const o = this.options;
-    if (o.machineName !== undefined) writeConfiguration(this.w, { machineName: o.machineName, subsections: o.configSubsections ?? [] });
+    const desc = this.desc;
+    desc?.startObject();
+    if (o.machineName !== undefined) {
+      const record = { machineName: o.machineName, subsections: o.configSubsections ?? [] };
+      if (desc && this.dialect.describesConfiguration) {
+        desc.startObject('configuration');
+        writeConfiguration(this.w, record, desc);
+        desc.endObject();
+      } else {
+        writeConfiguration(this.w, record);
+      }
+    }
     for (const e of this.iterative) this.section(e, 'start', () => e.handler?.saveSetup(this.w));
   }
 
@@ -94,19 +119,23 @@ export class StreamSaver {
     }
   }
 
-  /** END sections, then every needed device's FULL section in plan order, EOF and the trailer. */
+  /**
+   * SWITCHOVER_START when the dialect sends it, END sections, then every needed device's FULL section in
+   * plan order, EOF and the trailer.
+   */
   complete(): void {
     const w = this.w;
+    if (sendsSwitchoverStart(this.dialect, this.options.machineName)) writeCommand(w, { command: MigCommand.SWITCHOVER_START, payload: new Uint8Array(0) });
     for (const e of this.iterative) this.section(e, 'end', () => e.handler?.saveComplete(w));
-    const desc = (this.options.vmdesc ?? true) ? new QemuJsonWriter() : undefined;
-    desc?.startObject();
+    const desc = this.desc;
+    const rules = this.dialect.vmdesc;
     desc?.int('page_size', this.options.pageSize ?? 4096);
     desc?.startArray('devices');
     for (const [e, vmsd] of this.devicesToSave()) {
       desc?.startObject();
       desc?.str('name', e.idstr);
       desc?.int('instance_id', e.instanceId);
-      this.section(e, 'full', () => saveState(w, vmsd, e.state as object, desc));
+      this.section(e, 'full', () => saveState(w, vmsd, e.state as object, desc, vmsd.version, rules));
       desc?.endObject();
     }
     writeEof(w);
@@ -139,8 +168,8 @@ export function saveSnapshot(registry: SaveRegistry, sink: SnapshotSink, options
 export interface LoadSnapshotOptions {
   /** Reading an entry's state in a hook before that entry was loaded throws LoadOrderError. Defaults to false. */
   readonly checkLoadOrder?: boolean;
-  /** The machine name the configuration record must carry, if any. */
-  readonly machineName?: string;
+  /** The machine name the configuration record must carry, if any, or the names it may carry. */
+  readonly machineName?: string | readonly string[];
 }
 
 /** What a load did: the entries in the order they were loaded. */
@@ -166,8 +195,10 @@ export async function loadSnapshot(registry: SaveRegistry, src: ChunkedSource, o
 
   await walkStream(src, {
     configuration(c, offset) {
-      if (options.machineName !== undefined && c.machineName !== options.machineName) {
-        throw new LoadError(`machine type "${c.machineName}" in the stream does not match local "${options.machineName}"`, 'configuration', { offset });
+      const local = options.machineName === undefined ? [] : typeof options.machineName === 'string' ? [options.machineName] : options.machineName;
+      if (local.length > 0 && !local.includes(c.machineName)) {
+        const names = local.map((n) => `"${n}"`).join(' or ');
+        throw new LoadError(`machine type "${c.machineName}" in the stream does not match local ${names}`, 'configuration', { offset });
       }
     },
     section(ctx): SectionBodyDecoder {

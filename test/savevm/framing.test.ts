@@ -14,6 +14,7 @@ import {
   writeHeader,
   writeSectionHeader,
   writeVmdesc,
+  QemuJsonWriter,
   type ConfigurationRecord,
   type StreamVisitor,
 } from '../../src/index.js';
@@ -84,6 +85,29 @@ test('a stream with configuration subsections, commands, START/PART/END/FULL, fo
     `eof @${bytes.length - 8}`,
     'vmdesc {}',
   ]);
+});
+
+test('the configuration record described as QEMU 8.2 and later describe it, each subsection as written', () => {
+  const record: ConfigurationRecord = { ...CONFIG, subsections: [CONFIG.subsections[0], { name: 'configuration/capabilities', version: 1, capabilities: ['x-ignore-shared', 'validate-uuid'] }, CONFIG.subsections[2]] };
+  const desc = new QemuJsonWriter();
+  desc.startObject();
+  const described = stream((w) => writeConfiguration(w, record, desc));
+  desc.endObject();
+  assert.deepEqual(described, stream((w) => writeConfiguration(w, record)), 'the same bytes with and without the description');
+  assert.equal(
+    desc.toString(),
+    '{"vmsd_name": "configuration", "version": 1, "fields": [{"name": "len", "type": "uint32", "size": 4}, {"name": "name", "type": "buffer", "size": 10}], ' +
+      '"subsections": [{"vmsd_name": "configuration/target-page-bits", "version": 1, "fields": [{"name": "target_page_bits", "type": "uint32", "size": 4}]}, ' +
+      // A compressed array of capabilities, described by the first one: a length byte and 15 letters.
+      '{"vmsd_name": "configuration/capabilities", "version": 1, "fields": [{"name": "caps_count", "type": "uint32", "size": 4}, ' +
+      '{"name": "capabilities", "array_len": 2, "type": "capability", "size": 16}]}, ' +
+      '{"vmsd_name": "configuration/uuid", "version": 1, "fields": [{"name": "uuid.data", "array_len": 16, "type": "uint8", "size": 1}]}]}',
+  );
+  const bare = new QemuJsonWriter();
+  bare.startObject();
+  writeConfiguration(new ByteWriter(), { machineName: 'pc-q35-10.0', subsections: [] }, bare);
+  bare.endObject();
+  assert.equal(bare.toString(), '{"vmsd_name": "configuration", "version": 1, "fields": [{"name": "len", "type": "uint32", "size": 4}, {"name": "name", "type": "buffer", "size": 11}]}');
 });
 
 test('footers may be absent throughout (send-section-footer=off), and the trailer too', async () => {

@@ -17,6 +17,7 @@ import {
   MigPriority,
   u64,
   bool,
+  QEMU_DIALECTS,
 } from '../../src/index.js';
 import { analyzeStream, listSections, parseVmdesc } from '../../src/analyze/index.js';
 import { findVmdescTrailer } from '../../src/savevm/index.js';
@@ -144,4 +145,36 @@ test('an older sender: a version 1 IOMMU section (no cached_bus field) loads int
   await loadSnapshot(dst.registry, ChunkedSource.fromBytes(snapshot(old)), { checkLoadOrder: true });
   assert.equal(dst.iommu.root, src.iommu.root);
   assert.equal(dst.iommu.cached_bus, src.bridge.secondary, 'post-load filled what the old version lacks');
+});
+
+test('QEMU 10.0\'s dialect: SWITCHOVER_START before the END section, the configuration described first; it loads back', async () => {
+  const src = toyMachine({ seed: 11 });
+  const old = snapshot(src.registry);
+  const bytes = snapshot(src.registry, { machineName: 'toy-10.0', dialect: QEMU_DIALECTS['10.0'] });
+  const rows = await listSections(ChunkedSource.fromBytes(bytes), vmdescOf(bytes));
+  assert.deepEqual(
+    rows.map((r) => `${r.type} ${r.idstr}`),
+    ['start ram', 'part ram', 'part ram', 'end ram', 'full bridge', 'full iommu', 'full nic'],
+  );
+  // The same records as 7.2's but for the machine name and QEMU_VM_COMMAND (8), SWITCHOVER_START (be16 11), length (be16 0).
+  const end = rows[3].offset;
+  assert.deepEqual([...bytes.subarray(end - 5, end)], [0x08, 0x00, 0x0b, 0x00, 0x00]);
+  const oldEnd = Buffer.from(old).indexOf(Buffer.from([0x03, 0, 0, 0, 0]), 30);
+  const shift = 1; // "toy-10.0" is a byte longer than "toy-1.0"
+  assert.deepEqual(Buffer.from(bytes.subarray(end, end + 40)), Buffer.from(old.subarray(oldEnd, oldEnd + 40)));
+  assert.equal(end, oldEnd + shift + 5);
+  const text = new TextDecoder().decode(readVmdesc(new ByteReader(bytes, 0, findVmdescTrailer(bytes, 0, bytes.length))));
+  assert.match(text, /^\{"configuration": \{"vmsd_name": "configuration", "version": 1, "fields": \[\{"name": "len", "type": "uint32", "size": 4\}, \{"name": "name", "type": "buffer", "size": 8\}\]\}, "page_size": 4096, "devices": \[/);
+  const dst = toyMachine();
+  await loadSnapshot(dst.registry, ChunkedSource.fromBytes(bytes), { checkLoadOrder: true, machineName: ['toy-1.0', 'toy-10.0'] });
+  assert.deepEqual(dst.nic, src.nic);
+  assert.deepEqual(dst.ram, src.ram);
+  await assert.rejects(
+    loadSnapshot(toyMachine().registry, ChunkedSource.fromBytes(bytes), { machineName: ['toy-1.0', 'toy-2.0'] }),
+    /configuration: machine type "toy-10.0" in the stream does not match local "toy-1.0" or "toy-2.0"/,
+  );
+  // Machine types older than 10.0 turn SWITCHOVER_START off (send-switchover-start); the description stays 10.0's.
+  const older = snapshot(src.registry, { machineName: 'toy-9.2', dialect: QEMU_DIALECTS['10.0'] });
+  assert.equal(Buffer.from(older).indexOf(Buffer.from([0x08, 0x00, 0x0b, 0x00, 0x00])), -1);
+  assert.equal(older.length, bytes.length - 5 - 1); // no command, and a name a byte shorter
 });
