@@ -56,8 +56,8 @@ const ENTRY_POINTS: Readonly<Record<string, EntryPoint>> = {
   },
   'vmstate/machine': {
     values: [
-      'DEFAULT_MACHINE_TYPES', 'DmaEngine', 'DmaFault', 'DmaStatus', 'Machine', 'PCI_IDS', 'PciBridge', 'PciFunction', 'SMMU_REG', 'Smmuv3Unit', 'VTD_REG',
-      'VtdUnit', 'dmaEngineVmsd', 'enumerateBuses', 'globalStateVmsd', 'intelIommuVmsd', 'largeMachine', 'loadMachineDescription', 'msixVmsd',
+      'DmaEngine', 'DmaFault', 'DmaStatus', 'Machine', 'PCI_IDS', 'PciBridge', 'PciFunction', 'SMMU_REG', 'Smmuv3Unit', 'VTD_REG',
+      'VtdUnit', 'defaultMachineType', 'dmaEngineVmsd', 'enumerateBuses', 'globalStateVmsd', 'intelIommuVmsd', 'largeMachine', 'loadMachineDescription', 'msixVmsd',
       'newGlobalState', 'newPciDeviceState', 'parseMachineDescription', 'pciBusVmsd', 'pciDeviceVmsd', 'pcieAerLogVmsd', 'pciePciBridgeVmsd',
       'pcieRootPortVmsd', 'smmuv3QueueVmsd', 'smmuv3Vmsd', 'xio3130DownstreamVmsd', 'xio3130UpstreamVmsd',
     ],

@@ -37,8 +37,11 @@ commands:
                                run its DMA workload, and save a snapshot
     --steps N                  workload steps before saving (default 10)
     --legacy-order             register bridges as QEMU did before 2018 (the IOMMU then loads first)
-  restore OUT.mig MACHINE      load a snapshot into a fresh machine, run more steps, and compare every
-                               DMA result and the RAM hash with an uninterrupted run (exit 1 if different)
+    --qemu 7.2|10.0            write the stream as that QEMU does (default 7.2, or the release of the
+                               machine type the description names)
+  restore OUT.mig MACHINE      load a snapshot (as QEMU 7.2 or 10.0 writes it) into a fresh machine, run
+                               more steps, and compare every DMA result and the RAM hash with an
+                               uninterrupted run (exit 1 if different)
     --steps N                  steps after the restore (default 10)
     --check-load-order         refuse a device reading state that is not loaded yet (LoadOrderError)
   vm MACHINE --qmp ADDRESS     run one VM process, driven over QMP (unix:PATH or tcp:HOST:PORT)

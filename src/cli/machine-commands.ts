@@ -1,13 +1,15 @@
 /**
  * `vmstate snapshot` and `vmstate restore`: the reference machine's story in two commands. snapshot boots
- * a machine from its description, runs the workload and saves; restore loads a snapshot into a fresh
- * machine (buses not numbered, IOMMU caches empty, as a destination QEMU starts), runs more steps, and
- * compares every DMA result and the RAM hash with a machine that ran the same steps without interruption.
+ * a machine from its description, runs the workload and saves, as QEMU 7.2 or (`--qemu 10.0`) 10.0 writes
+ * a stream; restore loads a snapshot of either into a fresh machine (buses not numbered, IOMMU caches
+ * empty, as a destination QEMU starts), runs more steps, and compares every DMA result and the RAM hash
+ * with a machine that ran the same steps without interruption.
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { UsageError } from '../errors.js';
 import { loadMachineDescription, Machine, type DmaResult, type MachineDescription } from '../machine/index.js';
+import { QEMU_DIALECTS, type QemuDialect } from '../savevm/index.js';
 import { ChunkedSource } from '../stream/index.js';
 import { openStreamFile } from '../analyze/index.js';
 import { parseArgs, type Output } from './args.js';
@@ -27,6 +29,14 @@ export function resolveMachine(arg: string): MachineDescription {
   return loadMachineDescription(arg);
 }
 
+/** `--qemu 7.2|10.0`: the release whose streams a machine writes; undefined leaves it to the machine. */
+export function qemuOption(args: ReturnType<typeof parseArgs>): QemuDialect | undefined {
+  const v = args.options.get('qemu')?.at(-1);
+  if (v === undefined) return undefined;
+  if (!Object.hasOwn(QEMU_DIALECTS, v)) throw new UsageError(`--qemu ${v}: expected one of ${Object.keys(QEMU_DIALECTS).join(', ')}`);
+  return QEMU_DIALECTS[v];
+}
+
 function steps(args: ReturnType<typeof parseArgs>, fallback: number): number {
   const v = args.options.get('steps')?.at(-1);
   if (v === undefined) return fallback;
@@ -35,11 +45,11 @@ function steps(args: ReturnType<typeof parseArgs>, fallback: number): number {
 }
 
 export async function snapshotCommand(argv: readonly string[], out: Output): Promise<number> {
-  const args = parseArgs(argv, ['legacy-order'], ['steps']);
+  const args = parseArgs(argv, ['legacy-order'], ['steps', 'qemu']);
   if (args.positional.length !== 2) throw new UsageError('snapshot takes MACHINE.json OUT.mig (see vmstate help)');
   const [machinePath, target] = args.positional;
   const legacy = args.flags.has('legacy-order');
-  const machine = new Machine(resolveMachine(machinePath), { legacyOrder: legacy });
+  const machine = new Machine(resolveMachine(machinePath), { legacyOrder: legacy, dialect: qemuOption(args) });
   machine.boot();
   const n = steps(args, 10);
   const t0 = performance.now();
@@ -54,7 +64,7 @@ export async function snapshotCommand(argv: readonly string[], out: Output): Pro
   const d = machine.description;
   out.stdout(
     `${d.name}: ran ${n} steps (${machine.engines.length} dma-engines, ${machine.iommus.length} ${d.flavour === 'q35' ? 'VT-d' : 'SMMUv3'} unit(s)) in ${ranMs.toFixed(0)} ms\n` +
-      `saved ${target}: ${bytes} bytes, RAM then ${order.length} device sections in ${legacy ? 'legacy (pre-2018) order' : 'dependency order'}, ${savedMs.toFixed(0)} ms\n` +
+      `saved ${target}: ${bytes} bytes as QEMU ${machine.dialect.version} writes them (${machine.machineType}), RAM then ${order.length} device sections in ${legacy ? 'legacy (pre-2018) order' : 'dependency order'}, ${savedMs.toFixed(0)} ms\n` +
       `order: ${summarizeOrder(order)}\n`,
   );
   return 0;

@@ -61,7 +61,7 @@ export class VmProcess implements VmControl {
   }
 
   get machineType(): string {
-    return this.machine.description.machineType;
+    return this.machine.machineType;
   }
 
   get running(): boolean {
@@ -143,7 +143,7 @@ export class VmProcess implements VmControl {
     if (this.runstate !== 'inmigrate' || (this.incoming && !fromCommandLine)) {
       throw new QmpError('GenericError', "The incoming migration has already been started or the guest is not waiting for one");
     }
-    const incoming = new IncomingMigration(this.machine.registry, this.machineType, uri);
+    const incoming = new IncomingMigration(this.machine.registry, this.machine.loadsMachineTypes, uri);
     this.incoming = incoming;
     incoming.state.onChange((status) => this.emit('MIGRATION', { status }));
     const onListening = (address: string) => this.options.log(`vmstate vm: waiting for an incoming migration on ${address}`);

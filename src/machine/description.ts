@@ -8,7 +8,8 @@
  *   machine  = { name, flavour, machineType?, ram, iommus, devices }
  *   name     = non-empty string
  *   flavour  = "q35" (Intel VT-d units) | "virt" (ARM SMMUv3 units)
- *   machineType = "pc-q35-*" for q35, "virt*" for virt; defaults "pc-q35-7.2" / "virt-7.2"
+ *   machineType = "pc-q35-*" for q35, "virt*" for virt, no newer than the newest QEMU vmstate writes;
+ *                 absent: the flavour's of the QEMU release the machine speaks ("pc-q35-7.2", "virt-10.0")
  *   ram      = bytes, or a string "<digits>[K|M|G]"; whole 4 KiB pages, 16 MiB ..= 4 GiB
  *   iommus   = [ { id, buses: [first, last] }, ... ]   at least one; ranges in 0..255, not overlapping
  *   devices  = [ device, ... ]                          the root bus (bus 0)
@@ -24,6 +25,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { IoError, UsageError } from '../errors.js';
+import { hasMachineType, NEWEST_DIALECT, type QemuDialect } from '../savevm/index.js';
 import { PCI_IDS, type PciKind } from './pci.js';
 
 /** Which architecture's machine: q35 with VT-d units, or virt with SMMUv3 units. */
@@ -51,7 +53,8 @@ export interface DeviceNode {
 export interface MachineDescription {
   readonly name: string;
   readonly flavour: MachineFlavour;
-  readonly machineType: string;
+  /** The machine type the file names; absent, the machine has its flavour's of the QEMU release it speaks. */
+  readonly machineType?: string;
   readonly ramBytes: number;
   readonly iommus: readonly IommuUnitDescription[];
   /** The functions on the root bus (bus 0). */
@@ -79,15 +82,17 @@ export interface IommuUnitJson {
 export interface MachineDescriptionJson {
   name: string;
   flavour: MachineFlavour;
-  /** Defaults to "pc-q35-7.2" for q35 and "virt-7.2" for virt. */
+  /** Defaults to the flavour's machine type of the QEMU release the machine speaks: "pc-q35-7.2", "virt-10.0", ... */
   machineType?: string;
   ram: number | string;
   iommus: IommuUnitJson[];
   devices: DeviceNodeJson[];
 }
 
-/** The machine type each flavour gets when the description names none. */
-export const DEFAULT_MACHINE_TYPES: Readonly<Record<MachineFlavour, string>> = { q35: 'pc-q35-7.2', virt: 'virt-7.2' };
+/** The machine type a flavour has in a QEMU release when the description names none: pc-q35-10.0, virt-7.2. */
+export function defaultMachineType(flavour: MachineFlavour, dialect: QemuDialect): string {
+  return `${MACHINE_TYPE_STEM[flavour]}-${dialect.version}`;
+}
 
 /** Bus numbers of one PCI segment. */
 const MAX_BUS = 0xff;
@@ -101,6 +106,8 @@ const IOMMU_KEYS = ['id', 'buses'];
 const DEVICE_KEYS = ['type', 'id', 'slot', 'function', 'chassis', 'children'];
 const KINDS = Object.keys(PCI_IDS) as PciKind[];
 const MACHINE_TYPE_PREFIX: Readonly<Record<MachineFlavour, string>> = { q35: 'pc-q35-', virt: 'virt' };
+/** A flavour's machine types are the stem, a dash and a QEMU release. */
+const MACHINE_TYPE_STEM: Readonly<Record<MachineFlavour, string>> = { q35: 'pc-q35', virt: 'virt' };
 
 /** Where a device sits: the bridge above it (null for the root bus). */
 interface Parent {
@@ -166,7 +173,7 @@ class DescriptionChecker {
     if (top.devices === undefined) this.fail('devices', 'missing; expected a list of devices');
     if (!isList(top.devices)) this.fail('devices', `expected a list of devices, got ${show(top.devices)}`);
     const devices = this.bus(top.devices, 'devices', null);
-    const desc: MachineDescription = { name, flavour, machineType, ramBytes, iommus, devices };
+    const desc: MachineDescription = machineType === undefined ? { name, flavour, ramBytes, iommus, devices } : { name, flavour, machineType, ramBytes, iommus, devices };
     this.checkBuses(desc);
     return desc;
   }
@@ -176,11 +183,12 @@ class DescriptionChecker {
     this.fail('flavour', v === undefined ? 'missing; expected "q35" or "virt"' : `expected "q35" or "virt", got ${show(v)}`);
   }
 
-  private machineType(v: unknown, flavour: MachineFlavour): string {
-    if (v === undefined) return DEFAULT_MACHINE_TYPES[flavour];
+  private machineType(v: unknown, flavour: MachineFlavour): string | undefined {
+    if (v === undefined) return undefined;
     const type = this.nonEmptyString(v, 'machineType');
     const prefix = MACHINE_TYPE_PREFIX[flavour];
     if (!type.startsWith(prefix)) this.fail('machineType', `"${type}" is not a ${flavour} machine type (${prefix}*)`);
+    if (!hasMachineType(NEWEST_DIALECT, type)) this.fail('machineType', `"${type}" is newer than QEMU ${NEWEST_DIALECT.version}, the newest whose streams vmstate writes`);
     return type;
   }
 

@@ -5,7 +5,7 @@
 // Machines: built from a description (JSON, or a name from machines/), run, saved, restored
 export { Machine } from './machine.js';
 export type { MachineOptions } from './machine.js';
-export { DEFAULT_MACHINE_TYPES, loadMachineDescription, parseMachineDescription } from './description.js';
+export { defaultMachineType, loadMachineDescription, parseMachineDescription } from './description.js';
 export type { DeviceNode, MachineDescription } from './description.js';
 export { largeMachine } from './large-machine.js';
 export type { DmaResult } from './driver.js';

@@ -5,13 +5,27 @@
  * order. Priorities are QEMU's (bridges PCI_BUS, IOMMUs IOMMU, the rest DEFAULT), and dependencies are
  * declared on top: each IOMMU after the bridges whose buses it translates for, each endpoint after its
  * IOMMU. `legacyOrder` rebuilds the pre-2018 QEMU: bridges at DEFAULT priority and no dependencies.
+ * The machine saves in the dialect of one QEMU release and loads the streams of any.
  */
 import { createHash } from 'node:crypto';
 import { GuestRam, RamHandler } from '../ram/index.js';
-import { loadSnapshot, saveSnapshot, SaveRegistry, type LoadResult, type SavePlan, type SnapshotSink } from '../savevm/index.js';
+import { UsageError } from '../errors.js';
+import {
+  DEFAULT_DIALECT,
+  dialectForMachineType,
+  hasMachineType,
+  loadSnapshot,
+  QEMU_DIALECTS,
+  saveSnapshot,
+  SaveRegistry,
+  type LoadResult,
+  type QemuDialect,
+  type SavePlan,
+  type SnapshotSink,
+} from '../savevm/index.js';
 import type { ChunkedSource } from '../stream/index.js';
 import { MigPriority, type AnyVmsd, type LoadContext } from '../vmstate/index.js';
-import type { MachineDescription } from './description.js';
+import { defaultMachineType, type MachineDescription } from './description.js';
 import { bootDriver, driverStep, runStep, type DmaResult, type DriverHost } from './driver.js';
 import { DmaEngine, dmaEngineVmsd, type DmaPort } from './dma-engine.js';
 import { groupByBus, ownsBus, type IommuContext, type IommuModel } from './iommu.js';
@@ -26,6 +40,11 @@ import { VtdUnit } from './vtd.js';
 export interface MachineOptions {
   /** Register bridges as QEMU did before 2018: DEFAULT priority, no declared dependencies. Defaults to false. */
   readonly legacyOrder?: boolean;
+  /**
+   * The QEMU release whose streams the machine writes. Defaults to the oldest release that has the
+   * description's machine type, or 7.2 when it names none.
+   */
+  readonly dialect?: QemuDialect;
 }
 
 /** The section a bridge is saved as, with its state built around the function's live config space. */
@@ -58,6 +77,15 @@ export class Machine implements DriverHost {
   readonly iommus: readonly IommuModel[];
   readonly engines: readonly DmaEngine[];
   readonly registry = new SaveRegistry();
+  /** The QEMU release whose streams the machine writes. */
+  readonly dialect: QemuDialect;
+  /** The machine type its streams name: the description's, or its flavour's in the dialect's release. */
+  readonly machineType: string;
+  /**
+   * The machine types a stream loaded into it may name: the description's, or when it names none, the
+   * flavour's in every release (the machine loads the streams of any dialect).
+   */
+  readonly loadsMachineTypes: readonly string[];
   /** The run state the next save records (QEMU's globalstate). */
   readonly globalState: GlobalState = newGlobalState('running');
   private readonly sectionOf = new Map<PciFunction, string>();
@@ -68,6 +96,13 @@ export class Machine implements DriverHost {
     readonly description: MachineDescription,
     readonly options: MachineOptions = {},
   ) {
+    const named = description.machineType;
+    this.dialect = options.dialect ?? (named === undefined ? null : dialectForMachineType(named)) ?? DEFAULT_DIALECT;
+    if (named !== undefined && !hasMachineType(this.dialect, named)) {
+      throw new UsageError(`${description.name}: machine type ${named} is newer than QEMU ${this.dialect.version}`, { machineType: named, qemu: this.dialect.version });
+    }
+    this.machineType = named ?? defaultMachineType(description.flavour, this.dialect);
+    this.loadsMachineTypes = named !== undefined ? [named] : Object.values(QEMU_DIALECTS).map((d) => defaultMachineType(description.flavour, d));
     this.ram = new GuestRam();
     this.ram.addBlock('pc.ram', 0, description.ramBytes);
     this.rootBus = buildPciTree(description).rootBus;
@@ -194,13 +229,13 @@ export class Machine implements DriverHost {
     return h.digest('hex');
   }
 
-  /** Saves a snapshot (plan order) to `sink`. */
+  /** Saves a snapshot (plan order) to `sink`, in the machine's dialect. */
   save(sink: SnapshotSink): SavePlan {
-    return saveSnapshot(this.registry, sink, { machineName: this.description.machineType });
+    return saveSnapshot(this.registry, sink, { machineName: this.machineType, dialect: this.dialect });
   }
 
-  /** Loads a snapshot in stream order. */
+  /** Loads a snapshot of any dialect in stream order. */
   load(src: ChunkedSource, options: { checkLoadOrder?: boolean } = {}): Promise<LoadResult> {
-    return loadSnapshot(this.registry, src, { machineName: this.description.machineType, checkLoadOrder: options.checkLoadOrder });
+    return loadSnapshot(this.registry, src, { machineName: this.loadsMachineTypes, checkLoadOrder: options.checkLoadOrder });
   }
 }

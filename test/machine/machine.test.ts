@@ -5,10 +5,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { ChunkedSource, LoadOrderError, readVmdesc, ByteReader } from '../../src/index.js';
+import { ChunkedSource, LoadOrderError, readVmdesc, ByteReader, QEMU_DIALECTS, UsageError } from '../../src/index.js';
 import { listSections, parseVmdesc } from '../../src/analyze/index.js';
 import { findVmdescTrailer } from '../../src/savevm/index.js';
-import { DmaFault, DmaStatus, loadMachineDescription, Machine, type MachineDescription } from '../../src/machine/index.js';
+import { DmaFault, DmaStatus, loadMachineDescription, Machine, parseMachineDescription, type MachineDescription } from '../../src/machine/index.js';
 import { SRC_IOVA } from '../../src/machine/driver.js';
 import { repoRoot } from '../support/paths.js';
 
@@ -115,4 +115,29 @@ test('the SMMUv3 machine translates through its stream table, by the StreamID of
   engine.fn.parent.config[0x19] = old;
   unit.driverFlush();
   assert.ok(Number.isInteger(unit.translate(engine.fn, SRC_IOVA, false)));
+});
+
+test('the machine type and dialect: the flavour\'s in the release asked for, or the release of the type the description names', async () => {
+  const q35 = loadMachineDescription(path.join(machinesDir, 'q35-default.json'));
+  const virt = loadMachineDescription(path.join(machinesDir, 'virt-smmuv3.json'));
+  const ten = QEMU_DIALECTS['10.0'];
+  const of = (desc: MachineDescription, dialect = ten) => new Machine(desc, { dialect });
+  assert.deepEqual([new Machine(q35).machineType, new Machine(q35).dialect.version], ['pc-q35-7.2', '7.2']);
+  assert.deepEqual([of(q35).machineType, of(virt).machineType], ['pc-q35-10.0', 'virt-10.0']);
+  assert.deepEqual(of(q35).loadsMachineTypes, ['pc-q35-7.2', 'pc-q35-10.0']);
+  const named = (machineType: string) => parseMachineDescription(JSON.stringify({ ...JSON.parse(fs.readFileSync(path.join(machinesDir, 'q35-default.json'), 'utf8')), machineType }), 'x.json');
+  assert.equal(new Machine(named('pc-q35-10.0')).dialect, ten);
+  assert.equal(new Machine(named('pc-q35-8.2')).dialect, ten, 'QEMU 7.2 has no pc-q35-8.2');
+  assert.deepEqual(new Machine(named('pc-q35-8.2')).loadsMachineTypes, ['pc-q35-8.2']);
+  assert.equal(new Machine(named('pc-q35-6.2')).dialect.version, '7.2');
+  assert.equal(of(named('pc-q35-6.2')).machineType, 'pc-q35-6.2');
+  assert.throws(() => of(named('pc-q35-10.0'), QEMU_DIALECTS['7.2']), (e: unknown) => e instanceof UsageError && e.message === 'q35-default: machine type pc-q35-10.0 is newer than QEMU 7.2');
+
+  // A snapshot of either dialect loads into a machine of the other.
+  const src = of(q35);
+  src.boot();
+  src.run(3);
+  const dst = new Machine(q35);
+  await dst.load(ChunkedSource.fromBytes(save(src)));
+  assert.equal(dst.ramHash(), src.ramHash());
 });
