@@ -49,6 +49,7 @@ commands:
     --rate N                   workload steps per second (default 20)
     --paused                   stay paused after boot or after an incoming migration
     --loader FILE@ADDR         copy a file into guest RAM after boot (QEMU's -device loader)
+    --qemu 7.2|10.0            migrate out as that QEMU does (as for snapshot); incoming, either loads
   migrate --from QMP --to URI  migrate a running VM live, with progress
     --max-bandwidth B          bytes per second (e.g. 100M; 0 = unlimited)
     --downtime-limit MS        the longest pause allowed at switch-over

@@ -1,13 +1,16 @@
-/** `vmstate vm MACHINE --qmp ADDRESS [--incoming URI|defer]`: runs one VM process until it is told to quit. */
+/**
+ * `vmstate vm MACHINE --qmp ADDRESS [--incoming URI|defer] [--qemu 7.2|10.0]`: runs one VM process until it
+ * is told to quit. `--qemu` is the release whose stream its outgoing migrations send; it loads either.
+ */
 import { readFileSync } from 'node:fs';
 import { IoError, UsageError } from '../errors.js';
 import { startQmpServer } from '../qmp/index.js';
-import { resolveMachine } from './machine-commands.js';
+import { qemuOption, resolveMachine } from './machine-commands.js';
 import { parseArgs, type Output } from './args.js';
 import { VmProcess } from './vm-process.js';
 
 export async function vmCommand(argv: readonly string[], out: Output): Promise<number> {
-  const args = parseArgs(argv, ['paused', 'check-load-order'], ['qmp', 'incoming', 'rate', 'loader']);
+  const args = parseArgs(argv, ['paused', 'check-load-order'], ['qmp', 'incoming', 'rate', 'loader', 'qemu']);
   if (args.positional.length !== 1) throw new UsageError('vm takes MACHINE (see vmstate help)');
   const qmp = args.options.get('qmp')?.at(-1);
   if (!qmp) throw new UsageError('vm needs --qmp unix:PATH or --qmp tcp:HOST:PORT');
@@ -16,6 +19,7 @@ export async function vmCommand(argv: readonly string[], out: Output): Promise<n
   if (!Number.isFinite(rate) || rate <= 0 || rate > 1000) throw new UsageError(`--rate ${rateText}: expected steps per second, up to 1000`);
   const description = resolveMachine(args.positional[0]);
   const loaders = (args.options.get('loader') ?? []).map(parseLoader);
+  const dialect = qemuOption(args);
 
   let finish: (code: number) => void = () => undefined;
   const done = new Promise<number>((resolve) => (finish = resolve));
@@ -25,6 +29,7 @@ export async function vmCommand(argv: readonly string[], out: Output): Promise<n
     startPaused: args.flags.has('paused'),
     checkLoadOrder: args.flags.has('check-load-order'),
     loaders,
+    dialect,
     exit: (code) => finish(code),
     log: (line) => out.stderr(`${line}\n`),
   });

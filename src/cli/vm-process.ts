@@ -6,7 +6,7 @@ import { UsageError } from '../errors.js';
 import { Machine, type MachineDescription } from '../machine/index.js';
 import { DEFAULT_PARAMETERS, IncomingMigration, isFinal, OutgoingMigration, type MigrationParameters } from '../migration/index.js';
 import { QmpError, type MigrationCapabilityStatus, type VmControl } from '../qmp/index.js';
-import type { SaveRegistry } from '../savevm/index.js';
+import type { QemuDialect, SaveRegistry } from '../savevm/index.js';
 
 type Listener = (event: string, data?: Record<string, unknown>) => void;
 
@@ -20,6 +20,8 @@ export interface VmOptions {
   readonly startPaused?: boolean;
   /** Refuse a load that reads state before it is loaded. Defaults to false. */
   readonly checkLoadOrder?: boolean;
+  /** The QEMU release whose stream an outgoing migration sends (any loads). Defaults to the machine's (Machine). */
+  readonly dialect?: QemuDialect;
   /** Files to copy into guest RAM after boot, as QEMU's `-device loader,file=F,addr=A,force-raw=on`. */
   readonly loaders?: readonly { readonly data: Uint8Array; readonly addr: number }[];
   /** Called when the process should end (quit, or a failed incoming migration with its exit code). */
@@ -42,7 +44,7 @@ export class VmProcess implements VmControl {
     description: MachineDescription,
     private readonly options: VmOptions,
   ) {
-    this.machine = new Machine(description);
+    this.machine = new Machine(description, { dialect: options.dialect });
     if (options.incoming !== undefined) {
       this.runstate = 'inmigrate';
       if (options.incoming !== 'defer') this.migrateIncoming(options.incoming, true);
@@ -62,6 +64,10 @@ export class VmProcess implements VmControl {
 
   get machineType(): string {
     return this.machine.machineType;
+  }
+
+  get dialect(): QemuDialect {
+    return this.machine.dialect;
   }
 
   get running(): boolean {

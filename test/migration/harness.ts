@@ -405,6 +405,8 @@ export interface ProxyOptions {
   readonly bytesPerSecond?: number;
   /** Listen on this unix socket path instead of a TCP port on 127.0.0.1 (unix sockets buffer far less). */
   readonly listenPath?: string;
+  /** Keep a copy of every byte forwarded from the source (`tapped()`). Defaults to false. */
+  readonly tap?: boolean;
 }
 
 /** Where a proxy forwards to: a TCP port on 127.0.0.1 or a unix socket path. */
@@ -424,6 +426,7 @@ export class ForwardingProxy {
   firstByteAt = 0;
   lastByteAt = 0;
   private held = false;
+  private readonly copies: Buffer[] = [];
   private bytesPerSecond: number | undefined;
   private upstream: net.Socket | undefined;
   private downstream: net.Socket | undefined;
@@ -453,6 +456,11 @@ export class ForwardingProxy {
   get uri(): string {
     if (this.options.listenPath !== undefined) return `unix:${this.options.listenPath}`;
     return `tcp:127.0.0.1:${(this.server.address() as net.AddressInfo).port}`;
+  }
+
+  /** What the source sent, with the `tap` option: the stream as it went over the wire. */
+  tapped(): Buffer {
+    return Buffer.concat(this.copies);
   }
 
   /** Stops reading from the source: its writes pile up in the kernel and then block. */
@@ -520,6 +528,7 @@ export class ForwardingProxy {
       return;
     }
     this.forwarded += d.length;
+    if (this.options.tap) this.copies.push(d);
     const drained = down.write(d);
     const bps = this.bytesPerSecond;
     if (bps !== undefined || !drained) {
