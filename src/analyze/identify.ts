@@ -14,7 +14,7 @@
  * and the machine type, the architecture, the page size, the capabilities the configuration names, the
  * commands met, and the RAM blocks.
  */
-import { CONFIG_SUBSECTION, describeCommand, MigCommand } from '../savevm/index.js';
+import { compareVersions, CONFIG_SUBSECTION, describeCommand, machineTypeVersion, MigCommand } from '../savevm/index.js';
 import type { ChunkedSource } from '../stream/index.js';
 import { StreamFormatError, StreamTruncatedError } from '../errors.js';
 import { decodeStream, type DecodedStreamHandler } from './decode-stream.js';
@@ -93,8 +93,8 @@ export function identityWatcher(vmdesc: Vmdesc | null): IdentityWatcher {
   const handler: DecodedStreamHandler = {
     configuration(c, offset) {
       machineType = { value: c.machineName, marker: `the configuration record at byte offset ${offset}` };
-      const versioned = /-(\d+)\.(\d+)$/.exec(c.machineName);
-      if (versioned) atLeast(`${versioned[1]}.${versioned[2]}`, `machine type ${c.machineName}`, offset);
+      const versioned = machineTypeVersion(c.machineName);
+      if (versioned !== null) atLeast(versioned, `machine type ${c.machineName}`, offset);
       for (const s of c.subsections) {
         if (s.name === CONFIG_SUBSECTION.targetPageBits) pageSize = { value: 2 ** s.targetPageBits, marker: `configuration/target-page-bits ${s.targetPageBits}` };
         if (s.name === CONFIG_SUBSECTION.capabilities) capabilities = [...s.capabilities];
@@ -187,23 +187,12 @@ function architectureOf(machineType: string): Told<string> | null {
   return null;
 }
 
-function parse(v: string): number[] {
-  return v.split('.').map(Number);
-}
-
-function compare(a: string, b: string): number {
-  const x = parse(a);
-  const y = parse(b);
-  for (let i = 0; i < Math.max(x.length, y.length); i++) if ((x[i] ?? 0) !== (y[i] ?? 0)) return (x[i] ?? 0) - (y[i] ?? 0);
-  return 0;
-}
-
 function newest(vs: readonly string[]): string | null {
-  return vs.length === 0 ? null : vs.reduce((a, b) => (compare(a, b) >= 0 ? a : b));
+  return vs.length === 0 ? null : vs.reduce((a, b) => (compareVersions(a, b) >= 0 ? a : b));
 }
 
 function oldest(vs: readonly string[]): string | null {
-  return vs.length === 0 ? null : vs.reduce((a, b) => (compare(a, b) <= 0 ? a : b));
+  return vs.length === 0 ? null : vs.reduce((a, b) => (compareVersions(a, b) <= 0 ? a : b));
 }
 
 /** The identity as text, one conclusion a line with what it rests on. */

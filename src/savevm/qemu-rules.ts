@@ -16,6 +16,7 @@
  * 7.2 and 10.0.2 set the same priorities on the same VMSDs, so 8.0 to 9.2 are taken to as well.
  */
 import type { EntryInfo } from './dependencies.js';
+import { compareVersions } from './dialect.js';
 import type { OrderRule } from './order-check.js';
 
 /** The QEMU releases whose rules are known, oldest first. */
@@ -259,9 +260,8 @@ export function qemuOrderRules(release: QemuRelease): QemuOrderRules {
  * nearest known (the oldest for an older QEMU, the newest for a newer one).
  */
 export function qemuReleaseFor(version: string): QemuRelease {
-  const number = (v: string) => v.split('.').slice(0, 2).reduce((n, part) => n * 1000 + Number(part), 0);
-  const v = number(version);
-  return [...QEMU_RELEASES].reverse().find((r) => number(r) <= v) ?? QEMU_RELEASES[0];
+  const majorMinor = version.split('.').slice(0, 2).join('.');
+  return [...QEMU_RELEASES].reverse().find((r) => compareVersions(r, majorMinor) <= 0) ?? QEMU_RELEASES[0];
 }
 
 /** A device on a PCI bus: its idstr starts with a PCI path such as `0000:00:03.0`. */
