@@ -86,11 +86,11 @@ export type {
 // The stream's framing: header, configuration, sections, footers, commands, EOF, the trailer
 export {
   CONFIG_SUBSECTION,
+  decodeCommand,
   describeCommand,
   FILE_MAGIC,
   FILE_VERSION,
   MigCommand,
-  packagedLength,
   readFooter,
   readHeader,
   readTopRecord,
@@ -109,6 +109,7 @@ export type {
   CommandRecord,
   ConfigSubsection,
   ConfigurationRecord,
+  DecodedCommand,
   FullSectionHeader,
   SectionBodyDecoder,
   SectionContext,

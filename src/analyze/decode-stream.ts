@@ -8,7 +8,7 @@ import { StreamFormatError } from '../errors.js';
 import { RamDecoder, type RamLayout, type RamSink } from '../ram/index.js';
 import {
   CONFIG_SUBSECTION,
-  MigCommand,
+  decodeCommand,
   walkStream,
   type CommandRecord,
   type ConfigurationRecord,
@@ -58,13 +58,8 @@ export function ramLayoutOf(c: ConfigurationRecord, base: RamLayout): RamLayout 
   return layout;
 }
 
-/**
- * POSTCOPY_ADVISE's payload: be64 the OR of every block's page size, be64 the target page size. The sizes
- * above the smallest (the host's) are those of blocks on huge pages.
- */
-function hugePageSizes(payload: Uint8Array): number[] {
-  const view = new DataView(payload.buffer, payload.byteOffset, payload.byteLength);
-  const summary = view.getUint32(0) * 2 ** 32 + view.getUint32(4);
+/** The page sizes above the smallest (the host's) in POSTCOPY_ADVISE's summary: those of blocks on huge pages. */
+function hugePageSizes(summary: number): number[] {
   const sizes: number[] = [];
   for (let size = 1; size <= summary && size < 2 ** 53; size *= 2) if (Math.floor(summary / size) % 2 === 1) sizes.push(size);
   return sizes.slice(1);
@@ -91,7 +86,8 @@ export async function decodeStream(src: ChunkedSource, vmdesc: Vmdesc | null, ha
       handler.configuration?.(c, offset, end);
     },
     command(c, offset, end) {
-      if (c.command === MigCommand.POSTCOPY_ADVISE && c.payload.length === 16) layout = { ...layout, hugePageSizes: hugePageSizes(c.payload) };
+      const d = decodeCommand(c);
+      if (d.name === 'POSTCOPY_ADVISE' && d.pageSizes !== undefined) layout = { ...layout, hugePageSizes: hugePageSizes(d.pageSizes) };
       handler.command?.(c, offset, end);
     },
     section(ctx): SectionBodyDecoder {

@@ -1,5 +1,5 @@
 /** A table of a stream's records: where each starts, what it is, how many bytes it takes. */
-import { describeCommand, type SectionContext } from '../savevm/index.js';
+import { decodeCommand, describeCommand, type DecodedCommand, type SectionContext } from '../savevm/index.js';
 import type { ChunkedSource } from '../stream/index.js';
 import { decodeStream, type DecodedStreamHandler } from './decode-stream.js';
 import type { Vmdesc } from './vmdesc.js';
@@ -25,6 +25,8 @@ export interface OtherRecordRow {
   readonly type: 'configuration' | 'command' | 'eof' | 'vmdesc';
   /** The configuration's machine type, or the command with what its payload says (see describeCommand). */
   readonly name?: string;
+  /** A command's payload, decoded. */
+  readonly command?: DecodedCommand;
   /** Bytes from the type byte to the end of the record. */
   readonly size: number;
   /** True for a record inside the stream a PACKAGED command wraps. */
@@ -42,7 +44,7 @@ export async function listRecords(src: ChunkedSource, vmdesc: Vmdesc | null, row
   const add = (row: RecordRow) => rows.push(row.offset < packageEnd ? { ...row, packaged: true } : row);
   await decodeStream(src, vmdesc, {
     configuration: (c, offset, end) => add({ offset, type: 'configuration', name: c.machineName, size: end - offset }),
-    command: (c, offset, end) => add({ offset, type: 'command', name: describeCommand(c), size: end - offset }),
+    command: (c, offset, end) => add({ offset, type: 'command', name: describeCommand(c), command: decodeCommand(c), size: end - offset }),
     packaged: (_from, to) => (packageEnd = to),
     sectionDone: (ctx, end) => add(sectionRow(ctx.header.offset, ctx, end)),
     eof: (offset) => add({ offset, type: 'eof', size: 1 }),

@@ -173,41 +173,74 @@ function readCommandBody(r: ByteReader, offset: number): CommandRecord {
   return { command, payload: r.getBuffer(length).slice() };
 }
 
+/** A command's payload, decoded: what each MIG_CMD_* carries, and its number. */
+export type DecodedCommand =
+  | { readonly number: 2; readonly name: 'PING'; readonly value: number }
+  /** The OR of every RAM block's page size, and the target page size; both absent when only dirty-bitmaps advised. */
+  | { readonly number: 3; readonly name: 'POSTCOPY_ADVISE'; readonly pageSizes?: number; readonly targetPageSize?: number }
+  /** Byte ranges of `block` the destination drops (pages dirtied since they were sent). */
+  | { readonly number: 6; readonly name: 'POSTCOPY_RAM_DISCARD'; readonly block: string; readonly ranges: readonly { readonly start: number; readonly length: number }[] }
+  /** The stream wrapped inside this one takes the `length` bytes after the command. */
+  | { readonly number: 7; readonly name: 'PACKAGED'; readonly length: number }
+  | { readonly number: 10; readonly name: 'RECV_BITMAP'; readonly block: string }
+  | { readonly number: 1 | 4 | 5 | 8 | 9 | 11; readonly name: 'OPEN_RETURN_PATH' | 'POSTCOPY_LISTEN' | 'POSTCOPY_RUN' | 'ENABLE_COLO' | 'POSTCOPY_RESUME' | 'SWITCHOVER_START' }
+  /** A number vmstate does not know: its payload is only a length. */
+  | { readonly number: number; readonly name: null; readonly length: number };
+
+/** Decodes a command's payload (readCommandBody has checked the fixed lengths). A block name that does not fit reads as "?". */
+export function decodeCommand(c: CommandRecord): DecodedCommand {
+  const p = c.payload;
+  const known = COMMAND_LENGTHS[c.command];
+  if (!known) return { number: c.command, name: null, length: p.length };
+  const view = new DataView(p.buffer, p.byteOffset, p.byteLength);
+  const be64 = (at: number) => view.getUint32(at) * 2 ** 32 + view.getUint32(at + 4);
+  // A name: u8 length, then its bytes.
+  const name = (at: number) => (p.length > at && p.length >= at + 1 + p[at] ? new TextDecoder().decode(p.subarray(at + 1, at + 1 + p[at])) : '?');
+  switch (c.command) {
+    case MigCommand.PING:
+      return { number: 2, name: 'PING', value: view.getUint32(0) };
+    case MigCommand.POSTCOPY_ADVISE:
+      return p.length >= 16 ? { number: 3, name: 'POSTCOPY_ADVISE', pageSizes: be64(0), targetPageSize: be64(8) } : { number: 3, name: 'POSTCOPY_ADVISE' };
+    case MigCommand.POSTCOPY_RAM_DISCARD: {
+      // u8 version, the block's name, u8 0, then be64 start / be64 length pairs.
+      const ranges: { start: number; length: number }[] = [];
+      for (let at = p.length >= 2 ? 3 + p[1] : p.length; at + 16 <= p.length; at += 16) ranges.push({ start: be64(at), length: be64(at + 8) });
+      return { number: 6, name: 'POSTCOPY_RAM_DISCARD', block: name(1), ranges };
+    }
+    case MigCommand.PACKAGED:
+      return { number: 7, name: 'PACKAGED', length: view.getUint32(0) };
+    case MigCommand.RECV_BITMAP:
+      return { number: 10, name: 'RECV_BITMAP', block: name(0) };
+    default:
+      // Commands without a payload.
+      return { number: c.command, name: known.name } as DecodedCommand;
+  }
+}
+
 /**
  * A command by name with what its payload says: PING's value, POSTCOPY_ADVISE's page sizes,
  * POSTCOPY_RAM_DISCARD's block and ranges, PACKAGED's length (the nested stream follows it), RECV_BITMAP's
  * block; `command N` for a number vmstate does not know.
  */
 export function describeCommand(c: CommandRecord): string {
-  const known = COMMAND_LENGTHS[c.command];
-  if (!known) return `command ${c.command}`;
-  const p = c.payload;
-  const view = new DataView(p.buffer, p.byteOffset, p.byteLength);
-  const be64 = (at: number) => `0x${(view.getUint32(at) * 2 ** 32 + view.getUint32(at + 4)).toString(16)}`;
-  const name = (at: number) => (p.length > at && p.length >= at + 1 + p[at] ? new TextDecoder().decode(p.subarray(at + 1, at + 1 + p[at])) : '?');
-  switch (c.command) {
-    case MigCommand.PING:
-      return `PING ${view.getUint32(0)}`;
-    case MigCommand.POSTCOPY_ADVISE:
-      return p.length === 16 ? `POSTCOPY_ADVISE page sizes ${be64(0)}, target page ${be64(8)}` : known.name;
-    case MigCommand.POSTCOPY_RAM_DISCARD: {
-      // u8 version, str8 block, u8 0, then be64 start / be64 length pairs.
-      const ranges = p.length >= 3 ? Math.floor((p.length - 3 - p[1]) / 16) : 0;
-      return `POSTCOPY_RAM_DISCARD ${name(1)} ${ranges} range(s)`;
-    }
-    case MigCommand.PACKAGED:
-      return `PACKAGED ${packagedLength(c)} bytes`;
-    case MigCommand.RECV_BITMAP:
-      return `RECV_BITMAP ${name(0)}`;
+  const d = decodeCommand(c);
+  const hex = (n: number) => `0x${n.toString(16)}`;
+  switch (d.name) {
+    case null:
+      return `command ${d.number}`;
+    case 'PING':
+      return `PING ${d.value}`;
+    case 'POSTCOPY_ADVISE':
+      return d.pageSizes === undefined ? d.name : `POSTCOPY_ADVISE page sizes ${hex(d.pageSizes)}, target page ${hex(d.targetPageSize ?? 0)}`;
+    case 'POSTCOPY_RAM_DISCARD':
+      return `POSTCOPY_RAM_DISCARD ${d.block} ${d.ranges.length} range(s)`;
+    case 'PACKAGED':
+      return `PACKAGED ${d.length} bytes`;
+    case 'RECV_BITMAP':
+      return `RECV_BITMAP ${d.block}`;
     default:
-      return known.name;
+      return d.name;
   }
-}
-
-/** How many bytes the stream a PACKAGED command wraps takes (its be32 payload). */
-export function packagedLength(c: CommandRecord): number {
-  const p = c.payload;
-  return new DataView(p.buffer, p.byteOffset, p.byteLength).getUint32(0);
 }
 
 export function writeCommand(w: ByteWriter, c: CommandRecord): void {

@@ -3,10 +3,10 @@
 export { COMMAND_LENGTHS, CONFIG_SUBSECTION, FILE_MAGIC, FILE_VERSION, MigCommand, RecordType } from './constants.js';
 export type { SectionKind } from './constants.js';
 export {
+  decodeCommand,
   describeCommand,
   MAX_VMDESC_BYTES,
   findVmdescTrailer,
-  packagedLength,
   readFooter,
   readHeader,
   readTopRecord,
@@ -23,6 +23,7 @@ export type {
   CommandRecord,
   ConfigSubsection,
   ConfigurationRecord,
+  DecodedCommand,
   FullSectionHeader,
   SectionHeader,
   ShortSectionHeader,

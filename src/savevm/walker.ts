@@ -9,10 +9,9 @@
  */
 import { StreamFormatError, prefixStreamError } from '../errors.js';
 import type { ByteReader, ChunkedSource } from '../stream/index.js';
-import { MigCommand } from './constants.js';
 import {
   footerFollows,
-  packagedLength,
+  decodeCommand,
   readFooter,
   readHeader,
   readTopRecord,
@@ -99,9 +98,10 @@ export async function walkStream(src: ChunkedSource, visitor: StreamVisitor): Pr
     }
     if (rec.type === 'command') {
       visitor.command?.(rec.command, rec.offset, src.offset);
-      if (rec.command.command === MigCommand.PACKAGED) {
+      const command = decodeCommand(rec.command);
+      if (command.name === 'PACKAGED') {
         if (packageEnd !== null) throw new StreamFormatError(`a PACKAGED command inside a PACKAGED stream`, { offset: rec.offset, path: '' });
-        packageEnd = src.offset + packagedLength(rec.command);
+        packageEnd = src.offset + command.length;
         visitor.packaged?.(src.offset, packageEnd);
       }
       leavePackage(rec.offset);

@@ -18,7 +18,7 @@ import {
   type ConfigurationRecord,
   type StreamVisitor,
 } from '../../src/index.js';
-import { describeCommand } from '../../src/savevm/index.js';
+import { decodeCommand, describeCommand } from '../../src/savevm/index.js';
 
 /** A visitor whose sections are bodies of `n` raw bytes, where n is the section's version. */
 function recorder(log: string[]): StreamVisitor {
@@ -207,4 +207,31 @@ test('commands are described by name with what their payload says', () => {
   assert.equal(cmd(10, 3, 0x72, 0x61, 0x6d), 'RECV_BITMAP ram');
   assert.equal(cmd(11), 'SWITCHOVER_START');
   assert.equal(cmd(99, 1, 2), 'command 99');
+});
+
+test("commands' payloads decode to their fields", () => {
+  const cmd = (command: number, ...payload: number[]) => decodeCommand({ command, payload: new Uint8Array(payload) });
+  const be64 = (n: number) => {
+    const b = new Uint8Array(8);
+    new DataView(b.buffer).setBigUint64(0, BigInt(n));
+    return [...b];
+  };
+  assert.deepEqual(cmd(2, 0, 0, 1, 2), { number: 2, name: 'PING', value: 258 });
+  assert.deepEqual(cmd(3, ...be64(0x201000), ...be64(0x1000)), { number: 3, name: 'POSTCOPY_ADVISE', pageSizes: 0x201000, targetPageSize: 0x1000 });
+  assert.deepEqual(cmd(3), { number: 3, name: 'POSTCOPY_ADVISE' });
+  assert.deepEqual(cmd(6, 0, 2, 0x61, 0x62, 0, ...be64(0x1000), ...be64(0x2000), ...be64(2 ** 40), ...be64(0x1000)), {
+    number: 6,
+    name: 'POSTCOPY_RAM_DISCARD',
+    block: 'ab',
+    ranges: [
+      { start: 0x1000, length: 0x2000 },
+      { start: 2 ** 40, length: 0x1000 },
+    ],
+  });
+  // A block name longer than the payload reads as "?", with no ranges.
+  assert.deepEqual(cmd(6, 0, 9, 0x61), { number: 6, name: 'POSTCOPY_RAM_DISCARD', block: '?', ranges: [] });
+  assert.deepEqual(cmd(7, 0, 1, 0, 0), { number: 7, name: 'PACKAGED', length: 65536 });
+  assert.deepEqual(cmd(10, 1, 0x78), { number: 10, name: 'RECV_BITMAP', block: 'x' });
+  assert.deepEqual(cmd(9), { number: 9, name: 'POSTCOPY_RESUME' });
+  assert.deepEqual(cmd(42, 1, 2, 3), { number: 42, name: null, length: 3 });
 });
