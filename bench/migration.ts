@@ -17,6 +17,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { QmpClient } from '../src/qmp/index.js';
+import { dirtyingKernel } from '../test/support/dirtying-kernel.js';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const cli = path.join(repo, 'dist', 'src', 'cli', 'vmstate.cjs');
@@ -63,37 +64,16 @@ async function connect(address: string): Promise<QmpClient> {
 }
 
 /**
- * A multiboot kernel (QEMU's -kernel loads it, SeaBIOS runs it in 32-bit protected mode) that writes one
- * word in each of DIRTY_PAGES pages at 0x3e000000 in turn, with a delay loop between writes, forever:
- * about 10 pages a second under TCG here, as vmstate's workload at 200 steps/s. It sits above the 900 MiB
- * of random data. Machine code is written out byte by byte, so no assembler is needed.
+ * The guest's workload: test/support/dirtying-kernel.ts's multiboot kernel writing one word in each of
+ * DIRTY_PAGES pages at 0x3e000000 in turn, with a delay loop between writes, forever: about 10 pages a
+ * second under TCG here, as vmstate's workload at 200 steps/s. It sits above the 900 MiB of random data.
  */
 const KERNEL_AT = 0x3f000000;
 const DIRTY_AT = 0x3e000000;
 const DIRTY_PAGES = 16;
 const DELAY_LOOPS = 22_000_000;
-function dirtyingKernel(): Buffer {
-  const le32 = (v: number) => [v & 0xff, (v >>> 8) & 0xff, (v >>> 16) & 0xff, (v >>> 24) & 0xff];
-  const magic = 0x1badb002;
-  const flags = 0x00010000; // bit 16: the load addresses below are valid (no ELF needed)
-  const header = [magic, flags, -(magic + flags) >>> 0, KERNEL_AT, KERNEL_AT, 0, 0, KERNEL_AT + 32].flatMap(le32);
-  const code = [
-    [0xbe, ...le32(DIRTY_AT)], //    mov esi, DIRTY_AT
-    [0x89, 0xf7], //                 outer: mov edi, esi
-    [0xb9, ...le32(DIRTY_PAGES)], // mov ecx, DIRTY_PAGES
-    [0xff, 0x07], //                 page: inc dword [edi]
-    [0x81, 0xc7, ...le32(4096)], //  add edi, 4096
-    [0xba, ...le32(DELAY_LOOPS)], // mov edx, DELAY_LOOPS
-    [0x4a], //                       delay: dec edx
-    [0x75, 0xfd], //                 jnz delay
-    [0x49], //                       dec ecx
-    [0x75, 0xed], //                 jnz page
-    [0xeb, 0xe4], //                 jmp outer
-  ].flat();
-  return Buffer.from([...header, ...code]);
-}
 const kernel = path.join(work, 'dirty-pages.bin');
-fs.writeFileSync(kernel, dirtyingKernel());
+fs.writeFileSync(kernel, dirtyingKernel({ loadAt: KERNEL_AT, dirtyAt: DIRTY_AT, pages: DIRTY_PAGES, delayLoops: DELAY_LOOPS }));
 
 /** How many writes the kernel above has made so far: the sum of its per-page counters (HMP xp). */
 async function kernelWrites(qmp: QmpClient): Promise<number> {
