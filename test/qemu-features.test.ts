@@ -379,6 +379,21 @@ async function checkStream(s: Scenario, made: Made, script: string, dir: string)
 
 // ---- the features --------------------------------------------------------------------------------------
 
+/** XBZRLE from a running guest that keeps dirtying pages, written by QEMU `version`. */
+function xbzrleScenario(version: Version): Scenario {
+  return {
+    name: 'XBZRLE, a live guest dirtying pages over several passes',
+    qemu: version,
+    make: (q, dir) => xbzrleStream(q, version, dir),
+    shows: ({ rows, ram }) => {
+      assert.ok(ram.xbzrlePages > 0, 'no XBZRLE page');
+      assert.ok(ramRows(rows, 'part').length >= 3, `${ramRows(rows, 'part').length} RAM PART sections`);
+    },
+    identify: { atLeast: version, atMost: null },
+    unreadable: ramPages,
+  };
+}
+
 const scenarios: readonly Scenario[] = [
   {
     name: 'virtio-mem (early setup)',
@@ -454,17 +469,7 @@ const scenarios: readonly Scenario[] = [
     identify: { atLeast: '10.0', atMost: null },
     unreadable: unknownCommand,
   },
-  {
-    name: 'XBZRLE, a live guest dirtying pages over several passes',
-    qemu: '10.0',
-    make: (q, dir) => xbzrleStream(q, '10.0', dir),
-    shows: ({ rows, ram }) => {
-      assert.ok(ram.xbzrlePages > 0, 'no XBZRLE page');
-      assert.ok(ramRows(rows, 'part').length >= 3, `${ramRows(rows, 'part').length} RAM PART sections`);
-    },
-    identify: { atLeast: '10.0', atMost: null },
-    unreadable: ramPages,
-  },
+  xbzrleScenario('10.0'),
   {
     name: 'machine type pc-q35-7.2',
     qemu: '10.0',
@@ -476,17 +481,7 @@ const scenarios: readonly Scenario[] = [
     identify: { atLeast: '9.1.3', atMost: null },
     alsoScript72: true,
   },
-  {
-    name: 'XBZRLE, a live guest dirtying pages over several passes',
-    qemu: '7.2',
-    make: (q, dir) => xbzrleStream(q, '7.2', dir),
-    shows: ({ rows, ram }) => {
-      assert.ok(ram.xbzrlePages > 0, 'no XBZRLE page');
-      assert.ok(ramRows(rows, 'part').length >= 3, `${ramRows(rows, 'part').length} RAM PART sections`);
-    },
-    identify: { atLeast: '7.2', atMost: null },
-    unreadable: ramPages,
-  },
+  xbzrleScenario('7.2'),
   {
     name: 'compress, a booted guest stopped',
     qemu: '7.2',
