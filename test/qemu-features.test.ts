@@ -275,8 +275,9 @@ async function xbzrleStream(q: QemuCommand, version: Version, dir: string): Prom
 
 // ---- checking streams ----------------------------------------------------------------------------------
 
+/** The commands in `rows`, by name (`sections` follows each with what its payload says: 'PING 1'). */
 function commandNames(rows: readonly RecordRow[]): string[] {
-  return rows.flatMap((r) => (r.type === 'command' && r.name !== undefined ? [r.name] : []));
+  return rows.flatMap((r) => (r.type === 'command' && r.name !== undefined ? [r.name.split(' ')[0]] : []));
 }
 
 function ramRows(rows: readonly RecordRow[], type: RecordRow['type']): RecordRow[] {
