@@ -395,6 +395,53 @@ function xbzrleScenario(version: Version): Scenario {
   };
 }
 
+/**
+ * A switch to postcopy while precopy is still sending, written by QEMU `version` to a real destination:
+ * the devices go in a PACKAGED command between POSTCOPY_LISTEN and POSTCOPY_RUN, the rest of RAM after
+ * it, and no VMDESCRIPTION follows, so a precopy stream of the same machine describes it.
+ */
+function postcopyScenario(version: Version): Scenario {
+  return {
+    name: 'switched to postcopy (PACKAGED, no VMDESCRIPTION; described by a precopy stream of the same machine)',
+    qemu: version,
+    make: async (q, dir) => {
+      const args = q35(q);
+      const { file: precopy } = await migratedOnce(q, args, path.join(dir, 'precopy.mig'));
+      const made = await migratedToPeer(q, args, path.join(dir, 'postcopy.mig'), {
+        caps: ['postcopy-ram'],
+        // Slow enough that precopy is still under way when the switch is asked for.
+        params: { 'max-bandwidth': 100_000 },
+        during: async (src) => {
+          await pollUntil('the migration to be active', 10_000, async () => ((await queryMigrate(src)).status === 'active' ? true : undefined));
+          await src.execute('migrate-start-postcopy');
+        },
+        dump: dir,
+      });
+      return { ...made, vmdescFrom: precopy };
+    },
+    shows: ({ rows, identity }) => {
+      const commands = commandNames(rows);
+      for (const name of ['OPEN_RETURN_PATH', 'POSTCOPY_ADVISE', 'POSTCOPY_RAM_DISCARD', 'PACKAGED', 'POSTCOPY_LISTEN', 'POSTCOPY_RUN']) {
+        assert.ok(commands.includes(name), `no ${name} among ${commands.join(', ')}`);
+      }
+      // `sections` marks the records inside the package: LISTEN first, RUN last, every device among them.
+      const inside = rows.filter((r) => r.packaged === true);
+      assert.equal(commandNames(inside.slice(0, 1))[0], 'POSTCOPY_LISTEN', 'the package starts with POSTCOPY_LISTEN');
+      assert.equal(commandNames(inside.slice(-1))[0], 'POSTCOPY_RUN', 'the package ends with POSTCOPY_RUN');
+      const devices = rows.filter((r) => r.type === 'full');
+      assert.ok(devices.length > 10, `${devices.length} device sections`);
+      assert.deepEqual(devices.filter((r) => r.packaged !== true).map((r) => ('idstr' in r ? r.idstr : r.type)), [], 'device sections outside the package');
+      const afterPackage = rows.slice(rows.indexOf(inside[inside.length - 1]) + 1);
+      assert.ok(ramRows(afterPackage, 'part').length > 0, 'no RAM PART section after the package');
+      assert.equal(rows[rows.length - 1].type, 'eof', 'the last record is not EOF (postcopy sends no VMDESCRIPTION)');
+      assert.equal(identity.machineType?.value, `pc-q35-${version}`);
+      assert.equal(identity.note, null);
+    },
+    identify: { atLeast: version, atMost: null },
+    unreadable: unknownCommand,
+  };
+}
+
 const scenarios: readonly Scenario[] = [
   {
     name: 'virtio-mem (early setup)',
@@ -442,34 +489,7 @@ const scenarios: readonly Scenario[] = [
     identify: { atLeast: '10.0', atMost: null },
     unreadable: unknownCommand,
   },
-  {
-    name: 'switched to postcopy (PACKAGED, no VMDESCRIPTION; described by a precopy stream of the same machine)',
-    qemu: '10.0',
-    make: async (q, dir) => {
-      const args = q35(q);
-      const { file: precopy } = await migratedOnce(q, args, path.join(dir, 'precopy.mig'));
-      const made = await migratedToPeer(q, args, path.join(dir, 'postcopy.mig'), {
-        caps: ['postcopy-ram'],
-        // Slow enough that precopy is still under way when the switch is asked for.
-        params: { 'max-bandwidth': 100_000 },
-        during: async (src) => {
-          await pollUntil('the migration to be active', 10_000, async () => ((await queryMigrate(src)).status === 'active' ? true : undefined));
-          await src.execute('migrate-start-postcopy');
-        },
-        dump: dir,
-      });
-      return { ...made, vmdescFrom: precopy };
-    },
-    shows: ({ rows }) => {
-      const commands = commandNames(rows);
-      for (const name of ['POSTCOPY_ADVISE', 'POSTCOPY_RAM_DISCARD', 'PACKAGED', 'POSTCOPY_LISTEN', 'POSTCOPY_RUN']) {
-        assert.ok(commands.includes(name), `no ${name} among ${commands.join(', ')}`);
-      }
-      assert.ok(!rows.some((r) => r.type === 'vmdesc'), 'a VMDESCRIPTION after postcopy');
-    },
-    identify: { atLeast: '10.0', atMost: null },
-    unreadable: unknownCommand,
-  },
+  postcopyScenario('10.0'),
   xbzrleScenario('10.0'),
   {
     name: 'machine type pc-q35-7.2',
@@ -483,6 +503,7 @@ const scenarios: readonly Scenario[] = [
     alsoScript72: true,
   },
   xbzrleScenario('7.2'),
+  postcopyScenario('7.2'),
   {
     name: 'compress, a booted guest stopped',
     qemu: '7.2',
