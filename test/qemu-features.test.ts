@@ -237,12 +237,18 @@ async function migratedLiveWithXbzrle(vm: QemuHandle, version: Version, file: st
   await setCapabilities(vm.qmp, ['xbzrle']);
   await vm.qmp.execute('migrate-set-parameters', params);
   for (let attempt = 1; ; attempt++) {
+    let settled = false;
     const migrated = migrateToFile(vm.qmp, file);
-    migrated.catch(() => undefined); // awaited below; a failure must not go unhandled while we poll
+    migrated.then(
+      () => (settled = true),
+      () => (settled = true), // awaited below; a failure must not go unhandled while we poll
+    );
+    // Until the migrate command is in, query-migrate still tells of the last migration ('none' before the
+    // first, 'completed' after one): only this one's end, or its fifth sync while active, ends the wait.
     await pollUntil('five dirty-bitmap syncs', 30_000, async () => {
       const info = await queryMigrate(vm.qmp);
       const syncs = typeof info.ram === 'object' && info.ram !== null && !Array.isArray(info.ram) ? info.ram['dirty-sync-count'] : undefined;
-      return info.status !== 'active' && info.status !== 'setup' ? true : typeof syncs === 'number' && syncs >= 5 ? true : undefined;
+      return settled || (info.status === 'active' && typeof syncs === 'number' && syncs >= 5) ? true : undefined;
     }, 10);
     if ((await queryMigrate(vm.qmp)).status === 'active') await vm.qmp.execute('stop');
     const info = await migrated;
