@@ -666,12 +666,14 @@ export async function pollUntil<T>(
  * QEMU reports "completed" before it reaps the `cat` child, so `cat` writes a `.part` file that
  * is renamed once complete, and we also wait for the rename.
  */
-export async function migrateToFile(qmp: QmpClient, file: string, timeoutMs = 60_000, uri?: string): Promise<MigrationInfo> {
+export async function migrateToFile(qmp: QmpClient, file: string, timeoutMs = 60_000, uri?: string, extra: Readonly<JsonObject> = {}): Promise<MigrationInfo> {
   const deadline = Date.now() + timeoutMs;
   const part = `${file}.part`;
   await rm(file, { force: true });
   // `uri` (a file: URI naming `file`, for mapped-ram) writes in place; by default the file appears whole at the end.
+  // `extra` goes into migrate's arguments too (7.2's `blk: true` for block migration).
   await qmp.execute('migrate', {
+    ...extra,
     uri: uri ?? `exec:cat > ${shellQuote(part)} && mv -f ${shellQuote(part)} ${shellQuote(file)}`,
   });
   const info = await pollUntil(`migration to ${file}`, timeoutMs, async () => {
