@@ -8,7 +8,7 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { analyzeStreamJson, openStreamFile, requireVmdesc, rewriteStream } from '../src/analyze/index.js';
@@ -103,44 +103,6 @@ test('QEMU 10.0\'s analyze-migration.py prints what 7.2\'s printed on a 7.2 q35 
   const peer = runAnalyzeScript(['-f', path.join(fixturesDir, `${name}.mig`)], { script });
   assert.equal(peer.status, 0, `10.0's analyze-migration.py -f exited with ${peer.status}: ${peer.stderr.slice(0, 2000)}`);
   assert.equal(peer.stdout, await readFile(path.join(fixturesDir, `${name}.analyze.json`), 'utf8'));
-});
-
-test('QEMU 10.0 mapped-ram: vmstate reads a file: migration with fixed page offsets, and --ram-dir gives the RAM a plain stream gives', { timeout: TEST_TIMEOUT_MS }, async (t) => {
-  const qemu = qemu10OrSkip(t, 'qemu-system-x86_64');
-  if (qemu === null) return;
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'vmstate-mapped-'));
-  dirs.push(dir);
-  // The same paused machine twice: RAM as mapped-ram at fixed offsets, then as page records.
-  const args = [...qemu.args, '-M', 'q35', '-m', '64', ...common];
-  const streams = { mapped: path.join(dir, 'mapped.mig'), plain: path.join(dir, 'plain.mig') };
-  for (const [kind, file] of Object.entries(streams)) {
-    const vm = await startQemu({ binary: qemu.binary, args, env: qemu.env });
-    try {
-      if (kind === 'mapped') await vm.qmp.execute('migrate-set-capabilities', { capabilities: [{ capability: 'mapped-ram', state: true }] });
-      await migrateToFile(vm.qmp, file, 60_000, kind === 'mapped' ? `file:${file}` : undefined);
-    } finally {
-      await vm.stop();
-    }
-  }
-  const ramOf = async (file: string): Promise<Map<string, Buffer>> => {
-    const out = path.join(dir, `${path.basename(file)}.ram`);
-    const r = spawnSync(process.execPath, [cliPath, 'analyze', '--ram-dir', out, file], { encoding: 'utf8', maxBuffer: 64 << 20 });
-    assert.equal(r.status, 0, r.stderr);
-    const blocks = new Map<string, Buffer>();
-    for (const name of (await readdir(out, { recursive: true })).sort()) {
-      const p = path.join(out, name);
-      if ((await stat(p)).isFile()) blocks.set(name, await readFile(p));
-    }
-    return blocks;
-  };
-  const mapped = await ramOf(streams.mapped);
-  assert.deepEqual([...mapped.keys()], [...(await ramOf(streams.plain)).keys()]);
-  for (const [name, bytes] of await ramOf(streams.plain)) assert.ok(bytes.equals(mapped.get(name) as Buffer), `block ${name} differs`);
-  const copy = path.join(dir, 'copy.mig');
-  assert.equal(spawnSync(process.execPath, [cliPath, 'rewrite', streams.mapped, copy]).status, 0);
-  assert.ok((await readFile(copy)).equals(await readFile(streams.mapped)), 'the rewritten mapped-ram file differs');
-  const identity = spawnSync(process.execPath, [cliPath, 'identify', streams.mapped], { encoding: 'utf8' });
-  assert.match(identity.stdout, /\ncapabilities  mapped-ram\n/);
 });
 
 test('QEMU 10.0\'s analyze-migration.py reads vmstate\'s 10.0 streams: configuration subsections, NULL pointers, an array whose last element has no index', { timeout: TEST_TIMEOUT_MS }, async (t) => {
