@@ -157,7 +157,7 @@ export class VmProcess implements VmControl {
       if (status !== 'completed') {
         // Never resume a half-loaded VM.
         const e = incoming.error;
-        this.options.log(e?.phase === 'setup' ? `vmstate vm: cannot listen on ${uri}: ${e.message}` : `vmstate vm: incoming migration failed: ${e?.message ?? 'unknown error'}`);
+        this.options.log(e?.phase === 'setup' ? `vmstate vm: ${e.message}` : `vmstate vm: incoming migration failed: ${e?.message ?? 'unknown error'}`);
         this.options.exit(1);
         return;
       }

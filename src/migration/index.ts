@@ -2,6 +2,7 @@
 export { canTransition, isFinal, MIGRATION_TRANSITIONS, MigrationStateMachine } from './status.js';
 export type { MigrationStatus } from './status.js';
 export { connectOutgoing, listenIncoming } from './transport.js';
+export { listenAt } from './listen-socket.js';
 export type { ByteTransport, IncomingEndpoint } from './transport.js';
 export { DEFAULT_PARAMETERS, OutgoingMigration } from './outgoing.js';
 export type { MigratableVm, MigrationParameters } from './outgoing.js';

@@ -4,10 +4,11 @@
  * `file:PATH`. Outgoing ends give a ByteTransport with back-pressure; incoming ends give a PullSource.
  */
 import { spawn } from 'node:child_process';
-import { createReadStream, createWriteStream, rmSync } from 'node:fs';
+import { createReadStream, createWriteStream } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { IoError } from '../errors.js';
 import { formatMigrationUri, pullFromIterable, type MigrationUri, type PullSource } from '../stream/index.js';
+import { listenAt } from './listen-socket.js';
 
 /** Where an outgoing stream goes. */
 export interface ByteTransport {
@@ -129,13 +130,8 @@ export async function listenIncoming(u: MigrationUri): Promise<IncomingEndpoint>
       close() {},
     };
   }
-  if (u.kind === 'unix') rmSync(u.path, { force: true });
   const server = createServer();
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    if (u.kind === 'tcp') server.listen(u.port, u.host, resolve);
-    else server.listen(u.path, resolve);
-  });
+  await listenAt(server, u);
   const addr = server.address();
   const bound = u.kind === 'tcp' && addr && typeof addr === 'object' ? { ...u, port: addr.port } : u;
   return {

@@ -24,7 +24,6 @@
  *      server closes that connection. A client that stops reading while more than 16 MiB of output is
  *      queued for it is disconnected. Neither, nor a client going away, affects other connections.
  */
-import { lstat, unlink } from 'node:fs/promises';
 import { Socket, createServer } from 'node:net';
 import { formatQemuJson, formatSocketAddress, type SocketAddress } from '../stream/index.js';
 import { parseQmpAddress } from './address.js';
@@ -33,6 +32,7 @@ import { qmpCommands } from './commands/index.js';
 import { MAX_REQUEST_BYTES, RequestSplitter } from './request-splitter.js';
 import { errorReply, QmpSession } from './session.js';
 import type { VmControl } from './vm-control.js';
+import { listenAt } from '../migration/index.js';
 
 /** The version the greeting announces: the QEMU release whose protocol and stream format vmstate follows. */
 export const QMP_VERSION = { qemu: { micro: 0, minor: 2, major: 7 }, package: 'vmstate' } as const;
@@ -71,16 +71,7 @@ export async function startQmpServer(address: string, vm: VmControl, options: Qm
     connections.add(conn);
   });
 
-  if (where.kind === 'unix') await removeStaleSocket(where.path);
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    const ready = () => {
-      server.off('error', reject);
-      resolve();
-    };
-    if (where.kind === 'unix') server.listen({ path: where.path }, ready);
-    else server.listen({ host: where.host, port: where.port }, ready);
-  });
+  await listenAt(server, where);
   // Errors after listening (e.g. EMFILE on accept) must not crash the process.
   server.on('error', () => {});
 
@@ -106,15 +97,6 @@ export async function startQmpServer(address: string, vm: VmControl, options: Qm
       return closing;
     },
   };
-}
-
-/** QEMU unlinks an old socket file before binding; only a socket is removed, never another kind of file. */
-async function removeStaleSocket(path: string): Promise<void> {
-  try {
-    if ((await lstat(path)).isSocket()) await unlink(path);
-  } catch {
-    // Absent, or not ours to remove: listen() reports what matters.
-  }
 }
 
 function eventsCapabilityOn(vm: VmControl): boolean {

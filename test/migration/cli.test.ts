@@ -65,3 +65,23 @@ test('vmstate demo migrates the default machine live and verifies it', { timeout
   assert.match(r.stdout, /its RAM equals a machine that never migrated/);
   assert.match(r.stdout, /iommu-intel +after 0000:00:07\.0\/pcie-pci-bridge#0: /);
 });
+
+test('vmstate vm never removes what is not a stale socket: a regular file given as --incoming or --qmp stays, with one line naming it', { timeout: 30_000 }, () =>
+  withScope(async (scope) => {
+    const machine = writeMachine(scope.dir, '64M');
+    const precious = path.join(scope.dir, 'precious');
+    fs.writeFileSync(precious, 'precious\n');
+    const qmp = `unix:${path.join(scope.dir, 'q.qmp')}`;
+    const incoming = await run(['vm', machine, '--qmp', qmp, '--incoming', `unix:${precious}`], 20_000);
+    assert.equal(incoming.code, 1);
+    // The banner (QMP address) may come before or after the failure.
+    assert.ok(
+      incoming.stderr.split('\n').includes(`vmstate vm: cannot listen on unix:${precious}: ${precious} is a regular file, not a socket; not removing it`),
+      incoming.stderr,
+    );
+    const monitor = await run(['vm', machine, '--qmp', `unix:${precious}`], 20_000);
+    assert.equal(monitor.code, 1);
+    assert.equal(monitor.stderr, `vmstate: cannot listen on unix:${precious}: ${precious} is a regular file, not a socket; not removing it\n`);
+    assert.equal(fs.readFileSync(precious, 'utf8'), 'precious\n');
+  }),
+);
