@@ -2,12 +2,14 @@
  * Live migration against QEMU 7.2 (issue: "Live migration between two processes over TCP"), one run:
  *   1. a 1 GiB guest holding 900 MiB of random data (QEMU: `-device loader,file=RANDOM,addr=0x100000,
  *      force-raw=on`; vmstate: `vmstate vm --loader RANDOM@ADDR`), paused, tcp loopback, max-bandwidth
- *      unlimited: total-time of each, the ratio, and MB/s of each;
+ *      unlimited, --runs N times each, alternating with the loopback limit (one Node process sending the
+ *      same 900 MiB to another that discards them): medians of total-time and MiB/s, vmstate against
+ *      QEMU and against that limit;
  *   2. the same guests running, with the same downtime-limit: the downtime of each, median of --runs N
  *      migrations each (default 5), QEMU and vmstate alternating. QEMU's guest is a tiny multiboot kernel
  *      (below) that keeps writing pages at about the rate vmstate's DMA workload dirties them, so both
  *      guests dirty memory alike; each side's dirty-pages-rate is printed to show it.
- * Needs qemu-system-x86_64; the random file is made once under the OS temp folder.
+ * Needs qemu-system-x86_64; the random file is made once under the OS temp folder. `--paused-only` skips 2.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import crypto from 'node:crypto';
@@ -154,15 +156,47 @@ async function pair(kind: 'qemu' | 'vmstate', running: boolean): Promise<Result>
   return r;
 }
 
+/**
+ * What loopback TCP carries between two Node processes here: a child reads the 900 MiB file into memory,
+ * then writes it (4 MiB writes, waiting on drain) to another child that counts and drops what it reads.
+ * MiB/s on the receiver's clock, from accepting the connection to the sender's end.
+ */
+async function loopbackLimit(): Promise<number> {
+  const receiver = `const net = require('net'); let n = 0, t0 = 0;
+    const s = net.createServer((c) => { t0 = performance.now(); c.on('data', (d) => { n += d.length; });
+      c.on('end', () => { process.stdout.write(JSON.stringify({ bytes: n, ms: performance.now() - t0 })); process.exit(0); }); });
+    s.listen(0, '127.0.0.1', () => process.stderr.write(s.address().port + '\\n'));`;
+  const sender = `const net = require('net'), fs = require('fs'); const data = fs.readFileSync(process.argv[1]);
+    const c = net.connect(Number(process.argv[2]), '127.0.0.1', async () => {
+      for (let i = 0; i < data.length; i += 4 << 20) if (!c.write(data.subarray(i, i + (4 << 20)))) await new Promise((r) => c.once('drain', r));
+      c.end(); });`;
+  const r = spawn(process.execPath, ['-e', receiver], { stdio: ['ignore', 'pipe', 'pipe'] });
+  children.push(r);
+  const port = await new Promise<number>((resolve) => r.stderr?.once('data', (d: Buffer) => resolve(Number(String(d).trim()))));
+  let out = '';
+  r.stdout?.on('data', (d: Buffer) => (out += String(d)));
+  start(process.execPath, ['-e', sender, random, String(port)]);
+  await new Promise((resolve) => r.once('exit', resolve));
+  const { bytes, ms } = JSON.parse(out) as { bytes: number; ms: number };
+  if (bytes !== RANDOM_BYTES) throw new Error(`loopback limit: ${bytes} bytes arrived of ${RANDOM_BYTES}`);
+  return bytes / 2 ** 20 / (ms / 1000);
+}
+
 const runsArg = process.argv.indexOf('--runs');
 const RUNS = runsArg > 0 ? Math.max(1, Number(process.argv[runsArg + 1]) || 1) : 5;
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
-const mbps = (r: Result) => (r.transferred / 2 ** 20 / (r.totalMs / 1000)).toFixed(0);
-const q = await pair('qemu', false);
-const v = await pair('vmstate', false);
+const PAUSED_ONLY = process.argv.includes('--paused-only');
+const pausedQ: Result[] = [];
+const pausedV: Result[] = [];
+const limits: number[] = [];
+for (let i = 0; i < RUNS; i++) {
+  pausedQ.push(await pair('qemu', false));
+  pausedV.push(await pair('vmstate', false));
+  limits.push(await loopbackLimit());
+}
 const qr: Result[] = [];
 const vr: Result[] = [];
-for (let i = 0; i < RUNS; i++) {
+for (let i = 0; i < (PAUSED_ONLY ? 0 : RUNS); i++) {
   qr.push(await pair('qemu', true));
   vr.push(await pair('vmstate', true));
 }
@@ -170,11 +204,21 @@ const failed = [...qr, ...vr].filter((r) => r.status !== 'completed').length;
 console.log('vmstate live migration benchmark (tcp loopback, max-bandwidth unlimited)');
 console.log(`  node ${process.version}; QEMU 7.2 (TCG); 1 GiB guest, 900 MiB random; downtime-limit ${DOWNTIME_LIMIT} ms`);
 console.log('');
-console.log('paused guest      total-time   transferred   MiB/s   status');
-console.log(`  QEMU          ${String(q.totalMs).padStart(7)} ms  ${(q.transferred / 2 ** 20).toFixed(0).padStart(7)} MiB  ${mbps(q).padStart(6)}   ${q.status}`);
-console.log(`  vmstate       ${String(v.totalMs).padStart(7)} ms  ${(v.transferred / 2 ** 20).toFixed(0).padStart(7)} MiB  ${mbps(v).padStart(6)}   ${v.status}`);
-console.log(`  vmstate/QEMU total-time ratio: ${(v.totalMs / q.totalMs).toFixed(2)} (target <= 1)`);
-console.log('');
+const rate = (r: Result) => r.transferred / 2 ** 20 / (r.totalMs / 1000);
+const pausedRow = (name: string, rs: Result[]) =>
+  console.log(
+    `  ${name.padEnd(12)} ${String(median(rs.map((r) => r.totalMs))).padStart(7)} ms  ${median(rs.map(rate)).toFixed(0).padStart(6)}   ${rs.map((r) => rate(r).toFixed(0)).join(' ').padEnd(28)} ${rs.filter((r) => r.status === 'completed').length}/${rs.length} completed`,
+  );
+console.log(`paused guest (${RUNS} runs each, alternating)   total-time median   MiB/s median   each run (MiB/s)`);
+pausedRow('QEMU', pausedQ);
+pausedRow('vmstate', pausedV);
+const limit = median(limits);
+console.log(`  loopback limit (Node to Node, 900 MiB): ${limit.toFixed(0)} MiB/s median; each: ${limits.map((l) => l.toFixed(0)).join(' ')}`);
+const vRate = median(pausedV.map(rate));
+const qRate = median(pausedQ.map(rate));
+console.log(`  vmstate/QEMU MiB/s (medians): ${(vRate / qRate).toFixed(2)} (target >= 1)`);
+console.log(`  loopback limit/vmstate MiB/s (medians): ${(limit / vRate).toFixed(2)} (target <= 1.5)`);
+if (PAUSED_ONLY) process.exit(0);
 console.log(`running guest (${RUNS} migrations each)   downtime median   each run (ms)          total-time median   dirty pages/s (median)`);
 const row = (name: string, rs: Result[], what: string) =>
   console.log(
