@@ -47,6 +47,8 @@ commands:
   vm MACHINE --qmp ADDRESS     run one VM process, driven over QMP (unix:PATH or tcp:HOST:PORT)
     --incoming URI|defer       wait for an incoming migration (tcp:, unix:, exec:, file:)
     --rate N                   workload steps per second (default 20)
+    --dirty PAGES/s            also write that many guest RAM pages a second, in turn over the top
+                               quarter of RAM (at most 256 MiB): a guest that is hard to migrate
     --paused                   stay paused after boot or after an incoming migration
     --loader FILE@ADDR         copy a file into guest RAM after boot (QEMU's -device loader)
     --qemu 7.2|10.0            migrate out as that QEMU does (as for snapshot); incoming, either loads

@@ -1,22 +1,28 @@
 /**
- * `vmstate vm MACHINE --qmp ADDRESS [--incoming URI|defer] [--qemu 7.2|10.0]`: runs one VM process until it
- * is told to quit. `--qemu` is the release whose stream its outgoing migrations send; it loads either.
+ * `vmstate vm MACHINE --qmp ADDRESS [--incoming URI|defer] [--qemu 7.2|10.0] [--dirty PAGES/s]`: runs one VM
+ * process until it is told to quit. `--qemu` is the release whose stream its outgoing migrations send; it loads either.
  */
 import { readFileSync } from 'node:fs';
 import { IoError, UsageError } from '../errors.js';
+import { MAX_DIRTY_RATE } from '../machine/index.js';
 import { startQmpServer } from '../qmp/index.js';
 import { qemuOption, resolveMachine } from './machine-commands.js';
 import { parseArgs, type Output } from './args.js';
 import { VmProcess } from './vm-process.js';
 
 export async function vmCommand(argv: readonly string[], out: Output): Promise<number> {
-  const args = parseArgs(argv, ['paused', 'check-load-order'], ['qmp', 'incoming', 'rate', 'loader', 'qemu']);
+  const args = parseArgs(argv, ['paused', 'check-load-order'], ['qmp', 'incoming', 'rate', 'dirty', 'loader', 'qemu']);
   if (args.positional.length !== 1) throw new UsageError('vm takes MACHINE (see vmstate help)');
   const qmp = args.options.get('qmp')?.at(-1);
   if (!qmp) throw new UsageError('vm needs --qmp unix:PATH or --qmp tcp:HOST:PORT');
   const rateText = args.options.get('rate')?.at(-1) ?? '20';
   const rate = Number(rateText);
   if (!Number.isFinite(rate) || rate <= 0 || rate > 1000) throw new UsageError(`--rate ${rateText}: expected steps per second, up to 1000`);
+  const dirtyText = args.options.get('dirty')?.at(-1);
+  const dirtyRate = dirtyText === undefined ? undefined : Number(dirtyText);
+  if (dirtyRate !== undefined && !(Number.isInteger(dirtyRate) && dirtyRate > 0 && dirtyRate <= MAX_DIRTY_RATE)) {
+    throw new UsageError(`--dirty ${dirtyText}: expected guest RAM pages written per second, 1 to ${MAX_DIRTY_RATE}`);
+  }
   const description = resolveMachine(args.positional[0]);
   const loaders = (args.options.get('loader') ?? []).map(parseLoader);
   const dialect = qemuOption(args);
@@ -25,6 +31,7 @@ export async function vmCommand(argv: readonly string[], out: Output): Promise<n
   const done = new Promise<number>((resolve) => (finish = resolve));
   const vm = new VmProcess(description, {
     rate,
+    dirtyRate,
     incoming: args.options.get('incoming')?.at(-1),
     startPaused: args.flags.has('paused'),
     checkLoadOrder: args.flags.has('check-load-order'),

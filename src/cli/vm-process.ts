@@ -3,17 +3,22 @@
  * QMP (it implements VmControl) and migratable both ways (it implements MigratableVm).
  */
 import { UsageError } from '../errors.js';
-import { Machine, type MachineDescription } from '../machine/index.js';
+import { DirtyingWorkload, Machine, type MachineDescription } from '../machine/index.js';
 import { DEFAULT_PARAMETERS, IncomingMigration, isFinal, OutgoingMigration, type MigrationParameters } from '../migration/index.js';
 import { QmpError, type MigrationCapabilityStatus, type VmControl } from '../qmp/index.js';
 import type { QemuDialect, SaveRegistry } from '../savevm/index.js';
 
 type Listener = (event: string, data?: Record<string, unknown>) => void;
 
+/** How often the dirtying workload writes the pages it owes: often enough that its writes spread over a pass. */
+const DIRTY_TICK_MS = 10;
+
 /** Options of a VM process. */
 export interface VmOptions {
   /** Workload steps per second while running. Defaults to 20. */
   readonly rate?: number;
+  /** Guest RAM pages a second the dirtying workload writes while running (machine/dirtying-workload.ts); none if absent. */
+  readonly dirtyRate?: number;
   /** `tcp:...`, `unix:...`, `exec:...`, `file:...` or `defer`: start empty and wait for a migration. */
   readonly incoming?: string;
   /** Stay paused after boot or after an incoming migration (-S). Defaults to false. */
@@ -34,6 +39,8 @@ export class VmProcess implements VmControl {
   readonly machine: Machine;
   private runstate: string;
   private timer: NodeJS.Timeout | null = null;
+  private readonly dirtier: DirtyingWorkload | null;
+  private dirtierTimer: NodeJS.Timeout | null = null;
   private readonly listeners = new Set<Listener>();
   private outgoing: OutgoingMigration | null = null;
   private incoming: IncomingMigration | null = null;
@@ -45,6 +52,7 @@ export class VmProcess implements VmControl {
     private readonly options: VmOptions,
   ) {
     this.machine = new Machine(description, { dialect: options.dialect });
+    this.dirtier = options.dirtyRate === undefined ? null : new DirtyingWorkload(this.machine.ram, options.dirtyRate);
     if (options.incoming !== undefined) {
       this.runstate = 'inmigrate';
       if (options.incoming !== 'defer') this.migrateIncoming(options.incoming, true);
@@ -88,11 +96,18 @@ export class VmProcess implements VmControl {
     if (this.timer) return;
     const rate = this.options.rate ?? 20;
     this.timer = setInterval(() => this.machine.run(1), Math.max(1, Math.round(1000 / rate)));
+    const dirtier = this.dirtier;
+    if (dirtier) {
+      dirtier.tick(performance.now());
+      this.dirtierTimer = setInterval(() => dirtier.tick(performance.now()), DIRTY_TICK_MS);
+    }
   }
 
   private stopWorkload(): void {
     if (this.timer) clearInterval(this.timer);
-    this.timer = null;
+    if (this.dirtierTimer) clearInterval(this.dirtierTimer);
+    this.timer = this.dirtierTimer = null;
+    this.dirtier?.pause();
   }
 
   private emit(event: string, data?: Record<string, unknown>): void {
@@ -214,6 +229,8 @@ export class VmProcess implements VmControl {
   /** What the demo and tests compare across a migration: the step, the RAM and every engine's registers. */
   queryWorkload(): Record<string, unknown> {
     const engines = this.machine.engines.map((e) => `${e.fn.path}:${e.state.status}:${e.state.checksum}:${e.state.completed}:${e.state.faults}`).join(';');
-    return { step: this.machine.step, 'ram-hash': this.machine.ramHash(), engines };
+    const out: Record<string, unknown> = { step: this.machine.step, 'ram-hash': this.machine.ramHash(), engines };
+    if (this.dirtier) out['dirtied-pages'] = this.dirtier.pagesWritten;
+    return out;
   }
 }

@@ -9,6 +9,7 @@ export { defaultMachineType, loadMachineDescription, parseMachineDescription } f
 export type { DeviceNode, MachineDescription } from './description.js';
 export { largeMachine } from './large-machine.js';
 export type { DmaResult } from './driver.js';
+export { DirtyingWorkload, MAX_DIRTY_RATE } from './dirtying-workload.js';
 
 // Its devices
 export { enumerateBuses, PciBridge, PciFunction, PCI_IDS } from './pci.js';

@@ -214,14 +214,15 @@ export async function withScope<T>(body: (s: Scope) => Promise<T>): Promise<T> {
   }
 }
 
-/** query-migrate until the status is final; returns the last reply. A timeout names the status it stuck in. */
-export async function waitForMigration(client: QmpClient, timeoutMs = 20_000, everyMs = 20): Promise<MigrateInfo> {
+/** query-migrate until the status is final (each reply to `onInfo`); returns the last reply. A timeout names the status it stuck in. */
+export async function waitForMigration(client: QmpClient, timeoutMs = 20_000, everyMs = 20, onInfo?: (info: MigrateInfo) => void): Promise<MigrateInfo> {
   let last: MigrateInfo = {};
   try {
     return await waitFor(
       'the migration to end',
       async () => {
         last = await client.execute<MigrateInfo>('query-migrate');
+        onInfo?.(last);
         return last.status !== undefined && FINAL_STATUSES.has(last.status) ? last : undefined;
       },
       timeoutMs,
