@@ -11,59 +11,17 @@
  *      guests dirty memory alike; each side's dirty-pages-rate is printed to show it.
  * Needs qemu-system-x86_64; the random file is made once under the OS temp folder. `--paused-only` skips 2.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import crypto from 'node:crypto';
+import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { QmpClient } from '../src/qmp/index.js';
+import type { QmpClient } from '../src/qmp/index.js';
 import { dirtyingKernel } from '../test/support/dirtying-kernel.js';
+import { cli, connectQmp as connect, freePort, machine1G, median, RANDOM_BYTES, randomFile, start, workDir } from './migration-peers.js';
 
-const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-const cli = path.join(repo, 'dist', 'src', 'cli', 'vmstate.cjs');
-const cache = path.join(os.tmpdir(), 'vmstate-bench');
-const RANDOM_BYTES = 900 << 20;
 const DOWNTIME_LIMIT = 300;
-
-fs.mkdirSync(cache, { recursive: true });
-const random = path.join(cache, 'random-900M.bin');
-if (!fs.existsSync(random) || fs.statSync(random).size !== RANDOM_BYTES) {
-  process.stderr.write('making 900 MiB of random data...\n');
-  const fd = fs.openSync(random, 'w');
-  for (let i = 0; i < RANDOM_BYTES; i += 16 << 20) fs.writeSync(fd, crypto.randomBytes(Math.min(16 << 20, RANDOM_BYTES - i)));
-  fs.closeSync(fd);
-}
-const work = fs.mkdtempSync(path.join(os.tmpdir(), 'vmstate-mig-bench-'));
-const machine = path.join(work, 'q35-1g.json');
-const desc = JSON.parse(fs.readFileSync(path.join(repo, 'machines', 'q35-default.json'), 'utf8')) as Record<string, unknown>;
-fs.writeFileSync(machine, JSON.stringify({ ...desc, name: 'q35-1g', ram: '1G' }));
-
-const children: ChildProcess[] = [];
-process.on('exit', () => {
-  for (const c of children) c.kill('SIGKILL');
-  fs.rmSync(work, { recursive: true, force: true });
-});
-
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const p = (s.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return p;
-}
-
-async function connect(address: string): Promise<QmpClient> {
-  for (let i = 0; ; i++) {
-    try {
-      return await QmpClient.connect(address);
-    } catch (e) {
-      if (i > 400) throw e;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
-}
+const random = randomFile();
+const work = workDir('vmstate-mig-bench-');
+const machine = machine1G(work);
 
 /**
  * The guest's workload: test/support/dirtying-kernel.ts's multiboot kernel writing one word in each of
@@ -116,12 +74,6 @@ async function migrate(src: QmpClient, uri: string, downtimeLimit: number): Prom
   }
 }
 
-function start(cmd: string, args: string[]): ChildProcess {
-  const c = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'inherit'] });
-  children.push(c);
-  return c;
-}
-
 async function pair(kind: 'qemu' | 'vmstate', running: boolean): Promise<Result> {
   const port = await freePort();
   const sq = `unix:${path.join(work, `${kind}-src.qmp`)}`;
@@ -170,8 +122,7 @@ async function loopbackLimit(): Promise<number> {
     const c = net.connect(Number(process.argv[2]), '127.0.0.1', async () => {
       for (let i = 0; i < data.length; i += 4 << 20) if (!c.write(data.subarray(i, i + (4 << 20)))) await new Promise((r) => c.once('drain', r));
       c.end(); });`;
-  const r = spawn(process.execPath, ['-e', receiver], { stdio: ['ignore', 'pipe', 'pipe'] });
-  children.push(r);
+  const r = start(process.execPath, ['-e', receiver], { pipe: true });
   const port = await new Promise<number>((resolve) => r.stderr?.once('data', (d: Buffer) => resolve(Number(String(d).trim()))));
   let out = '';
   r.stdout?.on('data', (d: Buffer) => (out += String(d)));
@@ -184,7 +135,6 @@ async function loopbackLimit(): Promise<number> {
 
 const runsArg = process.argv.indexOf('--runs');
 const RUNS = runsArg > 0 ? Math.max(1, Number(process.argv[runsArg + 1]) || 1) : 5;
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
 const PAUSED_ONLY = process.argv.includes('--paused-only');
 const pausedQ: Result[] = [];
 const pausedV: Result[] = [];

@@ -1,0 +1,192 @@
+/**
+ * Precopy under load (issue 13, "Load at the limit"): a 1 GiB guest holding 900 MiB of random data that
+ * writes guest RAM at a set rate while it migrates over loopback TCP, max-bandwidth unlimited,
+ * downtime-limit 300 ms. For each rate (default 1,000, 10,000 and 50,000 pages/s):
+ *   - vmstate: `vmstate vm --dirty RATE`, which adds 1 to the first word of each page of a 256 MiB window
+ *     in turn (machine/dirtying-workload.ts);
+ *   - QEMU 7.2 (TCG): test/support/dirtying-kernel.ts's multiboot kernel doing the same over a 256 MiB
+ *     window, its delay loop calibrated on two boots to come near the rate.
+ * Each guest's real rate is measured over two seconds before the migration (vmstate: its own count;
+ * QEMU: the kernel's counters, read with HMP `xp`); then total time, passes (dirty-sync-count), downtime,
+ * bytes, and whether it converged within --timeout seconds (default 60; after that it is cancelled).
+ *
+ *   node dist/bench/precopy-load.js [--rates 1000,10000,50000] [--timeout 60] [--no-qemu]
+ */
+import type { QmpClient } from '../src/qmp/index.js';
+import fs from 'node:fs';
+import path from 'node:path';
+import { dirtyingKernel } from '../test/support/dirtying-kernel.js';
+import { cli, connectQmp, freePort, machine1G, randomFile, start, workDir } from './migration-peers.js';
+
+const arg = (name: string): string | undefined => {
+  const i = process.argv.indexOf(name);
+  return i > 0 ? process.argv[i + 1] : undefined;
+};
+const RATES = (arg('--rates') ?? '1000,10000,50000').split(',').map(Number);
+const TIMEOUT_MS = Number(arg('--timeout') ?? 60) * 1000;
+const WITH_QEMU = !process.argv.includes('--no-qemu');
+const DOWNTIME_LIMIT = 300;
+
+const random = randomFile();
+const work = workDir('vmstate-precopy-load-');
+const machine = machine1G(work);
+
+// QEMU's guest: the window is 256 MiB (65,536 pages) below the kernel, as vmstate's top quarter is.
+const KERNEL_AT = 0x3f000000;
+const WINDOW_PAGES = 65536;
+const WINDOW_AT = KERNEL_AT - WINDOW_PAGES * 4096;
+
+interface Outcome {
+  rate: number;
+  status: string;
+  totalMs: number;
+  passes: number;
+  downtimeMs: number;
+  transferred: number;
+}
+
+interface Peer {
+  src: QmpClient;
+  dst: QmpClient;
+  uri: string;
+  /** Pages written so far by the guest. */
+  written(): Promise<number>;
+  close(): Promise<void>;
+}
+
+async function word(qmp: QmpClient, addr: number): Promise<number> {
+  const out = await qmp.execute<string>('human-monitor-command', { 'command-line': `xp /1wx 0x${addr.toString(16)}` });
+  return parseInt(out.split(':')[1] ?? '0', 16);
+}
+
+/**
+ * Writes the QEMU kernel has made: it goes round the window in order, so the pages before the first one
+ * still at the lower count have one more (a binary search over ~17 reads; the kernel moves on meanwhile,
+ * by rate x read time, a small error over seconds).
+ */
+async function kernelWrites(qmp: QmpClient): Promise<number> {
+  const first = await word(qmp, WINDOW_AT);
+  let lo = 0;
+  let hi = WINDOW_PAGES; // pages [0, lo] hold `first`; from hi on they hold first - 1
+  while (hi - lo > 1) {
+    const mid = (lo + hi) >> 1;
+    if ((await word(qmp, WINDOW_AT + mid * 4096)) === first) lo = mid;
+    else hi = mid;
+  }
+  return (first - 1) * WINDOW_PAGES + hi;
+}
+
+async function qemuPeer(delayLoops: number, incoming: boolean): Promise<Peer> {
+  const kernel = path.join(work, `kernel-${delayLoops}.bin`);
+  fs.writeFileSync(kernel, dirtyingKernel({ loadAt: KERNEL_AT, dirtyAt: WINDOW_AT, pages: WINDOW_PAGES, delayLoops, flushTlb: true }));
+  const port = await freePort();
+  const base = ['-machine', 'q35', '-accel', 'tcg', '-m', '1G', '-nodefaults', '-display', 'none', '-device', `loader,file=${random},addr=0x100000,force-raw=on`, '-kernel', kernel];
+  const sq = `unix:${path.join(work, 'qemu-src.qmp')}`;
+  const dq = `unix:${path.join(work, 'qemu-dst.qmp')}`;
+  const procs = [start('qemu-system-x86_64', [...base, '-qmp', `${sq},server=on,wait=off`])];
+  if (incoming) procs.push(start('qemu-system-x86_64', [...base, '-qmp', `${dq},server=on,wait=off`, '-incoming', `tcp:127.0.0.1:${port}`]));
+  const src = await connectQmp(sq);
+  const dst = incoming ? await connectQmp(dq) : src;
+  return {
+    src,
+    dst,
+    uri: `tcp:127.0.0.1:${port}`,
+    written: () => kernelWrites(src),
+    close: () => closeAll(src, dst, procs),
+  };
+}
+
+async function vmstatePeer(rate: number): Promise<Peer> {
+  const port = await freePort();
+  const sq = `unix:${path.join(work, 'vmstate-src.qmp')}`;
+  const dq = `unix:${path.join(work, 'vmstate-dst.qmp')}`;
+  const procs = [
+    start(process.execPath, [cli, 'vm', machine, '--qmp', dq, '--incoming', `tcp:127.0.0.1:${port}`]),
+    start(process.execPath, [cli, 'vm', machine, '--qmp', sq, '--loader', `${random}@0x100000`, '--dirty', String(rate)]),
+  ];
+  const src = await connectQmp(sq);
+  const dst = await connectQmp(dq);
+  return {
+    src,
+    dst,
+    uri: `tcp:127.0.0.1:${port}`,
+    written: async () => (await src.execute<{ 'dirtied-pages': number }>('x-vmstate-query-workload'))['dirtied-pages'],
+    close: () => closeAll(src, dst, procs),
+  };
+}
+
+async function closeAll(src: QmpClient, dst: QmpClient, procs: { kill(): boolean }[]): Promise<void> {
+  for (const c of new Set([src, dst])) {
+    await c.execute('quit').catch(() => undefined);
+    await c.close().catch(() => undefined);
+  }
+  for (const p of procs) p.kill();
+  await new Promise((r) => setTimeout(r, 300));
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Pages a second the guest writes, over `ms`, after a second to settle. */
+async function measuredRate(peer: Peer, ms = 2000): Promise<number> {
+  await sleep(1000);
+  const t0 = performance.now();
+  const w0 = await peer.written();
+  await sleep(ms);
+  return ((await peer.written()) - w0) / ((performance.now() - t0) / 1000);
+}
+
+async function migrate(peer: Peer): Promise<Omit<Outcome, 'rate'>> {
+  await peer.src.execute('migrate-set-parameters', { 'max-bandwidth': 100 * 2 ** 30, 'downtime-limit': DOWNTIME_LIMIT });
+  await peer.src.execute('migrate', { uri: peer.uri });
+  const t0 = performance.now();
+  type Info = { status: string; 'total-time'?: number; downtime?: number; ram?: { transferred?: number; 'dirty-sync-count'?: number } };
+  for (;;) {
+    const info = await peer.src.execute<Info>('query-migrate');
+    const out = { totalMs: info['total-time'] ?? 0, passes: info.ram?.['dirty-sync-count'] ?? 0, downtimeMs: info.downtime ?? 0, transferred: info.ram?.transferred ?? 0 };
+    if (info.status === 'completed' || info.status === 'failed' || info.status === 'cancelled') return { status: info.status, ...out };
+    if (performance.now() - t0 > TIMEOUT_MS) {
+      await peer.src.execute('migrate_cancel');
+      return { status: `no convergence in ${TIMEOUT_MS / 1000} s`, ...out, totalMs: Math.round(performance.now() - t0) };
+    }
+    await sleep(50);
+  }
+}
+
+/** The kernel's delay loop for `rate`: time per write is a + b x delay, from two boots. */
+async function calibrate(): Promise<(rate: number) => number> {
+  const points: [number, number][] = [];
+  for (const delay of [200_000, 20_000]) {
+    const peer = await qemuPeer(delay, false);
+    points.push([delay, 1 / (await measuredRate(peer))]);
+    await peer.close();
+  }
+  const [[d1, t1], [d2, t2]] = points;
+  const b = (t1 - t2) / (d1 - d2);
+  const a = t1 - b * d1;
+  process.stderr.write(`QEMU kernel: ${(1 / t1).toFixed(0)} pages/s at delay ${d1}, ${(1 / t2).toFixed(0)} at ${d2}\n`);
+  return (rate) => Math.max(1, Math.round((1 / rate - a) / b));
+}
+
+const rows: { peer: string; target: number; measured: number; outcome: Omit<Outcome, 'rate'> }[] = [];
+const delayFor = WITH_QEMU ? await calibrate() : null;
+for (const rate of RATES) {
+  if (delayFor) {
+    const q = await qemuPeer(delayFor(rate), true);
+    const measured = await measuredRate(q);
+    rows.push({ peer: 'QEMU 7.2', target: rate, measured, outcome: await migrate(q) });
+    await q.close();
+  }
+  const v = await vmstatePeer(rate);
+  const measured = await measuredRate(v);
+  rows.push({ peer: 'vmstate', target: rate, measured, outcome: await migrate(v) });
+  await v.close();
+}
+
+console.log(`precopy under load: 1 GiB guest, 900 MiB random, 256 MiB window written in turn; loopback TCP, unlimited bandwidth, downtime-limit ${DOWNTIME_LIMIT} ms`);
+console.log('  target/s   peer       written/s   status                    total ms   passes   downtime ms   MiB sent');
+for (const r of rows) {
+  const o = r.outcome;
+  console.log(
+    `  ${String(r.target).padStart(8)}   ${r.peer.padEnd(9)}  ${r.measured.toFixed(0).padStart(9)}   ${o.status.padEnd(24)}  ${String(o.totalMs).padStart(8)}   ${String(o.passes).padStart(6)}   ${String(o.downtimeMs).padStart(11)}   ${(o.transferred / 2 ** 20).toFixed(0).padStart(8)}`,
+  );
+}
