@@ -94,13 +94,14 @@ test('--dirty 5000: the guest writes about 5,000 pages/s, query-migrate sees it,
     const [src, dst] = await Promise.all([scope.monitor(source), scope.monitor(vm)]);
     const dirtied = async () => (await src.client.execute<{ 'dirtied-pages': number }>('x-vmstate-query-workload'))['dirtied-pages'];
     // A count is read after the RAM hash the same reply carries, so time runs from reply to reply.
+    await new Promise((r) => setTimeout(r, 500));
     const d0 = await dirtied();
     const t0 = performance.now();
-    await new Promise((r) => setTimeout(r, 1000));
+    await new Promise((r) => setTimeout(r, 2000));
     const d1 = await dirtied();
     const rate = (d1 - d0) / ((performance.now() - t0) / 1000);
     // Timers on a busy machine fire late, but the workload catches up: the rate holds on average.
-    assert.ok(rate > 3500 && rate < 6500, `${rate.toFixed(0)} pages/s written`);
+    assert.ok(rate > 3500 && rate < 6000, `${rate.toFixed(0)} pages/s written`);
     // The 16 MiB window is written about 1.2 times a second: each pass finds part of it dirty again.
     await prepareSource(src.client, { 'downtime-limit': 300, 'max-bandwidth': 64 << 20 });
     await src.client.execute('migrate', { uri });
