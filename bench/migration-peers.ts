@@ -71,13 +71,13 @@ export async function freePort(): Promise<number> {
   return p;
 }
 
-/** Connects to a QMP server that may not listen yet (up to 20 s). */
+/** Connects to a QMP server that may not listen yet (up to 60 s: a source loads 900 MiB first). */
 export async function connectQmp(address: string): Promise<QmpClient> {
   for (let i = 0; ; i++) {
     try {
       return await QmpClient.connect(address);
     } catch (e) {
-      if (i > 400) throw e;
+      if (i > 1200) throw e;
       await new Promise((r) => setTimeout(r, 50));
     }
   }

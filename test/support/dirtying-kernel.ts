@@ -8,6 +8,7 @@
 //          mov ecx, PAGES
 //   page:  [invlpg [edi]]          with flushTlb
 //          inc dword [edi]
+//          [inc dword [COUNT_AT]]  with countAt
 //          add edi, 4096
 //          mov edx, DELAY_LOOPS
 //   delay: dec edx
@@ -33,6 +34,8 @@ export interface DirtyingKernelOptions {
    * here); with it every pass finds them. Defaults to false.
    */
   readonly flushTlb?: boolean;
+  /** Where to count every write in one more word, so that one read tells how many the guest made. */
+  readonly countAt?: number;
 }
 
 /** MULTIBOOT_HEADER_MAGIC, and flag bit 16: the address fields below are valid (no ELF needed). */
@@ -72,6 +75,7 @@ export function dirtyingKernel(o: DirtyingKernelOptions): Buffer {
   const page = code.length;
   if (o.flushTlb === true) code.push(0x0f, 0x01, 0x3f); // invlpg [edi]
   code.push(0xff, 0x07); //                             inc dword [edi]
+  if (o.countAt !== undefined) code.push(0xff, 0x05, ...le32(o.countAt)); // inc dword [COUNT_AT]
   code.push(0x81, 0xc7, ...le32(4096)); //              add edi, 4096
   code.push(0xba, ...le32(o.delayLoops)); //            mov edx, DELAY_LOOPS
   const delay = code.length;
