@@ -11,6 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { QmpClient } from '../src/qmp/index.js';
+import { withHugePages } from '../src/cli/huge-pages.js';
 
 export const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 /** The `vmstate` command as built. */
@@ -61,6 +62,11 @@ export function start(cmd: string, args: string[], options: { env?: NodeJS.Proce
   const c = spawn(cmd, args, { stdio: options.pipe ? ['ignore', 'pipe', 'pipe'] : ['ignore', 'ignore', 'inherit'], env: options.env ?? process.env });
   children.push(c);
   return c;
+}
+
+/** `vmstate vm ARGS`, as the installed command runs it: with guest RAM in huge pages (src/cli/huge-pages.ts). */
+export function startVmstate(args: string[]): ChildProcess {
+  return start(process.execPath, [cli, 'vm', ...args], { env: withHugePages(process.env) });
 }
 
 export async function freePort(): Promise<number> {

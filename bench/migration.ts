@@ -16,7 +16,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { QmpClient } from '../src/qmp/index.js';
 import { dirtyingKernel } from '../test/support/dirtying-kernel.js';
-import { cli, connectQmp as connect, freePort, machine1G, median, RANDOM_BYTES, randomFile, start, workDir } from './migration-peers.js';
+import { connectQmp as connect, freePort, machine1G, median, RANDOM_BYTES, randomFile, start, startVmstate, workDir } from './migration-peers.js';
 
 const DOWNTIME_LIMIT = 300;
 const random = randomFile();
@@ -86,8 +86,8 @@ async function pair(kind: 'qemu' | 'vmstate', running: boolean): Promise<Result>
     dst = start('qemu-system-x86_64', [...base, '-qmp', `${dq},server=on,wait=off`, '-incoming', `tcp:127.0.0.1:${port}`]);
     src = start('qemu-system-x86_64', [...base, '-qmp', `${sq},server=on,wait=off`, ...(running ? [] : ['-S'])]);
   } else {
-    dst = start(process.execPath, [cli, 'vm', machine, '--qmp', dq, '--incoming', `tcp:127.0.0.1:${port}`]);
-    src = start(process.execPath, [cli, 'vm', machine, '--qmp', sq, '--loader', `${random}@0x4000000`, '--rate', '200', ...(running ? [] : ['--paused'])]);
+    dst = startVmstate([machine, '--qmp', dq, '--incoming', `tcp:127.0.0.1:${port}`]);
+    src = startVmstate([machine, '--qmp', sq, '--loader', `${random}@0x4000000`, '--rate', '200', ...(running ? [] : ['--paused'])]);
   }
   const s = await connect(sq);
   const d = await connect(dq);

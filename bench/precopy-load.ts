@@ -16,7 +16,7 @@ import type { QmpClient } from '../src/qmp/index.js';
 import fs from 'node:fs';
 import path from 'node:path';
 import { dirtyingKernel } from '../test/support/dirtying-kernel.js';
-import { cli, connectQmp, freePort, machine1G, randomFile, start, workDir } from './migration-peers.js';
+import { connectQmp, freePort, machine1G, randomFile, start, startVmstate, workDir } from './migration-peers.js';
 
 const arg = (name: string): string | undefined => {
   const i = process.argv.indexOf(name);
@@ -86,8 +86,8 @@ async function vmstatePeer(rate: number): Promise<Peer> {
   const sq = `unix:${path.join(work, 'vmstate-src.qmp')}`;
   const dq = `unix:${path.join(work, 'vmstate-dst.qmp')}`;
   const procs = [
-    start(process.execPath, [cli, 'vm', machine, '--qmp', dq, '--incoming', `tcp:127.0.0.1:${port}`]),
-    start(process.execPath, [cli, 'vm', machine, '--qmp', sq, '--loader', `${random}@0x100000`, '--dirty', String(rate)]),
+    startVmstate([machine, '--qmp', dq, '--incoming', `tcp:127.0.0.1:${port}`]),
+    startVmstate([machine, '--qmp', sq, '--loader', `${random}@0x100000`, '--dirty', String(rate)]),
   ];
   const src = await connectQmp(sq);
   const dst = await connectQmp(dq);

@@ -56,7 +56,7 @@ const ENTRY_POINTS: Readonly<Record<string, EntryPoint>> = {
   },
   'vmstate/machine': {
     values: [
-      'DmaEngine', 'DmaFault', 'DmaStatus', 'Machine', 'PCI_IDS', 'PciBridge', 'PciFunction', 'SMMU_REG', 'Smmuv3Unit', 'VTD_REG',
+      'DirtyingWorkload', 'DmaEngine', 'DmaFault', 'DmaStatus', 'MAX_DIRTY_RATE', 'Machine', 'PCI_IDS', 'PciBridge', 'PciFunction', 'SMMU_REG', 'Smmuv3Unit', 'VTD_REG',
       'VtdUnit', 'defaultMachineType', 'dmaEngineVmsd', 'enumerateBuses', 'globalStateVmsd', 'intelIommuVmsd', 'largeMachine', 'loadMachineDescription', 'msixVmsd',
       'newGlobalState', 'newPciDeviceState', 'parseMachineDescription', 'pciBusVmsd', 'pciDeviceVmsd', 'pcieAerLogVmsd', 'pciePciBridgeVmsd',
       'pcieRootPortVmsd', 'smmuv3QueueVmsd', 'smmuv3Vmsd', 'xio3130DownstreamVmsd', 'xio3130UpstreamVmsd',
@@ -70,7 +70,7 @@ const ENTRY_POINTS: Readonly<Record<string, EntryPoint>> = {
   'vmstate/migration': {
     values: [
       'DEFAULT_PARAMETERS', 'IncomingMigration', 'MIGRATION_TRANSITIONS', 'MigrationError', 'MigrationStateMachine', 'OutgoingMigration', 'canTransition',
-      'connectOutgoing', 'formatMigrationUri', 'isFinal', 'listenIncoming', 'parseMigrationUri',
+      'connectOutgoing', 'formatMigrationUri', 'isFinal', 'listenAt', 'listenIncoming', 'parseMigrationUri',
     ],
     types: ['ByteTransport', 'IncomingEndpoint', 'IncomingOptions', 'MigratableVm', 'MigrationParameters', 'MigrationPhase', 'MigrationStatus', 'MigrationUri'],
     internals: ['warmUp', 'parseSocketAddress'],

@@ -6,6 +6,7 @@
  * never migrated. It prints a summary and cleans up.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { withHugePages } from './huge-pages.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -49,7 +50,7 @@ async function connectWhenReady(address: string, child: ChildProcess, log: () =>
 }
 
 function startVm(args: string[]): { child: ChildProcess; log: () => string } {
-  const child = spawn(process.execPath, [cliEntry(), 'vm', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, [cliEntry(), 'vm', ...args], { stdio: ['ignore', 'ignore', 'pipe'], env: withHugePages(process.env) });
   let err = '';
   child.stderr?.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-4000)));
   return { child, log: () => err.trim() };

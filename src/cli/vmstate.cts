@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S GLIBC_TUNABLES=glibc.malloc.hugetlb=1 node
 /**
  * The `vmstate` command: runs the CLI bundle (main.cjs, made by `npm run build`) from V8's code cache
  * when one matches. Compiling the bundle and the functions a command calls is a sizeable part of a short
@@ -7,6 +7,10 @@
  * cache the bundle simply compiles as usual.
  *
  * With VMSTATE_WRITE_CODE_CACHE=1 the run writes the cache as it exits (the build does this once).
+ *
+ * The first line sets glibc's huge-page tunable for the process (see huge-pages.ts): a `vmstate vm`
+ * gets its guest RAM in transparent huge pages, as QEMU's is. It needs an `env` that takes -S (GNU
+ * coreutils 8.30 and later, the BSDs); elsewhere run `node dist/src/cli/vmstate.cjs`.
  */
 import fs = require('node:fs');
 import path = require('node:path');
