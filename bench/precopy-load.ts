@@ -12,6 +12,7 @@
  *
  *   node dist/bench/precopy-load.js [--rates 1000,10000,50000] [--timeout 60] [--no-qemu]
  */
+import type { ChildProcess } from 'node:child_process';
 import type { QmpClient } from '../src/qmp/index.js';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -61,43 +62,40 @@ async function word(qmp: QmpClient, addr: number): Promise<number> {
   return parseInt(out.split(':')[1] ?? '0', 16);
 }
 
-async function qemuPeer(delayLoops: number): Promise<Peer> {
-  const kernel = path.join(work, `kernel-${delayLoops}.bin`);
-  fs.writeFileSync(kernel, dirtyingKernel({ loadAt: KERNEL_AT, dirtyAt: WINDOW_AT, pages: WINDOW_PAGES, delayLoops, flushTlb: true, countAt: COUNT_AT }));
+/** A source and a destination started by `startPair(srcQmp, dstQmp, port)`, connected over QMP. */
+async function peer(kind: string, startPair: (sq: string, dq: string, port: number) => ChildProcess[], written: (src: QmpClient) => Promise<number>): Promise<Peer> {
   const port = await freePort();
-  const base = ['-machine', 'q35', '-accel', 'tcg', '-m', '1G', '-nodefaults', '-display', 'none', '-device', `loader,file=${random},addr=0x100000,force-raw=on`, '-kernel', kernel];
-  const sq = `unix:${path.join(work, 'qemu-src.qmp')}`;
-  const dq = `unix:${path.join(work, 'qemu-dst.qmp')}`;
-  const procs = [start('qemu-system-x86_64', [...base, '-qmp', `${sq},server=on,wait=off`])];
-  procs.push(start('qemu-system-x86_64', [...base, '-qmp', `${dq},server=on,wait=off`, '-incoming', `tcp:127.0.0.1:${port}`]));
+  const sq = `unix:${path.join(work, `${kind}-src.qmp`)}`;
+  const dq = `unix:${path.join(work, `${kind}-dst.qmp`)}`;
+  const procs = startPair(sq, dq, port);
   const src = await connectQmp(sq);
   const dst = await connectQmp(dq);
-  return {
-    src,
-    dst,
-    uri: `tcp:127.0.0.1:${port}`,
-    written: () => word(src, COUNT_AT),
-    close: () => closeAll(src, dst, procs),
-  };
+  return { src, dst, uri: `tcp:127.0.0.1:${port}`, written: () => written(src), close: () => closeAll(src, dst, procs) };
 }
 
-async function vmstatePeer(rate: number): Promise<Peer> {
-  const port = await freePort();
-  const sq = `unix:${path.join(work, 'vmstate-src.qmp')}`;
-  const dq = `unix:${path.join(work, 'vmstate-dst.qmp')}`;
-  const procs = [
-    startVmstate([machine, '--qmp', dq, '--incoming', `tcp:127.0.0.1:${port}`]),
-    startVmstate([machine, '--qmp', sq, '--loader', `${random}@0x100000`, '--dirty', String(rate)]),
-  ];
-  const src = await connectQmp(sq);
-  const dst = await connectQmp(dq);
-  return {
-    src,
-    dst,
-    uri: `tcp:127.0.0.1:${port}`,
-    written: async () => (await src.execute<{ 'dirtied-pages': number }>('x-vmstate-query-workload'))['dirtied-pages'],
-    close: () => closeAll(src, dst, procs),
-  };
+function qemuPeer(delayLoops: number): Promise<Peer> {
+  const kernel = path.join(work, `kernel-${delayLoops}.bin`);
+  fs.writeFileSync(kernel, dirtyingKernel({ loadAt: KERNEL_AT, dirtyAt: WINDOW_AT, pages: WINDOW_PAGES, delayLoops, flushTlb: true, countAt: COUNT_AT }));
+  const base = ['-machine', 'q35', '-accel', 'tcg', '-m', '1G', '-nodefaults', '-display', 'none', '-device', `loader,file=${random},addr=0x100000,force-raw=on`, '-kernel', kernel];
+  return peer(
+    'qemu',
+    (sq, dq, port) => [
+      start('qemu-system-x86_64', [...base, '-qmp', `${sq},server=on,wait=off`]),
+      start('qemu-system-x86_64', [...base, '-qmp', `${dq},server=on,wait=off`, '-incoming', `tcp:127.0.0.1:${port}`]),
+    ],
+    (src) => word(src, COUNT_AT),
+  );
+}
+
+function vmstatePeer(rate: number): Promise<Peer> {
+  return peer(
+    'vmstate',
+    (sq, dq, port) => [
+      startVmstate([machine, '--qmp', dq, '--incoming', `tcp:127.0.0.1:${port}`]),
+      startVmstate([machine, '--qmp', sq, '--loader', `${random}@0x100000`, '--dirty', String(rate)]),
+    ],
+    async (src) => (await src.execute<{ 'dirtied-pages': number }>('x-vmstate-query-workload'))['dirtied-pages'],
+  );
 }
 
 async function closeAll(src: QmpClient, dst: QmpClient, procs: { kill(): boolean }[]): Promise<void> {
