@@ -69,14 +69,21 @@ const ENTRY_POINTS: Readonly<Record<string, EntryPoint>> = {
   },
   'vmstate/migration': {
     values: [
-      'DEFAULT_PARAMETERS', 'IncomingMigration', 'MIGRATION_TRANSITIONS', 'MigrationError', 'MigrationStateMachine', 'OutgoingMigration', 'canTransition',
-      'connectOutgoing', 'formatMigrationUri', 'isFinal', 'listenAt', 'listenIncoming', 'parseMigrationUri',
+      'AuthzList', 'AuthzSimple', 'DEFAULT_PARAMETERS', 'IncomingMigration', 'MIGRATION_TRANSITIONS', 'MigrationError', 'MigrationStateMachine',
+      'OutgoingMigration', 'TLS_FILES', 'TlsCredsX509', 'canTransition', 'connectOutgoing', 'distinguishedName', 'formatMigrationUri', 'globMatches',
+      'isFinal', 'listenAt', 'listenIncoming', 'parseMigrationUri',
     ],
-    types: ['ByteTransport', 'IncomingEndpoint', 'IncomingOptions', 'MigratableVm', 'MigrationParameters', 'MigrationPhase', 'MigrationStatus', 'MigrationUri'],
+    types: [
+      'Authz', 'AuthzPolicy', 'AuthzRule', 'ByteTransport', 'IncomingEndpoint', 'IncomingOptions', 'MigratableVm', 'MigrationParameters', 'MigrationPhase',
+      'MigrationStatus', 'MigrationUri', 'OutgoingTls', 'TlsClientOptions', 'TlsCredsX509Options', 'TlsEndpoint', 'TlsServerOptions',
+    ],
     internals: ['warmUp', 'parseSocketAddress'],
   },
   'vmstate/qmp': {
-    values: ['MAX_REQUEST_BYTES', 'QMP_VERSION', 'QmpClient', 'QmpError', 'checkArguments', 'formatQemuJson', 'formatSocketAddress', 'parseQmpAddress', 'qmpCommands', 'startQmpServer'],
+    values: [
+      'MAX_REQUEST_BYTES', 'OBJECT_PROPERTIES', 'QMP_VERSION', 'QmpClient', 'QmpError', 'checkArguments', 'formatQemuJson', 'formatSocketAddress', 'objectAdd',
+      'parseQmpAddress', 'qmpCommands', 'startQmpServer',
+    ],
     types: [
       'ArgSpec', 'ArgType', 'MigrationCapabilityStatus', 'QmpClientOptions', 'QmpCommand', 'QmpErrorClass', 'QmpEvent', 'QmpGreeting', 'QmpServer',
       'QmpServerOptions', 'SocketAddress', 'VmControl',

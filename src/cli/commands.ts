@@ -52,9 +52,14 @@ commands:
     --paused                   stay paused after boot or after an incoming migration
     --loader FILE@ADDR         copy a file into guest RAM after boot (QEMU's -device loader)
     --qemu 7.2|10.0            migrate out as that QEMU does (as for snapshot); incoming, either loads
+    -object TYPE,id=ID,...     a QEMU object: tls-creds-x509 (dir, endpoint, verify-peer), authz-simple,
+                               authz-list (JSON for its rules); commas in values doubled
+    -global migration.P=V      P: tls-creds, tls-hostname or tls-authz (before --incoming listens)
   migrate --from QMP --to URI  migrate a running VM live, with progress
     --max-bandwidth B          bytes per second (e.g. 100M; 0 = unlimited)
     --downtime-limit MS        the longest pause allowed at switch-over
+    --tls-creds ID             over TLS, with the source's tls-creds-x509 object ID
+    --tls-hostname NAME        the name the destination's certificate must carry (default: the URI's host)
   demo                         live-migrate the default machine between two processes and verify it
   help                         this text
 `;

@@ -1,6 +1,8 @@
 /**
- * `vmstate migrate --from QMP --to URI`: drives a live migration over QMP, as one would drive QEMU, and
- * shows its progress until it ends. Exits 0 only if the migration completed.
+ * `vmstate migrate --from QMP --to URI [--tls-creds ID] [--tls-hostname NAME]`: drives a live migration
+ * over QMP, as one would drive QEMU, and shows its progress until it ends. `--tls-creds` names the
+ * source's tls-creds-x509 object (made with its `-object`), so the stream goes over TLS. Exits 0 only if
+ * the migration completed.
  */
 import { UsageError } from '../errors.js';
 import { QmpClient } from '../qmp/index.js';
@@ -20,6 +22,10 @@ export interface DriveOptions {
   readonly to: string;
   readonly maxBandwidth?: number;
   readonly downtimeLimitMs?: number;
+  /** The source's tls-creds-x509 object: migrate over TLS. */
+  readonly tlsCreds?: string;
+  /** The name the destination's certificate must carry. Defaults to the URI's host. */
+  readonly tlsHostname?: string;
   readonly progress?: ProgressPrinter;
   readonly pollMs?: number;
 }
@@ -27,9 +33,11 @@ export interface DriveOptions {
 /** Sets parameters, starts `migrate`, and polls query-migrate until the migration ends. */
 export async function driveMigration(client: QmpClient, o: DriveOptions): Promise<MigrateInfo> {
   await client.execute('migrate-set-capabilities', { capabilities: [{ capability: 'events', state: true }] });
-  const params: Record<string, number> = {};
+  const params: Record<string, number | string> = {};
   if (o.maxBandwidth !== undefined) params['max-bandwidth'] = o.maxBandwidth;
   if (o.downtimeLimitMs !== undefined) params['downtime-limit'] = o.downtimeLimitMs;
+  if (o.tlsCreds !== undefined) params['tls-creds'] = o.tlsCreds;
+  if (o.tlsHostname !== undefined) params['tls-hostname'] = o.tlsHostname;
   if (Object.keys(params).length) await client.execute('migrate-set-parameters', params);
   await client.execute('migrate', { uri: o.to });
   for (;;) {
@@ -42,7 +50,7 @@ export async function driveMigration(client: QmpClient, o: DriveOptions): Promis
 }
 
 export async function migrateCommand(argv: readonly string[], out: Output): Promise<number> {
-  const args = parseArgs(argv, [], ['from', 'to', 'max-bandwidth', 'downtime-limit']);
+  const args = parseArgs(argv, [], ['from', 'to', 'max-bandwidth', 'downtime-limit', 'tls-creds', 'tls-hostname']);
   const from = args.options.get('from')?.at(-1);
   const to = args.options.get('to')?.at(-1);
   if (!from || !to || args.positional.length > 0) throw new UsageError('migrate takes --from QMP-ADDRESS --to URI (see vmstate help)');
@@ -55,6 +63,8 @@ export async function migrateCommand(argv: readonly string[], out: Output): Prom
       to,
       maxBandwidth: bw === undefined ? undefined : parseSize(bw, '--max-bandwidth'),
       downtimeLimitMs: dl === undefined ? undefined : Number(dl),
+      tlsCreds: args.options.get('tls-creds')?.at(-1),
+      tlsHostname: args.options.get('tls-hostname')?.at(-1),
       progress: new ProgressPrinter(out.stdout, process.stdout.isTTY === true),
     });
     if (info.status !== 'completed') {

@@ -1,6 +1,9 @@
 /**
- * `vmstate vm MACHINE --qmp ADDRESS [--incoming URI|defer] [--qemu 7.2|10.0] [--dirty PAGES/s]`: runs one VM
- * process until it is told to quit. `--qemu` is the release whose stream its outgoing migrations send; it loads either.
+ * `vmstate vm MACHINE --qmp ADDRESS [--incoming URI|defer] [--qemu 7.2|10.0] [--dirty PAGES/s]
+ * [-object SPEC]... [-global migration.tls-creds=ID]...`: runs one VM process until it is told to quit.
+ * `--qemu` is the release whose stream its outgoing migrations send; it loads either. `-object` and
+ * `-global` are QEMU's (keyval.ts), for TLS: credentials and authorization objects, and the migration's
+ * tls-creds/tls-hostname/tls-authz.
  */
 import { readFileSync } from 'node:fs';
 import { IoError, UsageError } from '../errors.js';
@@ -8,10 +11,13 @@ import { MAX_DIRTY_RATE } from '../machine/index.js';
 import { startQmpServer } from '../qmp/index.js';
 import { qemuOption, resolveMachine } from './machine-commands.js';
 import { parseArgs, type Output } from './args.js';
+import { parseGlobalOption, parseObjectOption } from './keyval.js';
 import { VmProcess } from './vm-process.js';
 
 export async function vmCommand(argv: readonly string[], out: Output): Promise<number> {
-  const args = parseArgs(argv, ['paused', 'check-load-order'], ['qmp', 'incoming', 'rate', 'dirty', 'loader', 'qemu']);
+  // QEMU spells these with one dash.
+  const spelled = argv.map((a) => (a === '-object' || a === '-global' ? `-${a}` : a));
+  const args = parseArgs(spelled, ['paused', 'check-load-order'], ['qmp', 'incoming', 'rate', 'dirty', 'loader', 'qemu', 'object', 'global']);
   if (args.positional.length !== 1) throw new UsageError('vm takes MACHINE (see vmstate help)');
   const qmp = args.options.get('qmp')?.at(-1);
   if (!qmp) throw new UsageError('vm needs --qmp unix:PATH or --qmp tcp:HOST:PORT');
@@ -26,6 +32,8 @@ export async function vmCommand(argv: readonly string[], out: Output): Promise<n
   const description = resolveMachine(args.positional[0]);
   const loaders = (args.options.get('loader') ?? []).map(parseLoader);
   const dialect = qemuOption(args);
+  const objects = (args.options.get('object') ?? []).map(parseObjectOption);
+  const parameters = Object.fromEntries((args.options.get('global') ?? []).map(parseGlobalOption));
 
   let finish: (code: number) => void = () => undefined;
   const done = new Promise<number>((resolve) => (finish = resolve));
@@ -37,6 +45,8 @@ export async function vmCommand(argv: readonly string[], out: Output): Promise<n
     checkLoadOrder: args.flags.has('check-load-order'),
     loaders,
     dialect,
+    objects,
+    parameters,
     exit: (code) => finish(code),
     log: (line) => out.stderr(`${line}\n`),
   });

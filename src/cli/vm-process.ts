@@ -5,8 +5,9 @@
 import { UsageError } from '../errors.js';
 import { DirtyingWorkload, Machine, type MachineDescription } from '../machine/index.js';
 import { DEFAULT_PARAMETERS, IncomingMigration, isFinal, OutgoingMigration, type MigrationParameters } from '../migration/index.js';
-import { QmpError, type MigrationCapabilityStatus, type VmControl } from '../qmp/index.js';
+import { objectAdd, QmpError, type MigrationCapabilityStatus, type VmControl } from '../qmp/index.js';
 import type { QemuDialect, SaveRegistry } from '../savevm/index.js';
+import { UserObjects } from './user-objects.js';
 
 type Listener = (event: string, data?: Record<string, unknown>) => void;
 
@@ -27,6 +28,10 @@ export interface VmOptions {
   readonly checkLoadOrder?: boolean;
   /** The QEMU release whose stream an outgoing migration sends (any loads). Defaults to the machine's (Machine). */
   readonly dialect?: QemuDialect;
+  /** Objects to create before anything else, as object-add's arguments (QEMU's `-object`). */
+  readonly objects?: readonly Readonly<Record<string, unknown>>[];
+  /** Migration parameters to set before listening (QEMU's `-global migration.tls-creds=ID`). */
+  readonly parameters?: Readonly<Record<string, unknown>>;
   /** Files to copy into guest RAM after boot, as QEMU's `-device loader,file=F,addr=A,force-raw=on`. */
   readonly loaders?: readonly { readonly data: Uint8Array; readonly addr: number }[];
   /** Called when the process should end (quit, or a failed incoming migration with its exit code). */
@@ -46,6 +51,13 @@ export class VmProcess implements VmControl {
   private incoming: IncomingMigration | null = null;
   private readonly params: MigrationParameters = { ...DEFAULT_PARAMETERS };
   private readonly caps = new Map<string, boolean>([['events', false]]);
+  private readonly objects = new UserObjects();
+  /** tls-creds, tls-hostname, tls-authz: "" when unset, as QEMU reports them. */
+  private readonly tlsParams = new Map<string, string>([
+    ['tls-creds', ''],
+    ['tls-hostname', ''],
+    ['tls-authz', ''],
+  ]);
 
   constructor(
     description: MachineDescription,
@@ -53,6 +65,8 @@ export class VmProcess implements VmControl {
   ) {
     this.machine = new Machine(description, { dialect: options.dialect });
     this.dirtier = options.dirtyRate === undefined ? null : new DirtyingWorkload(this.machine.ram, options.dirtyRate);
+    for (const props of options.objects ?? []) objectAdd.run(this, props);
+    if (options.parameters) this.setParameters({ ...options.parameters });
     if (options.incoming !== undefined) {
       this.runstate = 'inmigrate';
       if (options.incoming !== 'defer') this.migrateIncoming(options.incoming, true);
@@ -144,9 +158,11 @@ export class VmProcess implements VmControl {
   migrate(uri: string): void {
     if (this.runstate === 'inmigrate') throw new QmpError('GenericError', 'Guest is waiting for an incoming migration');
     if (this.outgoing && !isFinal(this.outgoing.status)) throw new QmpError('GenericError', 'There is a migration process in progress');
+    const credsId = this.tlsParams.get('tls-creds') ?? '';
+    const tls = credsId ? { creds: this.objects.creds(credsId, 'client'), hostname: this.tlsParams.get('tls-hostname') || undefined } : undefined;
     let m: OutgoingMigration;
     try {
-      m = new OutgoingMigration(this, uri, { ...this.params }, (pass) => this.emit('MIGRATION_PASS', { pass }));
+      m = new OutgoingMigration(this, uri, { ...this.params }, (pass) => this.emit('MIGRATION_PASS', { pass }), tls);
     } catch (e) {
       throw new QmpError('GenericError', (e as UsageError).message);
     }
@@ -164,11 +180,15 @@ export class VmProcess implements VmControl {
     if (this.runstate !== 'inmigrate' || (this.incoming && !fromCommandLine)) {
       throw new QmpError('GenericError', "The incoming migration has already been started or the guest is not waiting for one");
     }
+    const credsId = this.tlsParams.get('tls-creds') ?? '';
+    const authzId = this.tlsParams.get('tls-authz') ?? '';
+    const onRejected = (peer: string, reason: string) => this.options.log(`vmstate vm: refused the migration from ${peer}: ${reason}; still waiting`);
+    const tls = credsId ? { creds: this.objects.creds(credsId, 'server'), authz: authzId ? this.objects.authz(authzId) : undefined, onRejected } : undefined;
     const incoming = new IncomingMigration(this.machine.registry, this.machine.loadsMachineTypes, uri);
     this.incoming = incoming;
     incoming.state.onChange((status) => this.emit('MIGRATION', { status }));
-    const onListening = (address: string) => this.options.log(`vmstate vm: waiting for an incoming migration on ${address}`);
-    void incoming.run({ checkLoadOrder: this.options.checkLoadOrder, onListening }).then((status) => {
+    const onListening = (address: string) => this.options.log(`vmstate vm: waiting for an incoming migration on ${address}${tls ? ' (TLS)' : ''}`);
+    void incoming.run({ checkLoadOrder: this.options.checkLoadOrder, onListening, tls }).then((status) => {
       if (status !== 'completed') {
         // Never resume a half-loaded VM.
         const e = incoming.error;
@@ -200,6 +220,9 @@ export class VmProcess implements VmControl {
           throw new QmpError('GenericError', "Parameter 'downtime_limit' expects an integer in the range of 0 to 2000000 milliseconds");
         }
         this.params.downtimeLimitMs = v;
+      } else if (this.tlsParams.has(k)) {
+        // null resets to "", as in QEMU; "" turns TLS off.
+        this.tlsParams.set(k, typeof v === 'string' ? v : '');
       } else {
         throw new QmpError('GenericError', `Parameter '${k}' is not supported by vmstate`);
       }
@@ -207,7 +230,15 @@ export class VmProcess implements VmControl {
   }
 
   queryParameters(): Record<string, unknown> {
-    return { 'max-bandwidth': this.params.maxBandwidth, 'downtime-limit': this.params.downtimeLimitMs };
+    return { 'max-bandwidth': this.params.maxBandwidth, 'downtime-limit': this.params.downtimeLimitMs, ...Object.fromEntries(this.tlsParams) };
+  }
+
+  objectAdd(props: Record<string, unknown>): void {
+    this.objects.add(props);
+  }
+
+  objectDel(id: string): void {
+    this.objects.del(id);
   }
 
   setCapabilities(caps: MigrationCapabilityStatus[]): void {

@@ -7,6 +7,7 @@ import { loadSnapshot, type SaveRegistry } from '../savevm/index.js';
 import { ChunkedSource, parseMigrationUri, type PullSource } from '../stream/index.js';
 import { MigrationError } from './migration-error.js';
 import { MigrationStateMachine, type MigrationStatus } from './status.js';
+import type { TlsServerOptions } from './tls-session.js';
 import { listenIncoming, type IncomingEndpoint } from './transport.js';
 
 /** Options for IncomingMigration.run. */
@@ -15,6 +16,8 @@ export interface IncomingOptions {
   readonly checkLoadOrder?: boolean;
   /** Called once listening, with the address bound (a tcp port 0 resolved). */
   readonly onListening?: (address: string) => void;
+  /** TLS on the connection (tls-creds, tls-authz): clients that fail it are refused and waited past. */
+  readonly tls?: TlsServerOptions;
 }
 
 export class IncomingMigration {
@@ -46,7 +49,7 @@ export class IncomingMigration {
   async run(options: IncomingOptions = {}): Promise<MigrationStatus> {
     let endpoint: IncomingEndpoint;
     try {
-      endpoint = await listenIncoming(parseMigrationUri(this.uri));
+      endpoint = await listenIncoming(parseMigrationUri(this.uri), options.tls);
     } catch (e) {
       this.failure = new MigrationError('setup', e);
       return this.state.status;

@@ -5,10 +5,18 @@ export { connectOutgoing, listenIncoming } from './transport.js';
 export { listenAt } from './listen-socket.js';
 export type { ByteTransport, IncomingEndpoint } from './transport.js';
 export { DEFAULT_PARAMETERS, OutgoingMigration } from './outgoing.js';
-export type { MigratableVm, MigrationParameters } from './outgoing.js';
+export type { MigratableVm, MigrationParameters, OutgoingTls } from './outgoing.js';
 export { IncomingMigration } from './incoming.js';
 export type { IncomingOptions } from './incoming.js';
 export { MigrationError } from './migration-error.js';
+
+// TLS: x509 credentials, who may connect, and the handshakes
+export { TLS_FILES, TlsCredsX509 } from './tls-credentials.js';
+export type { TlsCredsX509Options, TlsEndpoint } from './tls-credentials.js';
+export { AuthzList, AuthzSimple, globMatches } from './authz.js';
+export type { Authz, AuthzPolicy, AuthzRule } from './authz.js';
+export { distinguishedName } from './tls-session.js';
+export type { TlsClientOptions, TlsServerOptions } from './tls-session.js';
 export type { MigrationPhase } from './migration-error.js';
 
 // Migration URIs (tcp:, unix:, exec:, file:), as QEMU takes them

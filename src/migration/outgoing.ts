@@ -18,6 +18,7 @@ import { RamHandler } from '../ram/index.js';
 import { ByteWriter, parseMigrationUri, type MigrationUri } from '../stream/index.js';
 import { MigrationError } from './migration-error.js';
 import { isFinal, MigrationStateMachine, type MigrationStatus } from './status.js';
+import type { TlsCredsX509 } from './tls-credentials.js';
 import { connectOutgoing, type ByteTransport } from './transport.js';
 import { warmUp } from './warm-up.js';
 
@@ -40,6 +41,14 @@ export interface MigrationParameters {
   maxBandwidth: number;
   /** The longest the guest may stay stopped, in ms. QEMU's default is 300. */
   downtimeLimitMs: number;
+}
+
+/** TLS for an outgoing migration (QEMU's tls-creds and tls-hostname). */
+export interface OutgoingTls {
+  /** Credentials with endpoint client. */
+  readonly creds: TlsCredsX509;
+  /** The name the destination's certificate must carry. Defaults to the host of a tcp: URI. */
+  readonly hostname?: string;
 }
 
 export const DEFAULT_PARAMETERS: Readonly<MigrationParameters> = { maxBandwidth: 32 << 20, downtimeLimitMs: 300 };
@@ -71,12 +80,13 @@ export class OutgoingMigration {
   private failure: MigrationError | undefined;
   private readonly ram: RamHandler | undefined;
 
-  /** A migration of `vm` to `uri` (tcp:, unix:, exec:, file:); throws UsageError for a bad URI. */
+  /** A migration of `vm` to `uri` (tcp:, unix:, exec:, file:), over TLS with `tls`; throws UsageError for a bad URI. */
   constructor(
     private readonly vm: MigratableVm,
     uri: string,
     private readonly params: MigrationParameters,
     private readonly onPass: (pass: number) => void = () => undefined,
+    private readonly tls?: OutgoingTls,
   ) {
     this.uri = parseMigrationUri(uri);
     this.ram = vm.registry.entries.map((e) => e.handler).find((h): h is RamHandler => h instanceof RamHandler);
@@ -129,8 +139,13 @@ export class OutgoingMigration {
 
   /** Opens the connection; a failure is QEMU's "Failed to connect". */
   private async connect(): Promise<ByteTransport> {
+    let hostname: string | undefined;
+    if (this.tls) {
+      hostname = this.tls.hostname || (this.uri.kind === 'tcp' ? this.uri.host : undefined);
+      if (!hostname) throw new MigrationError('setup', 'No hostname available for TLS');
+    }
     try {
-      return await connectOutgoing(this.uri);
+      return await connectOutgoing(this.uri, this.tls && hostname ? { creds: this.tls.creds, hostname } : undefined);
     } catch (e) {
       throw new MigrationError('setup', e, 'Failed to connect: ');
     }

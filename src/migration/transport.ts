@@ -2,13 +2,15 @@
  * The ends of a migration, opened from a parsed URI (stream/address.ts): `tcp:HOST:PORT`, `unix:PATH`,
  * `exec:COMMAND` (the stream goes to the command's standard input, or comes from its standard output),
  * `file:PATH`. Outgoing ends give a ByteTransport with back-pressure; incoming ends give a PullSource.
+ * With TLS options, tcp and unix connections are wrapped in TLS (tls-session.ts) before any stream byte.
  */
 import { spawn } from 'node:child_process';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { connect, createServer } from 'node:net';
-import { IoError } from '../errors.js';
+import { IoError, UsageError } from '../errors.js';
 import { formatMigrationUri, pullFromIterable, type MigrationUri, type PullSource } from '../stream/index.js';
 import { listenAt } from './listen-socket.js';
+import { startTlsClient, tlsAcceptor, type TlsClientOptions, type TlsServerOptions } from './tls-session.js';
 
 /** Where an outgoing stream goes. */
 export interface ByteTransport {
@@ -73,8 +75,14 @@ function fromWritable(stream: NodeJS.WritableStream & { destroy(): void; writabl
   };
 }
 
-/** Opens the outgoing end of a migration. */
-export async function connectOutgoing(u: MigrationUri): Promise<ByteTransport> {
+/** The URI kinds TLS can wrap: sockets, not files or commands. */
+function refuseTlsOn(u: MigrationUri): void {
+  if (u.kind === 'exec' || u.kind === 'file') throw new UsageError(`TLS is not supported on ${u.kind}: migrations, only on tcp: and unix:`, { kind: u.kind });
+}
+
+/** Opens the outgoing end of a migration; with `tls`, the stream goes through a TLS session on the socket. */
+export async function connectOutgoing(u: MigrationUri, tls?: TlsClientOptions): Promise<ByteTransport> {
+  if (tls) refuseTlsOn(u);
   switch (u.kind) {
     case 'tcp':
     case 'unix': {
@@ -84,6 +92,7 @@ export async function connectOutgoing(u: MigrationUri): Promise<ByteTransport> {
         sock.once('error', reject);
       });
       sock.setNoDelay(true);
+      if (tls) return fromWritable(await startTlsClient(sock, tls), Promise.resolve());
       return fromWritable(sock, Promise.resolve());
     }
     case 'file': {
@@ -114,8 +123,12 @@ export interface IncomingEndpoint {
   close(): void;
 }
 
-/** Opens the incoming end of a migration. */
-export async function listenIncoming(u: MigrationUri): Promise<IncomingEndpoint> {
+/**
+ * Opens the incoming end of a migration. With `tls`, accept() resolves with the first client that passes
+ * the handshake and its checks; the others are closed unread (and told to `tls.onRejected`).
+ */
+export async function listenIncoming(u: MigrationUri, tls?: TlsServerOptions): Promise<IncomingEndpoint> {
+  if (tls) refuseTlsOn(u);
   if (u.kind === 'file' || u.kind === 'exec') {
     return {
       uri: formatMigrationUri(u),
@@ -137,6 +150,14 @@ export async function listenIncoming(u: MigrationUri): Promise<IncomingEndpoint>
   return {
     uri: formatMigrationUri(bound),
     accept() {
+      if (tls) {
+        const acceptor = tlsAcceptor(tls);
+        server.on('connection', (sock) => acceptor.offer(sock));
+        return acceptor.accepted.then((sock) => {
+          server.close(); // one migration per listen, as in QEMU
+          return { ...pullFromIterable(sock), close: () => sock.destroy() };
+        });
+      }
       return new Promise((resolve) => {
         server.once('connection', (sock) => {
           server.close(); // one migration per listen, as in QEMU

@@ -11,6 +11,7 @@ export { MAX_REQUEST_BYTES } from './request-splitter.js';
 
 // Commands
 export { qmpCommands } from './commands/index.js';
+export { objectAdd, OBJECT_PROPERTIES } from './commands/object-add.js';
 export type { QmpCommand } from './command.js';
 export { checkArguments } from './arguments.js';
 export type { ArgSpec, ArgType } from './arguments.js';

@@ -68,6 +68,14 @@ export interface VmControl {
    */
   onEvent(listener: (event: string, data?: Record<string, unknown>) => void): () => void;
   /**
+   * Creates a user object (tls-creds-x509, authz-simple, authz-list) from object-add's arguments, already
+   * checked against the type's properties; throws QmpError for a duplicate id or unusable values.
+   * Optional; object-add is CommandNotFound without it.
+   */
+  objectAdd?(props: Record<string, unknown>): void;
+  /** Deletes a user object; throws QmpError when there is none with that id. Optional, as objectAdd. */
+  objectDel?(id: string): void;
+  /**
    * vmstate's own: what a migration must carry over, to compare both sides (step, RAM hash, device
    * registers). Optional; `x-vmstate-query-workload` is CommandNotFound without it.
    */

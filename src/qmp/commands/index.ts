@@ -6,6 +6,8 @@ import { migrateCancel } from './migrate-cancel.js';
 import { migrateIncoming } from './migrate-incoming.js';
 import { migrateSetCapabilities } from './migrate-set-capabilities.js';
 import { migrateSetParameters } from './migrate-set-parameters.js';
+import { objectAdd } from './object-add.js';
+import { objectDel } from './object-del.js';
 import { queryMigrate } from './query-migrate.js';
 import { queryMigrateCapabilities } from './query-migrate-capabilities.js';
 import { queryMigrateParameters } from './query-migrate-parameters.js';
@@ -21,6 +23,8 @@ export {
   migrateIncoming,
   migrateSetCapabilities,
   migrateSetParameters,
+  objectAdd,
+  objectDel,
   queryMigrate,
   queryMigrateCapabilities,
   queryMigrateParameters,
@@ -44,5 +48,7 @@ export const qmpCommands: readonly QmpCommand[] = [
   queryMigrateParameters,
   migrateSetCapabilities,
   queryMigrateCapabilities,
+  objectAdd,
+  objectDel,
   xVmstateQueryWorkload,
 ];

@@ -1,0 +1,98 @@
+// TLS migrations between two VM processes, configured as QEMU's are: tls-creds-x509 objects (-object or
+// object-add), the migration's tls-creds, tls-hostname and tls-authz. Certificates are made per run
+// (support/pki.ts). A destination refuses a source whose certificate is missing, from another CA,
+// expired or refused by its authz object before reading one byte of the stream, and waits on for the
+// right one.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { CLIENT_DN, INTRUDER_DN, makePki, type Pki } from '../support/pki.js';
+import { prepareSource, queryStatus, queryWorkload, ReferenceMachine, waitFor, waitForMigration, withScope, writeMachine, type Scope } from './harness.js';
+
+/** `-object` for credentials in `dir`. */
+function credsObject(dir: string, endpoint: 'server' | 'client', id = 'tls0'): string[] {
+  return ['-object', `tls-creds-x509,id=${id},dir=${dir.replaceAll(',', ',,')},endpoint=${endpoint}`];
+}
+
+/** A destination waiting over TLS on tcp:127.0.0.1:PORT, with extra arguments (an authz object). */
+async function tlsDestination(scope: Scope, pki: Pki, machine: string, extra: readonly string[] = []) {
+  return scope.spawnDestination('destination', machine, 'tcp', [...credsObject(pki.server, 'server'), '-global', 'migration.tls-creds=tls0', '--paused', ...extra]);
+}
+
+test('a TLS migration between two VM processes completes, and the destination holds the source state', { timeout: 90_000 }, () =>
+  withScope(async (scope) => {
+    const pki = makePki(scope.dir);
+    const machine = writeMachine(scope.dir, '64M');
+    const reference = new ReferenceMachine(machine);
+    const source = scope.spawnVm('source', machine, ['--rate', '50', ...credsObject(pki.client, 'client')]);
+    const { vm: destination, uri } = await tlsDestination(scope, pki, machine);
+    assert.match(destination.log(), /waiting for an incoming migration on tcp:127\.0\.0\.1:\d+ \(TLS\)/);
+    const src = await scope.monitor(source);
+    const dst = await scope.monitor(destination);
+
+    await prepareSource(src.client);
+    const unset = await src.client.execute<Record<string, unknown>>('query-migrate-parameters');
+    assert.deepEqual([unset['tls-creds'], unset['tls-hostname'], unset['tls-authz']], ['', '', '']);
+    await src.client.execute('migrate-set-parameters', { 'tls-creds': 'tls0' });
+    assert.equal((await src.client.execute<Record<string, unknown>>('query-migrate-parameters'))['tls-creds'], 'tls0');
+    await src.client.execute('migrate', { uri });
+    const info = await waitForMigration(src.client, 30_000);
+    assert.equal(info.status, 'completed', info['error-desc']);
+
+    await waitFor('the destination to finish loading', async () => ((await queryStatus(dst.client)) === 'paused' ? true : undefined), 10_000);
+    const atSwitchover = await queryWorkload(src.client);
+    const arrived = await queryWorkload(dst.client);
+    assert.deepEqual(arrived, atSwitchover);
+    assert.deepEqual(arrived, reference.at(arrived.step));
+    const incoming = await dst.client.execute<{ status: string; ram?: { transferred: number } }>('query-migrate');
+    assert.equal(incoming.status, 'completed');
+    assert.equal(incoming.ram?.transferred, info.ram?.transferred, 'the destination received, decrypted, every byte the source sent');
+    await dst.client.execute('cont');
+    assert.equal(await queryStatus(dst.client), 'running');
+  }),
+);
+
+test('refused sources: plaintext, no certificate, another CA, expired, authz deny; the destination waits on and takes the right one', { timeout: 120_000 }, () =>
+  withScope(async (scope) => {
+    const pki = makePki(scope.dir);
+    const machine = writeMachine(scope.dir, '64M');
+    const authz = JSON.stringify({ 'qom-type': 'authz-list', id: 'auth0', policy: 'deny', rules: [{ match: CLIENT_DN, policy: 'allow' }] });
+    const { vm: destination, uri } = await tlsDestination(scope, pki, machine, ['-object', authz, '-global', 'migration.tls-authz=auth0']);
+    const dirs = { good: pki.client, nocert: pki.noCert, otherca: pki.otherCa, expired: pki.expired, intruder: pki.intruder };
+    const objects = Object.entries(dirs).flatMap(([id, dir]) => credsObject(dir, 'client', id));
+    const source = scope.spawnVm('source', machine, ['--rate', '50', ...objects]);
+    const src = await scope.monitor(source);
+    const dst = await scope.monitor(destination);
+    await prepareSource(src.client);
+
+    const refusals: [string, RegExp][] = [
+      ['', /TLS handshake failed: /],
+      ['nocert', /: No certificate peers; still waiting/],
+      ['otherca', /: The certificate hasn't got a known issuer; still waiting/],
+      ['expired', /: The certificate has expired; still waiting/],
+      ['intruder', new RegExp(`: TLS x509 authz check for ${INTRUDER_DN} is denied; still waiting`)],
+    ];
+    for (const [creds, reason] of refusals) {
+      const what = creds || 'plaintext';
+      const logged = destination.log().split('\n').filter((l) => l.includes('refused the migration')).length;
+      await src.client.execute('migrate-set-parameters', { 'tls-creds': creds });
+      await src.client.execute('migrate', { uri });
+      const info = await waitForMigration(src.client, 30_000);
+      assert.equal(info.status, 'failed', `${what}: the source's migration should fail`);
+      assert.equal(await queryStatus(src.client), 'running', `${what}: the source runs on`);
+      const refused = await waitFor(`${what}: the destination to log the refusal`, () => destination.log().split('\n').filter((l) => l.includes('refused the migration')).slice(logged)[0]);
+      assert.match(refused, /^vmstate vm: refused the migration from 127\.0\.0\.1:\d+: /);
+      assert.match(refused, reason, what);
+      // Nothing of the stream was read: the destination is still waiting, with no bytes received.
+      assert.deepEqual(await dst.client.execute('query-migrate'), { status: 'setup' }, what);
+      assert.equal(await queryStatus(dst.client), 'inmigrate', what);
+      assert.equal(destination.child.exitCode, null, `${what}: the destination is still there`);
+    }
+
+    await src.client.execute('migrate-set-parameters', { 'tls-creds': 'good' });
+    await src.client.execute('migrate', { uri });
+    const info = await waitForMigration(src.client, 30_000);
+    assert.equal(info.status, 'completed', info['error-desc']);
+    await waitFor('the destination to finish loading', async () => ((await queryStatus(dst.client)) === 'paused' ? true : undefined), 10_000);
+    assert.deepEqual(await queryWorkload(dst.client), await queryWorkload(src.client));
+  }),
+);
