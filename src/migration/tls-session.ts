@@ -118,42 +118,37 @@ export interface TlsAcceptor {
 
 /** The server side of TLS for one incoming migration. */
 export function tlsAcceptor(o: TlsServerOptions): TlsAcceptor {
-  // Never listened on: raw sockets are injected with 'connection', as Node's documentation allows.
-  const server = createTlsServer({
-    ...o.creds.secureOptions,
-    requestCert: o.creds.verifyPeer,
-    // The checks are made below, so a refused client is named and logged, not dropped silently.
-    rejectUnauthorized: false,
-  });
   const pending = new Set<Socket>();
   let done = false;
   let resolveAccepted: (tls: TLSSocket) => void = () => undefined;
   const accepted = new Promise<TLSSocket>((resolve) => (resolveAccepted = resolve));
-  const peerOf = (s: Socket) => (s.remoteAddress ? `${s.remoteAddress}:${s.remotePort}` : 'a unix socket peer');
-  server.on('secureConnection', (tls: TLSSocket) => {
-    const why = done ? 'another source was accepted first' : refusal(tls, o);
-    if (why !== null) {
-      o.onRejected?.(peerOf(tls), why);
-      tls.destroy();
-      return;
-    }
-    done = true;
-    // Handshakes still under way end refused (above); the winner's own socket is among them, so none is destroyed here.
-    pending.clear();
-    resolveAccepted(tls);
-  });
-  server.on('tlsClientError', (e: Error, tls: TLSSocket) => {
-    o.onRejected?.(peerOf(tls), `TLS handshake failed: ${e.message}`);
-    tls.destroy();
-  });
   return {
     offer(socket) {
       if (done) {
         socket.destroy();
         return;
       }
+      // Named now: a socket that failed its handshake has lost its address.
+      const peer = socket.remoteAddress ? `${socket.remoteAddress}:${socket.remotePort}` : 'a unix socket peer';
+      const refuse = (tls: TLSSocket, why: string) => {
+        o.onRejected?.(peer, why);
+        tls.destroy();
+      };
+      // A server per connection, never listened on: the socket is injected with 'connection', as Node's
+      // documentation allows. Its checks are made here, so a refused client is named, not dropped silently.
+      const server = createTlsServer({ ...o.creds.secureOptions, requestCert: o.creds.verifyPeer, rejectUnauthorized: false });
+      server.once('secureConnection', (tls: TLSSocket) => {
+        pending.delete(socket);
+        const why = done ? 'another source was accepted first' : refusal(tls, o);
+        if (why !== null) return refuse(tls, why);
+        done = true;
+        resolveAccepted(tls);
+      });
+      server.once('tlsClientError', (e: Error, tls: TLSSocket) => {
+        pending.delete(socket);
+        refuse(tls, `TLS handshake failed: ${e.message}`);
+      });
       pending.add(socket);
-      socket.once('close', () => pending.delete(socket));
       server.emit('connection', socket);
     },
     accepted,

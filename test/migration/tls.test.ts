@@ -5,8 +5,9 @@
 // right one.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import path from 'node:path';
 import { CLIENT_DN, INTRUDER_DN, makePki, type Pki } from '../support/pki.js';
-import { prepareSource, queryStatus, queryWorkload, ReferenceMachine, waitFor, waitForMigration, withScope, writeMachine, type Scope } from './harness.js';
+import { ForwardingProxy, prepareSource, queryStatus, queryWorkload, ReferenceMachine, waitFor, waitForMigration, withScope, writeMachine, type Scope } from './harness.js';
 
 /** `-object` for credentials in `dir`. */
 function credsObject(dir: string, endpoint: 'server' | 'client', id = 'tls0'): string[] {
@@ -94,5 +95,50 @@ test('refused sources: plaintext, no certificate, another CA, expired, authz den
     assert.equal(info.status, 'completed', info['error-desc']);
     await waitFor('the destination to finish loading', async () => ((await queryStatus(dst.client)) === 'paused' ? true : undefined), 10_000);
     assert.deepEqual(await queryWorkload(dst.client), await queryWorkload(src.client));
+  }),
+);
+
+test('tls-hostname: a unix: URI needs one, a name the certificate lacks fails the source; on the wire only TLS records go', { timeout: 90_000 }, () =>
+  withScope(async (scope) => {
+    const pki = makePki(scope.dir);
+    const machine = writeMachine(scope.dir, '64M');
+    const { vm: destination, uri } = await tlsDestination(scope, pki, machine);
+    const source = scope.spawnVm('source', machine, ['--rate', '50', ...credsObject(pki.client, 'client')]);
+    const src = await scope.monitor(source);
+    const dst = await scope.monitor(destination);
+    await prepareSource(src.client);
+    await src.client.execute('migrate-set-parameters', { 'tls-creds': 'tls0' });
+    const proxy = await ForwardingProxy.start(scope, { port: Number(uri.split(':').at(-1)) }, { listenPath: path.join(scope.dir, 'tls.sock'), tap: true });
+
+    // A unix socket has no host name to check the destination's certificate against.
+    await src.client.execute('migrate', { uri: proxy.uri });
+    let info = await waitForMigration(src.client);
+    assert.deepEqual([info.status, info['error-desc']], ['failed', 'No hostname available for TLS']);
+    assert.equal(proxy.forwarded, 0);
+
+    // The destination's certificate names localhost and 127.0.0.1, not this.
+    await src.client.execute('migrate-set-parameters', { 'tls-hostname': 'elsewhere.example.com' });
+    await src.client.execute('migrate', { uri });
+    info = await waitForMigration(src.client);
+    assert.equal(info.status, 'failed');
+    assert.match(info['error-desc'] ?? '', /^Failed to connect: TLS handshake with elsewhere\.example\.com failed: Hostname\/IP does not match certificate's altnames: /);
+    assert.equal(await queryStatus(src.client), 'running');
+    await waitFor('the destination to log the aborted handshake', () => (/refused the migration from 127\.0\.0\.1:\d+: TLS handshake failed: .*; still waiting/.test(destination.log()) ? true : undefined));
+    assert.deepEqual(await dst.client.execute('query-migrate'), { status: 'setup' });
+
+    await src.client.execute('migrate-set-parameters', { 'tls-hostname': 'localhost' });
+    assert.equal((await src.client.execute<Record<string, unknown>>('query-migrate-parameters'))['tls-hostname'], 'localhost');
+    await src.client.execute('migrate', { uri: proxy.uri });
+    info = await waitForMigration(src.client, 30_000);
+    assert.equal(info.status, 'completed', info['error-desc']);
+    await waitFor('the destination to finish loading', async () => ((await queryStatus(dst.client)) === 'paused' ? true : undefined), 10_000);
+    assert.deepEqual(await queryWorkload(dst.client), await queryWorkload(src.client));
+
+    // TLS records only (a handshake record first), and nothing of the stream in clear: no magic, no device names.
+    const wire = proxy.tapped();
+    assert.equal(wire.length, proxy.forwarded);
+    assert.deepEqual([wire[0], wire[1]], [0x16, 0x03], 'a TLS handshake record');
+    assert.ok(wire.length > (info.ram?.transferred ?? Infinity), 'the records are a little larger than the stream');
+    for (const clear of ['QEVM', 'iommu-intel', 'pc-q35', 'vmdesc']) assert.equal(wire.indexOf(clear), -1, `${clear} on the wire`);
   }),
 );
