@@ -5,9 +5,14 @@
 // right one.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
 import path from 'node:path';
+import { QmpClient } from '../../src/qmp/index.js';
+import { cliPath, repoRoot } from '../support/paths.js';
+import { codeBlocks } from '../support/readme-blocks.js';
 import { CLIENT_DN, INTRUDER_DN, makePki, type Pki } from '../support/pki.js';
-import { ForwardingProxy, prepareSource, queryStatus, queryWorkload, ReferenceMachine, waitFor, waitForMigration, withScope, writeMachine, type Scope } from './harness.js';
+import { ForwardingProxy, prepareSource, queryStatus, queryWorkload, ReferenceMachine, waitFor, waitForMigration, within, withScope, writeMachine, type Scope } from './harness.js';
 
 /** `-object` for credentials in `dir`. */
 function credsObject(dir: string, endpoint: 'server' | 'client', id = 'tls0'): string[] {
@@ -140,5 +145,46 @@ test('tls-hostname: a unix: URI needs one, a name the certificate lacks fails th
     assert.deepEqual([wire[0], wire[1]], [0x16, 0x03], 'a TLS handshake record');
     assert.ok(wire.length > (info.ram?.transferred ?? Infinity), 'the records are a little larger than the stream');
     for (const clear of ['QEVM', 'iommu-intel', 'pc-q35', 'vmdesc']) assert.equal(wire.indexOf(clear), -1, `${clear} on the wire`);
+  }),
+);
+
+test("README's TLS migration, its three commands as written", { timeout: 90_000 }, () =>
+  withScope(async (scope) => {
+    const block = codeBlocks(fs.readFileSync(path.join(repoRoot, 'README.md'), 'utf8')).find((b) => b.key === 'Over TLS');
+    assert.ok(block, 'README.md has a block under "### Over TLS"');
+    const lines = block.text.split('\n').filter((l) => l.trim() !== '');
+    assert.equal(lines.length, 3);
+    // The certificates the README takes as made, where it looks for them; `vmstate` on PATH.
+    makePki(path.join(scope.dir, 'pki'));
+    const bin = path.join(scope.dir, 'bin');
+    fs.mkdirSync(bin);
+    fs.writeFileSync(path.join(bin, 'vmstate'), `#!/bin/sh\nexec ${JSON.stringify(process.execPath)} ${JSON.stringify(cliPath)} "$@"\n`, { mode: 0o755 });
+    const env = { ...process.env, PATH: `${bin}:${process.env.PATH ?? ''}` };
+
+    const run = (line: string) => {
+      const child = spawn('bash', ['-c', `exec ${line.replace(/&\s*$/, '')}`], { cwd: scope.dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+      const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+      scope.defer(async () => {
+        if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+        await exited;
+      });
+      return { output: () => out, exited };
+    };
+    // Each command once the one before is ready, as whoever types them would.
+    const destination = run(lines[0]);
+    await waitFor('the destination to listen', () => (/waiting for an incoming migration on tcp:127\.0\.0\.1:4444 \(TLS\)/.test(destination.output()) ? true : undefined), 15_000);
+    const source = run(lines[1]);
+    await waitFor('the source to take QMP', () => (/QMP on unix:src\.qmp/.test(source.output()) ? true : undefined), 15_000);
+    const migrate = run(lines[2]);
+    assert.equal(await within(migrate.exited, 60_000, 'vmstate migrate'), 0, migrate.output());
+    assert.match(migrate.output(), /100% {2}completed/);
+
+    const dst = await QmpClient.connect(`unix:${path.join(scope.dir, 'dst.qmp')}`);
+    scope.defer(() => dst.close());
+    await waitFor('the destination to run', async () => ((await queryStatus(dst)) === 'running' ? true : undefined), 10_000);
+    assert.equal((await dst.execute<{ status: string }>('query-migrate')).status, 'completed');
   }),
 );
