@@ -14,6 +14,10 @@
  *      certificate order: `C=GB,O=Example,CN=client.example.com`) must be allowed;
  *   3. a connection that fails any step is closed before one byte of the stream is read, and the
  *      destination keeps waiting; the first that passes carries the migration.
+ * The destination speaks TLS 1.2 at most. A TLS 1.3 server sends session tickets after the handshake
+ * (OpenSSL always does, and Node cannot turn them off); a QEMU source never reads its migration socket,
+ * so they stay unread there, and its close then resets the connection, dropping the end of the stream.
+ * TLS 1.2 sends them within the handshake, which the client reads.
  */
 import type { Socket } from 'node:net';
 import { isIP } from 'node:net';
@@ -106,6 +110,23 @@ function refusal(tls: TLSSocket, o: TlsServerOptions): string | null {
   return null;
 }
 
+/** Resolves true once bytes wait to be read on `tls` (none taken), false if it ends or fails first. */
+function streamBegins(tls: TLSSocket): Promise<boolean> {
+  // Errors after this go to whoever reads the stream; none may go unheard meanwhile.
+  tls.on('error', () => undefined);
+  return new Promise((resolve) => {
+    const settle = (begun: boolean) => {
+      tls.off('readable', onReadable);
+      tls.off('close', onClose);
+      resolve(begun);
+    };
+    const onReadable = () => settle(tls.readableLength > 0);
+    const onClose = () => settle(false);
+    tls.on('readable', onReadable);
+    tls.on('close', onClose);
+  });
+}
+
 /** Accepts TLS clients over raw sockets handed to `offer`; `accepted` settles with the first that passes. */
 export interface TlsAcceptor {
   /** Starts the handshake on a socket just accepted. */
@@ -136,13 +157,23 @@ export function tlsAcceptor(o: TlsServerOptions): TlsAcceptor {
       };
       // A server per connection, never listened on: the socket is injected with 'connection', as Node's
       // documentation allows. Its checks are made here, so a refused client is named, not dropped silently.
-      const server = createTlsServer({ ...o.creds.secureOptions, requestCert: o.creds.verifyPeer, rejectUnauthorized: false });
+      // TLS 1.2 at most: see the top of this file.
+      const server = createTlsServer({ ...o.creds.secureOptions, maxVersion: 'TLSv1.2', requestCert: o.creds.verifyPeer, rejectUnauthorized: false });
       server.once('secureConnection', (tls: TLSSocket) => {
-        pending.delete(socket);
         const why = done ? 'another source was accepted first' : refusal(tls, o);
-        if (why !== null) return refuse(tls, why);
-        done = true;
-        resolveAccepted(tls);
+        if (why !== null) {
+          pending.delete(socket);
+          return refuse(tls, why);
+        }
+        // A client may still give up once the handshake is over (a TLS 1.2 client checks the server's
+        // certificate only then): it is the migration's source once its stream begins.
+        void streamBegins(tls).then((begun) => {
+          pending.delete(socket);
+          if (!begun) return refuse(tls, 'it closed the connection before sending a stream');
+          if (done) return refuse(tls, 'another source was accepted first');
+          done = true;
+          resolveAccepted(tls);
+        });
       });
       server.once('tlsClientError', (e: Error, tls: TLSSocket) => {
         pending.delete(socket);

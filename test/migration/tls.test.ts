@@ -128,7 +128,9 @@ test('tls-hostname: a unix: URI needs one, a name the certificate lacks fails th
     assert.equal(info.status, 'failed');
     assert.match(info['error-desc'] ?? '', /^Failed to connect: TLS handshake with elsewhere\.example\.com failed: Hostname\/IP does not match certificate's altnames: /);
     assert.equal(await queryStatus(src.client), 'running');
-    await waitFor('the destination to log the aborted handshake', () => (/refused the migration from 127\.0\.0\.1:\d+: TLS handshake failed: .*; still waiting/.test(destination.log()) ? true : undefined));
+    // A TLS 1.2 client checks the server's certificate after the handshake: it closes before its stream.
+    const gaveUp = /refused the migration from 127\.0\.0\.1:\d+: it closed the connection before sending a stream; still waiting/;
+    await waitFor('the destination to log the abandoned connection', () => (gaveUp.test(destination.log()) ? true : undefined));
     assert.deepEqual(await dst.client.execute('query-migrate'), { status: 'setup' });
 
     await src.client.execute('migrate-set-parameters', { 'tls-hostname': 'localhost' });
