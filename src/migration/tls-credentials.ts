@@ -41,6 +41,14 @@ export const TLS_FILES = {
   clientKey: 'client-key.pem',
 } as const;
 
+/** strerror's words for the failures a credentials file meets most, as QEMU reports them. */
+const ERRNO_TEXT: Readonly<Record<string, string>> = {
+  ENOENT: 'No such file or directory',
+  EACCES: 'Permission denied',
+  EISDIR: 'Is a directory',
+  ENOTDIR: 'Not a directory',
+};
+
 /** Loaded `tls-creds-x509` credentials. */
 export class TlsCredsX509 {
   readonly id: string;
@@ -71,7 +79,8 @@ export class TlsCredsX509 {
       } catch (e) {
         const err = e as NodeJS.ErrnoException;
         if (!required && err.code === 'ENOENT') return undefined;
-        throw new UsageError(`Unable to access credentials ${file}: ${err.message}`, { id: o.id, path: file });
+        const why = ERRNO_TEXT[err.code ?? ''] ?? err.message;
+        throw new UsageError(`Unable to access credentials ${file}: ${why}`, { id: o.id, path: file });
       }
     };
     const ca = read(TLS_FILES.caCert, true);

@@ -12,7 +12,7 @@ import { QmpClient } from '../../src/qmp/index.js';
 import { cliPath, repoRoot } from '../support/paths.js';
 import { codeBlocks } from '../support/readme-blocks.js';
 import { CLIENT_DN, INTRUDER_DN, makePki, type Pki } from '../support/pki.js';
-import { ForwardingProxy, prepareSource, queryStatus, queryWorkload, ReferenceMachine, waitFor, waitForMigration, within, withScope, writeMachine, type Scope } from './harness.js';
+import { ForwardingProxy, freePort, prepareSource, queryStatus, queryWorkload, ReferenceMachine, waitFor, waitForMigration, within, withScope, writeMachine, type Scope } from './harness.js';
 
 /** `-object` for credentials in `dir`. */
 function credsObject(dir: string, endpoint: 'server' | 'client', id = 'tls0'): string[] {
@@ -24,22 +24,33 @@ async function tlsDestination(scope: Scope, pki: Pki, machine: string, extra: re
   return scope.spawnDestination('destination', machine, 'tcp', [...credsObject(pki.server, 'server'), '-global', 'migration.tls-creds=tls0', '--paused', ...extra]);
 }
 
-test('a TLS migration between two VM processes completes, and the destination holds the source state', { timeout: 90_000 }, () =>
+test('a TLS migration set up over QMP as for QEMU (object-add, migrate-set-parameters, migrate-incoming) completes', { timeout: 90_000 }, () =>
   withScope(async (scope) => {
     const pki = makePki(scope.dir);
     const machine = writeMachine(scope.dir, '64M');
     const reference = new ReferenceMachine(machine);
-    const source = scope.spawnVm('source', machine, ['--rate', '50', ...credsObject(pki.client, 'client')]);
-    const { vm: destination, uri } = await tlsDestination(scope, pki, machine);
-    assert.match(destination.log(), /waiting for an incoming migration on tcp:127\.0\.0\.1:\d+ \(TLS\)/);
+    const source = scope.spawnVm('source', machine, ['--rate', '50']);
+    const destination = scope.spawnVm('destination', machine, ['--incoming', 'defer', '--paused']);
     const src = await scope.monitor(source);
     const dst = await scope.monitor(destination);
 
+    // The destination: server credentials, tls-creds, then listen.
+    await dst.client.execute('object-add', { 'qom-type': 'tls-creds-x509', id: 'tls0', dir: pki.server, endpoint: 'server', 'verify-peer': true });
+    await dst.client.execute('object-add', { 'qom-type': 'authz-simple', id: 'auth0', identity: CLIENT_DN });
+    await dst.client.execute('migrate-set-parameters', { 'tls-creds': 'tls0', 'tls-authz': 'auth0' });
+    const uri = `tcp:127.0.0.1:${await freePort()}`;
+    await dst.client.execute('migrate-incoming', { uri });
+    await waitFor('the destination to listen', () => (destination.log().includes(`waiting for an incoming migration on ${uri} (TLS)`) ? true : undefined));
+
+    // The source: client credentials and tls-creds; its TLS parameters read "" until set, as QEMU's do.
     await prepareSource(src.client);
     const unset = await src.client.execute<Record<string, unknown>>('query-migrate-parameters');
     assert.deepEqual([unset['tls-creds'], unset['tls-hostname'], unset['tls-authz']], ['', '', '']);
-    await src.client.execute('migrate-set-parameters', { 'tls-creds': 'tls0' });
-    assert.equal((await src.client.execute<Record<string, unknown>>('query-migrate-parameters'))['tls-creds'], 'tls0');
+    await src.client.execute('object-add', { 'qom-type': 'tls-creds-x509', id: 'tls0', dir: pki.client, endpoint: 'client' });
+    await src.client.execute('migrate-set-parameters', { 'tls-creds': 'tls0', 'tls-hostname': 'localhost' });
+    await src.client.execute('migrate-set-parameters', { 'tls-hostname': null });
+    const set = await src.client.execute<Record<string, unknown>>('query-migrate-parameters');
+    assert.deepEqual([set['tls-creds'], set['tls-hostname']], ['tls0', ''], 'null resets a parameter to ""');
     await src.client.execute('migrate', { uri });
     const info = await waitForMigration(src.client, 30_000);
     assert.equal(info.status, 'completed', info['error-desc']);
@@ -54,6 +65,8 @@ test('a TLS migration between two VM processes completes, and the destination ho
     assert.equal(incoming.ram?.transferred, info.ram?.transferred, 'the destination received, decrypted, every byte the source sent');
     await dst.client.execute('cont');
     assert.equal(await queryStatus(dst.client), 'running');
+    await src.client.execute('object-del', { id: 'tls0' });
+    await assert.rejects(src.client.execute('migrate-set-parameters', { 'tls-creds': 'tls0' }).then(() => src.client.execute('migrate', { uri })), /No TLS credentials with id 'tls0'/);
   }),
 );
 
@@ -188,5 +201,27 @@ test("README's TLS migration, its three commands as written", { timeout: 90_000 
     scope.defer(() => dst.close());
     await waitFor('the destination to run', async () => ((await queryStatus(dst)) === 'running' ? true : undefined), 10_000);
     assert.equal((await dst.execute<{ status: string }>('query-migrate')).status, 'completed');
+  }),
+);
+
+test('verify-peer=off: the destination takes a client without a certificate, the source checks no name', { timeout: 90_000 }, () =>
+  withScope(async (scope) => {
+    const pki = makePki(scope.dir);
+    const machine = writeMachine(scope.dir, '64M');
+    const { vm: destination, uri } = await scope.spawnDestination('destination', machine, 'tcp', [
+      '-object', `tls-creds-x509,id=tls0,dir=${pki.server},endpoint=server,verify-peer=off`,
+      '-global', 'migration.tls-creds=tls0',
+      '--paused',
+    ]);
+    const source = scope.spawnVm('source', machine, ['-object', `tls-creds-x509,id=tls0,dir=${pki.noCert},endpoint=client,verify-peer=off`]);
+    const src = await scope.monitor(source);
+    const dst = await scope.monitor(destination);
+    await prepareSource(src.client);
+    await src.client.execute('migrate-set-parameters', { 'tls-creds': 'tls0', 'tls-hostname': 'elsewhere.example.com' });
+    await src.client.execute('migrate', { uri });
+    const info = await waitForMigration(src.client, 30_000);
+    assert.equal(info.status, 'completed', info['error-desc']);
+    await waitFor('the destination to finish loading', async () => ((await queryStatus(dst.client)) === 'paused' ? true : undefined), 10_000);
+    assert.doesNotMatch(destination.log(), /refused/);
   }),
 );
