@@ -9,6 +9,7 @@ type UserObject = TlsCredsX509 | Authz;
 
 const generic = (message: string) => new QmpError('GenericError', message);
 
+/** The objects of one VM process, by id. */
 export class UserObjects {
   private readonly objects = new Map<string, UserObject>();
 

@@ -51,9 +51,13 @@ const ERRNO_TEXT: Readonly<Record<string, string>> = {
 
 /** Loaded `tls-creds-x509` credentials. */
 export class TlsCredsX509 {
+  /** The object's id. */
   readonly id: string;
+  /** The folder the files were read from. */
   readonly dir: string;
+  /** Which end these credentials are for. */
   readonly endpoint: TlsEndpoint;
+  /** Whether the peer's certificate is checked (and, for a server, required). */
   readonly verifyPeer: boolean;
   /** What Node's TLS takes: the CA, the CRL, and this end's certificate and key when it has them. */
   readonly secureOptions: Readonly<SecureContextOptions>;

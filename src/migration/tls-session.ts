@@ -117,13 +117,16 @@ function streamBegins(tls: TLSSocket): Promise<boolean> {
   return new Promise((resolve) => {
     const settle = (begun: boolean) => {
       tls.off('readable', onReadable);
-      tls.off('close', onClose);
+      tls.off('end', onGone);
+      tls.off('close', onGone);
       resolve(begun);
     };
-    const onReadable = () => settle(tls.readableLength > 0);
-    const onClose = () => settle(false);
+    // read(0) takes nothing; with nothing buffered it lets a pending end be told ('end').
+    const onReadable = () => (tls.readableLength > 0 ? settle(true) : tls.read(0));
+    const onGone = () => settle(false);
     tls.on('readable', onReadable);
-    tls.on('close', onClose);
+    tls.on('end', onGone);
+    tls.on('close', onGone);
   });
 }
 
@@ -131,15 +134,12 @@ function streamBegins(tls: TLSSocket): Promise<boolean> {
 export interface TlsAcceptor {
   /** Starts the handshake on a socket just accepted. */
   offer(socket: Socket): void;
-  /** The first client that passed every check. */
+  /** The first client that passed every check and began its stream. */
   readonly accepted: Promise<TLSSocket>;
-  /** Stops accepting: handshakes still under way are dropped. */
-  close(): void;
 }
 
 /** The server side of TLS for one incoming migration. */
 export function tlsAcceptor(o: TlsServerOptions): TlsAcceptor {
-  const pending = new Set<Socket>();
   let done = false;
   let resolveAccepted: (tls: TLSSocket) => void = () => undefined;
   const accepted = new Promise<TLSSocket>((resolve) => (resolveAccepted = resolve));
@@ -161,32 +161,19 @@ export function tlsAcceptor(o: TlsServerOptions): TlsAcceptor {
       const server = createTlsServer({ ...o.creds.secureOptions, maxVersion: 'TLSv1.2', requestCert: o.creds.verifyPeer, rejectUnauthorized: false });
       server.once('secureConnection', (tls: TLSSocket) => {
         const why = done ? 'another source was accepted first' : refusal(tls, o);
-        if (why !== null) {
-          pending.delete(socket);
-          return refuse(tls, why);
-        }
+        if (why !== null) return refuse(tls, why);
         // A client may still give up once the handshake is over (a TLS 1.2 client checks the server's
         // certificate only then): it is the migration's source once its stream begins.
         void streamBegins(tls).then((begun) => {
-          pending.delete(socket);
           if (!begun) return refuse(tls, 'it closed the connection before sending a stream');
           if (done) return refuse(tls, 'another source was accepted first');
           done = true;
           resolveAccepted(tls);
         });
       });
-      server.once('tlsClientError', (e: Error, tls: TLSSocket) => {
-        pending.delete(socket);
-        refuse(tls, `TLS handshake failed: ${e.message}`);
-      });
-      pending.add(socket);
+      server.once('tlsClientError', (e: Error, tls: TLSSocket) => refuse(tls, `TLS handshake failed: ${e.message}`));
       server.emit('connection', socket);
     },
     accepted,
-    close() {
-      done = true;
-      for (const s of pending) s.destroy();
-      pending.clear();
-    },
   };
 }
