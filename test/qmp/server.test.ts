@@ -280,6 +280,18 @@ test('the migration parameter commands pass checked values to the VM and report 
   });
 });
 
+test('object-add and object-del are CommandNotFound for a VM without user objects, whatever the arguments', async () => {
+  await withServer(async (server) => {
+    const raw = await RawQmp.negotiated(server.address);
+    assert.equal(
+      await raw.request('{"execute": "object-add", "arguments": {"qom-type": "tls-creds-x509", "id": "tls0", "dir": "/pki", "endpoint": "server"}}'),
+      '{"error": {"class": "CommandNotFound", "desc": "The command object-add has not been found"}}',
+    );
+    assert.equal(await raw.request('{"execute": "object-del", "arguments": {"nope": 1}}'), '{"error": {"class": "CommandNotFound", "desc": "The command object-del has not been found"}}');
+    raw.destroy();
+  });
+});
+
 test('a client going away mid-request affects no other connection', async () => {
   await withServer(async (server, vm) => {
     const leaver = await RawQmp.negotiated(server.address);

@@ -58,8 +58,8 @@ export function checkObjectArguments(args: Readonly<Record<string, unknown>>): R
 export const objectAdd: QmpCommand = {
   name: 'object-add',
   run(vm, args) {
-    checkObjectArguments(args);
     if (!vm.objectAdd) throw new QmpError('CommandNotFound', 'The command object-add has not been found');
+    checkObjectArguments(args);
     vm.objectAdd({ ...args });
   },
 };

@@ -12,8 +12,8 @@ import { QmpError } from '../vm-control.js';
 export const objectDel: QmpCommand = {
   name: 'object-del',
   run(vm, args) {
-    checkArguments(args, { id: { type: 'str' } });
     if (!vm.objectDel) throw new QmpError('CommandNotFound', 'The command object-del has not been found');
+    checkArguments(args, { id: { type: 'str' } });
     vm.objectDel(args.id as string);
   },
 };
