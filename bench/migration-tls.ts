@@ -6,59 +6,15 @@
  * openssl, verify-peer on), the two alternating so a change in machine load falls on both. Prints the
  * median total-time and MiB/s of each and the throughput ratio TLS / plain.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import crypto from 'node:crypto';
-import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { QmpClient } from '../src/qmp/index.js';
 import { makePki } from '../test/support/pki.js';
+import { connectQmp, freePort, machine1G, median, randomFile, startVmstate, workDir } from './migration-peers.js';
 
-const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-const cli = path.join(repo, 'dist', 'src', 'cli', 'vmstate.cjs');
-const cache = path.join(os.tmpdir(), 'vmstate-bench');
-const RANDOM_BYTES = 900 << 20;
-
-fs.mkdirSync(cache, { recursive: true });
-const random = path.join(cache, 'random-900M.bin');
-if (!fs.existsSync(random) || fs.statSync(random).size !== RANDOM_BYTES) {
-  process.stderr.write('making 900 MiB of random data...\n');
-  const fd = fs.openSync(random, 'w');
-  for (let i = 0; i < RANDOM_BYTES; i += 16 << 20) fs.writeSync(fd, crypto.randomBytes(Math.min(16 << 20, RANDOM_BYTES - i)));
-  fs.closeSync(fd);
-}
-const work = fs.mkdtempSync(path.join(os.tmpdir(), 'vmstate-tls-bench-'));
-const machine = path.join(work, 'q35-1g.json');
-const desc = JSON.parse(fs.readFileSync(path.join(repo, 'machines', 'q35-default.json'), 'utf8')) as Record<string, unknown>;
-fs.writeFileSync(machine, JSON.stringify({ ...desc, name: 'q35-1g', ram: '1G' }));
+const random = randomFile();
+const work = workDir('vmstate-tls-bench-');
+const machine = machine1G(work);
 const pki = makePki(work);
-
-const children: ChildProcess[] = [];
-process.on('exit', () => {
-  for (const c of children) c.kill('SIGKILL');
-  fs.rmSync(work, { recursive: true, force: true });
-});
-
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const p = (s.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return p;
-}
-
-async function connect(address: string): Promise<QmpClient> {
-  for (let i = 0; ; i++) {
-    try {
-      return await QmpClient.connect(address);
-    } catch (e) {
-      if (i > 1200) throw e; // a minute: the source copies 900 MiB into RAM first
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
-}
 
 interface Result {
   status: string;
@@ -71,15 +27,10 @@ async function once(tls: boolean): Promise<Result> {
   const sq = `unix:${path.join(work, 'src.qmp')}`;
   const dq = `unix:${path.join(work, 'dst.qmp')}`;
   const creds = (dir: string, endpoint: string) => (tls ? ['-object', `tls-creds-x509,id=tls0,dir=${dir},endpoint=${endpoint}`] : []);
-  const start = (args: string[]) => {
-    const c = spawn(process.execPath, [cli, 'vm', machine, ...args], { stdio: ['ignore', 'ignore', 'inherit'] });
-    children.push(c);
-    return c;
-  };
-  const dst = start(['--qmp', dq, ...creds(pki.server, 'server'), ...(tls ? ['-global', 'migration.tls-creds=tls0'] : []), '--incoming', `tcp:127.0.0.1:${port}`]);
-  const src = start(['--qmp', sq, '--loader', `${random}@0x4000000`, '--paused', ...creds(pki.client, 'client')]);
-  const s = await connect(sq);
-  const d = await connect(dq);
+  const dst = startVmstate([machine, '--qmp', dq, ...creds(pki.server, 'server'), ...(tls ? ['-global', 'migration.tls-creds=tls0'] : []), '--incoming', `tcp:127.0.0.1:${port}`]);
+  const src = startVmstate([machine, '--qmp', sq, '--loader', `${random}@0x4000000`, '--paused', ...creds(pki.client, 'client')]);
+  const s = await connectQmp(sq);
+  const d = await connectQmp(dq);
   await s.execute('migrate-set-parameters', { 'max-bandwidth': 100 * 2 ** 30, ...(tls ? { 'tls-creds': 'tls0' } : {}) });
   await s.execute('migrate', { uri: `tcp:127.0.0.1:${port}` });
   let result: Result;
@@ -101,7 +52,6 @@ async function once(tls: boolean): Promise<Result> {
 
 const runsArg = process.argv.indexOf('--runs');
 const RUNS = runsArg > 0 ? Math.max(1, Number(process.argv[runsArg + 1]) || 1) : 3;
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
 const rate = (r: Result) => r.transferred / 2 ** 20 / (r.totalMs / 1000);
 const plain: Result[] = [];
 const tls: Result[] = [];
