@@ -2,6 +2,8 @@
  * Live migration, the destination side: listen at the URI, then read the stream in order as it arrives
  * and load each section into the VM's registry (QEMU's process_incoming_migration). Only a stream that
  * loaded to its end completes; anything else fails, and the caller must not resume a half-loaded VM.
+ * With TLS, a client refused by the handshake or its checks is closed unread and the wait goes on
+ * (status setup): the stream is the first accepted client's.
  */
 import { loadSnapshot, type SaveRegistry } from '../savevm/index.js';
 import { ChunkedSource, parseMigrationUri, type PullSource } from '../stream/index.js';

@@ -1,7 +1,9 @@
 /**
  * Live precopy migration, the source side (QEMU's migration_thread in migration/migration.c):
  *
- *   1. setup:  connect to the URI (a failure is "Failed to connect: ..."), then send the header, the
+ *   1. setup:  connect to the URI (a failure is "Failed to connect: ...") and, with TLS credentials,
+ *              handshake (the destination's certificate must name tls-hostname, else the URI's host;
+ *              without either, "No hostname available for TLS"), then send the header, the
  *              configuration and a START section per iterative handler (RAM's block list);
  *   2. active: PART sections while the guest runs; when a pass over the pages to send ends, sync the
  *              dirty bitmap (MIGRATION_PASS) and switch over if what remains can go within the downtime
