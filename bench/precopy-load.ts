@@ -3,7 +3,8 @@
  * writes guest RAM at a set rate while it migrates over loopback TCP, max-bandwidth unlimited,
  * downtime-limit 300 ms. For each rate (default 1,000, 10,000 and 50,000 pages/s):
  *   - vmstate: `vmstate vm --dirty RATE`, which adds 1 to the first word of each page of a 256 MiB window
- *     in turn (machine/dirtying-workload.ts);
+ *     in turn (machine/dirtying-workload.ts), in plain TCP and over TLS (tls-creds-x509 on both sides,
+ *     certificates made for the run, as bench/migration-tls.ts);
  *   - QEMU 7.2 (TCG): test/support/dirtying-kernel.ts's multiboot kernel doing the same over a 256 MiB
  *     window, its delay loop set for the rate and refined over up to four boots.
  * Each guest's real rate is measured over two seconds before the migration (vmstate: its own count;
@@ -17,6 +18,7 @@ import type { QmpClient } from '../src/qmp/index.js';
 import fs from 'node:fs';
 import path from 'node:path';
 import { dirtyingKernel } from '../test/support/dirtying-kernel.js';
+import { makePki } from '../test/support/pki.js';
 import { connectQmp, freePort, machine1G, randomFile, start, startVmstate, workDir } from './migration-peers.js';
 
 const arg = (name: string): string | undefined => {
@@ -31,6 +33,7 @@ const DOWNTIME_LIMIT = 300;
 const random = randomFile();
 const work = workDir('vmstate-precopy-load-');
 const machine = machine1G(work);
+const pki = makePki(work);
 
 // QEMU's guest: the window is 256 MiB (65,536 pages) below the kernel, as vmstate's top quarter is; the
 // kernel counts its writes in a word past its code (the window's own counters start out random).
@@ -87,12 +90,13 @@ function qemuPeer(delayLoops: number): Promise<Peer> {
   );
 }
 
-function vmstatePeer(rate: number): Promise<Peer> {
+function vmstatePeer(rate: number, tls: boolean): Promise<Peer> {
+  const creds = (dir: string, endpoint: string) => (tls ? ['-object', `tls-creds-x509,id=tls0,dir=${dir},endpoint=${endpoint}`, '-global', 'migration.tls-creds=tls0'] : []);
   return peer(
     'vmstate',
     (sq, dq, port) => [
-      startVmstate([machine, '--qmp', dq, '--incoming', `tcp:127.0.0.1:${port}`]),
-      startVmstate([machine, '--qmp', sq, '--loader', `${random}@0x100000`, '--dirty', String(rate)]),
+      startVmstate([machine, '--qmp', dq, ...creds(pki.server, 'server'), '--incoming', `tcp:127.0.0.1:${port}`]),
+      startVmstate([machine, '--qmp', sq, ...creds(pki.client, 'client'), '--loader', `${random}@0x100000`, '--dirty', String(rate)]),
     ],
     async (src) => (await src.execute<{ 'dirtied-pages': number }>('x-vmstate-query-workload'))['dirtied-pages'],
   );
@@ -167,17 +171,19 @@ for (const rate of RATES) {
     rows.push({ peer: 'QEMU 7.2', target: rate, measured, outcome: await migrate(q) });
     await q.close();
   }
-  const v = await vmstatePeer(rate);
-  const measured = await measuredRate(v);
-  rows.push({ peer: 'vmstate', target: rate, measured, outcome: await migrate(v) });
-  await v.close();
+  for (const tls of [false, true]) {
+    const v = await vmstatePeer(rate, tls);
+    const measured = await measuredRate(v);
+    rows.push({ peer: tls ? 'vmstate TLS' : 'vmstate', target: rate, measured, outcome: await migrate(v) });
+    await v.close();
+  }
 }
 
 console.log(`precopy under load: 1 GiB guest, 900 MiB random, 256 MiB window written in turn; loopback TCP, unlimited bandwidth, downtime-limit ${DOWNTIME_LIMIT} ms`);
-console.log('  target/s   peer       written/s   status                    total ms   passes   downtime ms   MiB sent');
+console.log('  target/s   peer         written/s   status                    total ms   passes   downtime ms   MiB sent');
 for (const r of rows) {
   const o = r.outcome;
   console.log(
-    `  ${String(r.target).padStart(8)}   ${r.peer.padEnd(9)}  ${r.measured.toFixed(0).padStart(9)}   ${o.status.padEnd(24)}  ${String(o.totalMs).padStart(8)}   ${String(o.passes).padStart(6)}   ${String(o.downtimeMs).padStart(11)}   ${(o.transferred / 2 ** 20).toFixed(0).padStart(8)}`,
+    `  ${String(r.target).padStart(8)}   ${r.peer.padEnd(11)}  ${r.measured.toFixed(0).padStart(9)}   ${o.status.padEnd(24)}  ${String(o.totalMs).padStart(8)}   ${String(o.passes).padStart(6)}   ${String(o.downtimeMs).padStart(11)}   ${(o.transferred / 2 ** 20).toFixed(0).padStart(8)}`,
   );
 }
