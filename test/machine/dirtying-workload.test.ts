@@ -47,18 +47,18 @@ test('it writes pagesPerSecond pages a second, in turn over the window, and mark
   assert.equal(dirty[0], 0, 'nothing below the window');
 });
 
-test('a fraction of a page is carried to the next tick; a stalled clock owes at most 100 ms; a pause owes nothing', () => {
+test('a fraction of a page is carried to the next tick; a stalled clock owes at most a second; a pause owes nothing', () => {
   const r = ram(64 << 20);
   const w = new DirtyingWorkload(r, 150);
   w.tick(0);
   for (let t = 1; t <= 100; t++) w.tick(t); // 1 ms ticks: 0.15 pages each
   assert.equal(w.pagesWritten, 15);
   w.tick(10_100); // ten seconds late
-  assert.equal(w.pagesWritten, 15 + 15);
+  assert.equal(w.pagesWritten, 15 + 150);
   w.pause();
   w.tick(50_000); // the clock starts again
   w.tick(50_100);
-  assert.equal(w.pagesWritten, 15 + 15 + 15);
+  assert.equal(w.pagesWritten, 15 + 150 + 15);
 });
 
 test('a rate that is not a positive number is refused', () => {
