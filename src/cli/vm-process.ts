@@ -38,7 +38,10 @@ export class VmProcess implements VmControl {
   private outgoing: OutgoingMigration | null = null;
   private incoming: IncomingMigration | null = null;
   private readonly params: MigrationParameters = { ...DEFAULT_PARAMETERS };
-  private readonly caps = new Map<string, boolean>([['events', false]]);
+  private readonly caps = new Map<string, boolean>([
+    ['events', false],
+    ['return-path', false],
+  ]);
 
   constructor(
     description: MachineDescription,
@@ -131,7 +134,7 @@ export class VmProcess implements VmControl {
     if (this.outgoing && !isFinal(this.outgoing.status)) throw new QmpError('GenericError', 'There is a migration process in progress');
     let m: OutgoingMigration;
     try {
-      m = new OutgoingMigration(this, uri, { ...this.params }, (pass) => this.emit('MIGRATION_PASS', { pass }));
+      m = new OutgoingMigration(this, uri, { ...this.params }, (pass) => this.emit('MIGRATION_PASS', { pass }), { returnPath: this.caps.get('return-path') });
     } catch (e) {
       throw new QmpError('GenericError', (e as UsageError).message);
     }

@@ -2,9 +2,9 @@
 export { canTransition, isFinal, MIGRATION_TRANSITIONS, MigrationStateMachine } from './status.js';
 export type { MigrationStatus } from './status.js';
 export { connectOutgoing, listenIncoming } from './transport.js';
-export type { ByteTransport, IncomingEndpoint } from './transport.js';
+export type { ByteTransport, IncomingConnection, IncomingEndpoint } from './transport.js';
 export { DEFAULT_PARAMETERS, OutgoingMigration } from './outgoing.js';
-export type { MigratableVm, MigrationParameters } from './outgoing.js';
+export type { MigratableVm, MigrationCapabilities, MigrationParameters } from './outgoing.js';
 export { IncomingMigration } from './incoming.js';
 export type { IncomingOptions } from './incoming.js';
 export { MigrationError } from './migration-error.js';

@@ -20,6 +20,8 @@ export interface ByteTransport {
   end(): Promise<void>;
   /** Drops the connection at once. */
   destroy(): void;
+  /** What the destination sends back on the same connection (the return path); tcp: and unix: only. */
+  openReturnPath?(): PullSource;
 }
 
 function fromWritable(stream: NodeJS.WritableStream & { destroy(): void; writableLength?: number }, closed: Promise<void>): ByteTransport {
@@ -83,7 +85,7 @@ export async function connectOutgoing(u: MigrationUri): Promise<ByteTransport> {
         sock.once('error', reject);
       });
       sock.setNoDelay(true);
-      return fromWritable(sock, Promise.resolve());
+      return { ...fromWritable(sock, Promise.resolve()), openReturnPath: () => pullFromIterable(sock) };
     }
     case 'file': {
       const out = createWriteStream(u.path);
@@ -104,12 +106,19 @@ export async function connectOutgoing(u: MigrationUri): Promise<ByteTransport> {
   }
 }
 
+/** The destination's end of a migration: the stream's bytes, and a way back on tcp: and unix:. */
+export interface IncomingConnection extends PullSource {
+  /** Sends bytes back to the source (the return path); resolves once they are handed to the OS. */
+  reply?(bytes: Uint8Array): Promise<void>;
+  close(): void;
+}
+
 /** An incoming end that is listening (tcp, unix) or ready (exec, file). */
 export interface IncomingEndpoint {
   /** The address actually bound (tcp port 0 resolved). */
   readonly uri: string;
   /** Resolves with the bytes of the first connection. */
-  accept(): Promise<PullSource & { close(): void }>;
+  accept(): Promise<IncomingConnection>;
   close(): void;
 }
 
@@ -144,7 +153,9 @@ export async function listenIncoming(u: MigrationUri): Promise<IncomingEndpoint>
       return new Promise((resolve) => {
         server.once('connection', (sock) => {
           server.close(); // one migration per listen, as in QEMU
-          resolve({ ...pullFromIterable(sock), close: () => sock.destroy() });
+          sock.on('error', () => undefined); // reads see it; a failed reply rejects
+          const reply = (bytes: Uint8Array) => new Promise<void>((done, fail) => void sock.write(bytes, (e) => (e ? fail(e) : done())));
+          resolve({ ...pullFromIterable(sock), reply, close: () => sock.destroy() });
         });
       });
     },
