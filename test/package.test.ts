@@ -69,10 +69,14 @@ const ENTRY_POINTS: Readonly<Record<string, EntryPoint>> = {
   },
   'vmstate/migration': {
     values: [
-      'DEFAULT_PARAMETERS', 'IncomingMigration', 'MIGRATION_TRANSITIONS', 'MigrationError', 'MigrationStateMachine', 'OutgoingMigration', 'canTransition',
-      'connectOutgoing', 'formatMigrationUri', 'isFinal', 'listenIncoming', 'parseMigrationUri',
+      'DEFAULT_PARAMETERS', 'IncomingMigration', 'MIGRATION_TRANSITIONS', 'MigrationError', 'MigrationStateMachine', 'OutgoingMigration', 'RpMessage',
+      'SourceReturnPath', 'canTransition', 'connectOutgoing', 'encodePong', 'encodeShut', 'formatMigrationUri', 'isFinal', 'listenIncoming',
+      'parseMigrationUri', 'readReturnPathMessage',
     ],
-    types: ['ByteTransport', 'IncomingEndpoint', 'IncomingOptions', 'MigratableVm', 'MigrationParameters', 'MigrationPhase', 'MigrationStatus', 'MigrationUri'],
+    types: [
+      'ByteTransport', 'IncomingConnection', 'IncomingEndpoint', 'IncomingOptions', 'MigratableVm', 'MigrationCapabilities', 'MigrationParameters',
+      'MigrationPhase', 'MigrationStatus', 'MigrationUri', 'ReturnPathMessage',
+    ],
     internals: ['warmUp', 'parseSocketAddress'],
   },
   'vmstate/qmp': {

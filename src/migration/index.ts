@@ -7,6 +7,8 @@ export { DEFAULT_PARAMETERS, OutgoingMigration } from './outgoing.js';
 export type { MigratableVm, MigrationCapabilities, MigrationParameters } from './outgoing.js';
 export { IncomingMigration } from './incoming.js';
 export type { IncomingOptions } from './incoming.js';
+export { encodePong, encodeShut, readReturnPathMessage, RpMessage, SourceReturnPath } from './return-path.js';
+export type { ReturnPathMessage } from './return-path.js';
 export { MigrationError } from './migration-error.js';
 export type { MigrationPhase } from './migration-error.js';
 

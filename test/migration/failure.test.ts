@@ -159,17 +159,16 @@ async function cutSeries(t: TestContext, scope: Scope, machine: string, cuts: re
   const outcomes: string[] = [];
   for (let b = 0; b < cuts.length; b += BATCH) {
     const batch = cuts.slice(b, b + BATCH);
-    const destinations: AbortedDestination[] = [];
-    const uris: string[] = [];
-    for (const [i] of batch.entries()) {
-      const { vm, uri } = await scope.spawnDestination(`destination-${b + i}`, machine, 'unix');
-      destinations.push({ vm, monitor: await scope.monitor(vm) });
-      uris.push(uri);
-    }
+    const destinations: (AbortedDestination & { uri: string })[] = await Promise.all(
+      batch.map(async (_, i) => {
+        const { vm, uri } = await scope.spawnDestination(`destination-${b + i}`, machine, 'unix');
+        return { vm, uri, monitor: await scope.monitor(vm) };
+      }),
+    );
     for (const [i, cut] of batch.entries()) {
       const what = `cut ${b + i} (${cut.what})`;
       const d = destinations[i];
-      const proxy = await ForwardingProxy.start(scope, { path: uris[i].slice('unix:'.length) }, { ...cut.proxy, cutWith: options.cutWith });
+      const proxy = await ForwardingProxy.start(scope, { path: d.uri.slice('unix:'.length) }, { ...cut.proxy, cutWith: options.cutWith });
       await src.client.execute('migrate-set-parameters', { 'max-bandwidth': cut.unthrottled ? 0 : BANDWIDTH });
       src.events.length = 0;
       await src.client.execute('migrate', { uri: proxy.uri });
@@ -238,7 +237,7 @@ function returnPathCuts(shape: StreamShape, seed: number, counts: { offsets: num
   const tail = shape.size - shape.afterPong - shape.switchover;
   for (let i = 0; i < counts.paused; i++) {
     const held = i === 0 ? between(1, 9) : i === counts.paused - 1 ? between(tail - 64, tail) : between(10, tail);
-    cuts.push({ what: `${held} bytes before PING 2's end`, proxy: { cutBeforePause: { held, quietMs: 300 } }, runs: 'source', unthrottled: true });
+    cuts.push({ what: `${held} bytes before PING 2's end`, proxy: { cutBeforePause: { held, quietMs: 200 } }, runs: 'source', unthrottled: true });
   }
   for (let i = 0; i < counts.answered; i++) {
     const then = i === 0 ? 1 : i === counts.answered - 1 ? shape.afterPong : between(2, shape.afterPong - 1);
@@ -251,7 +250,7 @@ function returnPathCuts(shape: StreamShape, seed: number, counts: { offsets: num
   return cuts;
 }
 
-test('with the return path, the connection reset anywhere in the stream and on the return path, 23 times: exactly one side runs', { timeout: 90_000 }, (t) =>
+test('with the return path, the connection reset anywhere in the stream and on the return path, 23 times: exactly one side runs', { timeout: 150_000 }, (t) =>
   withScope(async (scope) => {
     const machine = writeMachine(scope.dir, '64M');
     const shape = await measureStream(scope, machine, true);
@@ -261,7 +260,7 @@ test('with the return path, the connection reset anywhere in the stream and on t
   }),
 );
 
-test('with the return path, the connection closed in order (FIN) anywhere, 6 times: exactly one side runs', { timeout: 40_000 }, (t) =>
+test('with the return path, the connection closed in order (FIN) anywhere, 6 times: exactly one side runs', { timeout: 60_000 }, (t) =>
   withScope(async (scope) => {
     const machine = writeMachine(scope.dir, '64M');
     const shape = await measureStream(scope, machine, true);
@@ -273,7 +272,7 @@ test('with the return path, the connection closed in order (FIN) anywhere, 6 tim
 // Without a return path the source reports completed once its last byte is handed to the kernel, so
 // a cut in the switch-over, or just before it, may leave a completed source and a failed destination
 // (README); cuts below it fail the source, which runs on, and the destination never runs.
-test('without the return path, the connection reset at 4 seeded byte offsets before the switch-over: the source fails and runs on, the destination never runs', { timeout: 40_000 }, (t) =>
+test('without the return path, the connection reset at 4 seeded byte offsets before the switch-over: the source fails and runs on, the destination never runs', { timeout: 60_000 }, (t) =>
   withScope(async (scope) => {
     const machine = writeMachine(scope.dir, '64M');
     const shape = await measureStream(scope, machine, false);
