@@ -236,7 +236,8 @@ function returnPathCuts(shape: StreamShape, seed: number, counts: { offsets: num
   }
   const tail = shape.size - shape.afterPong - shape.switchover;
   for (let i = 0; i < counts.paused; i++) {
-    const held = i === 0 ? between(1, 9) : i === counts.paused - 1 ? between(tail - 64, tail) : between(10, tail);
+    // In PING 2, in the last device sections, anywhere in the switch-over, at the start of the END section.
+    const held = i === 0 ? between(1, 9) : i === 1 ? between(10, 4096) : i === counts.paused - 1 ? between(tail - 64, tail) : between(10, tail);
     cuts.push({ what: `${held} bytes before PING 2's end`, proxy: { cutBeforePause: { held, quietMs: 200 } }, runs: 'source', unthrottled: true });
   }
   for (let i = 0; i < counts.answered; i++) {
