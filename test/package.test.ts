@@ -70,12 +70,14 @@ const ENTRY_POINTS: Readonly<Record<string, EntryPoint>> = {
   'vmstate/migration': {
     values: [
       'AuthzList', 'AuthzSimple', 'DEFAULT_PARAMETERS', 'IncomingMigration', 'MIGRATION_TRANSITIONS', 'MigrationError', 'MigrationStateMachine',
-      'OutgoingMigration', 'TLS_FILES', 'TlsCredsX509', 'canTransition', 'connectOutgoing', 'distinguishedName', 'formatMigrationUri', 'globMatches',
-      'isFinal', 'listenAt', 'listenIncoming', 'parseMigrationUri',
+      'OutgoingMigration', 'RpMessage', 'SourceReturnPath', 'TLS_FILES', 'TlsCredsX509', 'canTransition', 'connectOutgoing', 'distinguishedName',
+      'encodePong', 'encodeShut', 'formatMigrationUri', 'globMatches', 'isFinal', 'listenAt', 'listenIncoming', 'parseMigrationUri',
+      'readReturnPathMessage',
     ],
     types: [
-      'Authz', 'AuthzPolicy', 'AuthzRule', 'ByteTransport', 'IncomingEndpoint', 'IncomingOptions', 'MigratableVm', 'MigrationParameters', 'MigrationPhase',
-      'MigrationStatus', 'MigrationUri', 'OutgoingTls', 'TlsClientOptions', 'TlsCredsX509Options', 'TlsEndpoint', 'TlsServerOptions',
+      'Authz', 'AuthzPolicy', 'AuthzRule', 'ByteTransport', 'IncomingConnection', 'IncomingEndpoint', 'IncomingOptions', 'MigratableVm',
+      'MigrationCapabilities', 'MigrationParameters', 'MigrationPhase', 'MigrationStatus', 'MigrationUri', 'OutgoingTls', 'ReturnPathMessage',
+      'TlsClientOptions', 'TlsCredsX509Options', 'TlsEndpoint', 'TlsServerOptions',
     ],
     internals: ['warmUp', 'parseSocketAddress'],
   },

@@ -50,7 +50,10 @@ export class VmProcess implements VmControl {
   private outgoing: OutgoingMigration | null = null;
   private incoming: IncomingMigration | null = null;
   private readonly params: MigrationParameters = { ...DEFAULT_PARAMETERS };
-  private readonly caps = new Map<string, boolean>([['events', false]]);
+  private readonly caps = new Map<string, boolean>([
+    ['events', false],
+    ['return-path', false],
+  ]);
   private readonly objects = new UserObjects();
   /** tls-creds, tls-hostname, tls-authz: "" when unset, as QEMU reports them. */
   private readonly tlsParams = new Map<string, string>([
@@ -162,7 +165,8 @@ export class VmProcess implements VmControl {
     const tls = credsId ? { creds: this.objects.creds(credsId, 'client'), hostname: this.tlsParams.get('tls-hostname') || undefined } : undefined;
     let m: OutgoingMigration;
     try {
-      m = new OutgoingMigration(this, uri, { ...this.params }, (pass) => this.emit('MIGRATION_PASS', { pass }), tls);
+      const capabilities = { returnPath: this.caps.get('return-path') };
+      m = new OutgoingMigration(this, uri, { ...this.params }, (pass) => this.emit('MIGRATION_PASS', { pass }), capabilities, tls);
     } catch (e) {
       throw new QmpError('GenericError', (e as UsageError).message);
     }

@@ -4,10 +4,18 @@
  * loaded to its end completes; anything else fails, and the caller must not resume a half-loaded VM.
  * With TLS, a client refused by the handshake or its checks is closed unread and the wait goes on
  * (status setup): the stream is the first accepted client's.
+ *
+ * The return path (QEMU's, see return-path.ts) opens when the stream says OPEN_RETURN_PATH, on tcp: and
+ * unix: (exec: and file: have no way back: their commands are passed over). Then every PING is answered
+ * with PONG once the sections before it are loaded, and the load ends with SHUT: 0 when it completed,
+ * 1 when it failed. With it, the load is complete at EOF: the source sends EOF only after it read the
+ * PONG for the PING that follows the whole state, so from EOF on this side owns the guest, and a cut in
+ * the trailer that follows does not fail it (QEMU's destination does not fail on the trailer either).
  */
-import { loadSnapshot, type SaveRegistry } from '../savevm/index.js';
+import { loadSnapshot, type DecodedCommand, type SaveRegistry } from '../savevm/index.js';
 import { ChunkedSource, parseMigrationUri, type PullSource } from '../stream/index.js';
 import { MigrationError } from './migration-error.js';
+import { encodePong, encodeShut } from './return-path.js';
 import { MigrationStateMachine, type MigrationStatus } from './status.js';
 import type { TlsServerOptions } from './tls-session.js';
 import { listenIncoming, type IncomingEndpoint } from './transport.js';
@@ -20,6 +28,15 @@ export interface IncomingOptions {
   readonly onListening?: (address: string) => void;
   /** TLS on the connection (tls-creds, tls-authz): clients that fail it are refused and waited past. */
   readonly tls?: TlsServerOptions;
+}
+
+/** The longest the destination waits for its last return-path message to go out. */
+const REPLY_TIMEOUT_MS = 2000;
+
+/** Resolves when `p` does, or after `ms`, whichever comes first. */
+function within(p: Promise<void>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([p, new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]).finally(() => clearTimeout(timer));
 }
 
 export class IncomingMigration {
@@ -68,15 +85,34 @@ export class IncomingMigration {
         return n;
       },
     };
+    let returnPath = false;
+    let loaded = false;
+    // Replies go out in order; a failed one is left to the reads, which see the same broken connection.
+    let replies = Promise.resolve();
+    const reply = (bytes: Uint8Array) => {
+      const send = source.reply;
+      if (returnPath && send) replies = replies.then(() => send(bytes)).catch(() => undefined);
+    };
+    const onCommand = (c: DecodedCommand) => {
+      if (c.name === 'OPEN_RETURN_PATH') returnPath = source.reply !== undefined;
+      else if (c.name === 'PING') reply(encodePong(c.value));
+    };
     try {
-      await loadSnapshot(this.registry, new ChunkedSource(counting), { machineName: this.machineType, checkLoadOrder: options.checkLoadOrder });
-      this.endedAt = performance.now();
-      this.state.transition('active', 'completed');
+      await loadSnapshot(this.registry, new ChunkedSource(counting), {
+        machineName: this.machineType,
+        checkLoadOrder: options.checkLoadOrder,
+        live: source.reply !== undefined,
+        openAfterTrailer: () => returnPath,
+        onCommand,
+        onLoaded: () => (loaded = true),
+      });
     } catch (e) {
-      this.endedAt = performance.now();
-      this.failure = new MigrationError('load', e);
-      this.state.transition('active', 'failed');
+      if (!(returnPath && loaded)) this.failure = new MigrationError('load', e);
     }
+    this.endedAt = performance.now();
+    reply(encodeShut(this.failure ? 1 : 0));
+    await within(replies, REPLY_TIMEOUT_MS);
+    this.state.transition('active', this.failure ? 'failed' : 'completed');
     source.close();
     return this.state.status;
   }

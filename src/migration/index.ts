@@ -3,11 +3,13 @@ export { canTransition, isFinal, MIGRATION_TRANSITIONS, MigrationStateMachine } 
 export type { MigrationStatus } from './status.js';
 export { connectOutgoing, listenIncoming } from './transport.js';
 export { listenAt } from './listen-socket.js';
-export type { ByteTransport, IncomingEndpoint } from './transport.js';
+export type { ByteTransport, IncomingConnection, IncomingEndpoint } from './transport.js';
 export { DEFAULT_PARAMETERS, OutgoingMigration } from './outgoing.js';
-export type { MigratableVm, MigrationParameters, OutgoingTls } from './outgoing.js';
+export type { MigratableVm, MigrationCapabilities, MigrationParameters, OutgoingTls } from './outgoing.js';
 export { IncomingMigration } from './incoming.js';
 export type { IncomingOptions } from './incoming.js';
+export { encodePong, encodeShut, readReturnPathMessage, RpMessage, SourceReturnPath } from './return-path.js';
+export type { ReturnPathMessage } from './return-path.js';
 export { MigrationError } from './migration-error.js';
 
 // TLS: x509 credentials, who may connect, and the handshakes

@@ -14,12 +14,30 @@
  * A failure or a cancel anywhere, connecting included, resumes the guest if this migration stopped it:
  * the source keeps running with its state intact. The stream is throttled to max-bandwidth. Every status
  * change, from setup on, goes to the state machine's listeners (the QMP MIGRATION event).
+ *
+ * With the return-path capability (tcp: and unix: only) the destination answers on the same connection
+ * (return-path.ts) and the switch-over becomes a handshake in which exactly one side ends up running:
+ *   1. setup sends OPEN_RETURN_PATH and PING 1 after the configuration, as QEMU does;
+ *   2. the switch-over sends the whole state (END and FULL sections), then PING 2, and waits for PONG 2:
+ *      the destination answers it only once it loaded every section before it. Until PONG 2 is read any
+ *      failure (the connection cut, SHUT with an error, no answer in time) fails the migration and the
+ *      guest resumes here: the destination runs only after it read the EOF that follows PONG 2;
+ *   3. PONG 2 read, this side has let go of the guest for good: it sends EOF and the trailer (the
+ *      destination, once past EOF, runs), and waits for SHUT. SHUT 0: completed. SHUT with an error (the
+ *      destination gave up and will not run): failed, and the guest resumes. No SHUT (the connection cut,
+ *      no answer in time): failed, and the guest stays stopped, since the destination may be running it.
+ * QEMU itself commits at SHUT: its destination runs before it sends SHUT, and a source that misses it
+ * resumes, so a cut there leaves both running. Here the one ambiguous moment is after PONG 2 reached
+ * the source and before its EOF reached the destination: a cut then leaves neither running (the source
+ * failed and paused, with its state intact: `cont` resumes it).
  */
-import { StreamSaver, type QemuDialect, type SaveRegistry } from '../savevm/index.js';
+import { StreamSaver, writePing, type QemuDialect, type SaveRegistry } from '../savevm/index.js';
 import { RamHandler } from '../ram/index.js';
+import { UsageError } from '../errors.js';
 import { ByteWriter, parseMigrationUri, type MigrationUri } from '../stream/index.js';
 import { MigrationError } from './migration-error.js';
 import { isFinal, MigrationStateMachine, type MigrationStatus } from './status.js';
+import { SourceReturnPath } from './return-path.js';
 import type { TlsCredsX509 } from './tls-credentials.js';
 import { connectOutgoing, type ByteTransport } from './transport.js';
 import { warmUp } from './warm-up.js';
@@ -55,6 +73,17 @@ export interface OutgoingTls {
 
 export const DEFAULT_PARAMETERS: Readonly<MigrationParameters> = { maxBandwidth: 32 << 20, downtimeLimitMs: 300 };
 
+/** migrate-set-capabilities values that change what a migration does. */
+export interface MigrationCapabilities {
+  /** QEMU's return-path: the destination answers on the connection (tcp: and unix: only). Defaults to false. */
+  readonly returnPath?: boolean;
+  /** How long the source waits for each answer on the return path, in ms. Defaults to 10 s. */
+  readonly returnPathTimeoutMs?: number;
+}
+
+/** The PING the switch-over ends with: its PONG says the destination loaded the whole state. */
+const SWITCHOVER_PING = 2;
+
 /** The longest the migration keeps the event loop before letting the guest's timers run. */
 const GUEST_SLICE_MS = 5;
 
@@ -81,16 +110,27 @@ export class OutgoingMigration {
   private wake: (() => void) | null = null;
   private failure: MigrationError | undefined;
   private readonly ram: RamHandler | undefined;
+  /** Set once PONG 2 came back: the guest is the destination's from then on, and never resumes here. */
+  private committed = false;
+  /** Why the return path broke, when it did: what a migration that then fails reports. */
+  private returnPathFailure: Error | null = null;
 
-  /** A migration of `vm` to `uri` (tcp:, unix:, exec:, file:), over TLS with `tls`; throws UsageError for a bad URI. */
+  /**
+   * A migration of `vm` to `uri` (tcp:, unix:, exec:, file:), over TLS with `tls`; throws UsageError for
+   * a bad URI, or for a return path over exec: or file:, which have no way back.
+   */
   constructor(
     private readonly vm: MigratableVm,
     uri: string,
     private readonly params: MigrationParameters,
     private readonly onPass: (pass: number) => void = () => undefined,
+    private readonly capabilities: MigrationCapabilities = {},
     private readonly tls?: OutgoingTls,
   ) {
     this.uri = parseMigrationUri(uri);
+    if (capabilities.returnPath && (this.uri.kind === 'exec' || this.uri.kind === 'file')) {
+      throw new UsageError(`the return-path capability needs a tcp: or unix: URI: ${this.uri.kind}: has no way back from the destination`);
+    }
     this.ram = vm.registry.entries.map((e) => e.handler).find((h): h is RamHandler => h instanceof RamHandler);
   }
 
@@ -105,6 +145,8 @@ export class OutgoingMigration {
 
   /** Asks the migration to stop; it ends in cancelled (or failed) and the guest runs on. */
   cancel(): void {
+    // Past PONG 2 the destination may be running the guest: too late to take it back.
+    if (this.committed) return;
     this.cancelRequested = true;
     this.wake?.();
     if (this.state.transition('none', 'cancelling') || this.state.transition('setup', 'cancelling')) return;
@@ -122,7 +164,8 @@ export class OutgoingMigration {
         this.transport = await this.connect();
         if (!this.cancelRequested && (await this.precopy(this.transport))) return 'completed';
       } catch (e) {
-        thrown = e;
+        // A write that failed because the return path broke (and dropped the connection) reports the latter.
+        thrown = this.returnPathFailure && !(e instanceof MigrationError) ? this.returnPathFailure : e;
       }
     }
     this.endedAt = performance.now();
@@ -157,7 +200,8 @@ export class OutgoingMigration {
   private async precopy(transport: ByteTransport): Promise<boolean> {
     this.started = true;
     this.startedAt = performance.now();
-    const saver = new StreamSaver(this.w, this.vm.registry, { machineName: this.vm.machineType, dialect: this.vm.dialect });
+    const returnPath = this.capabilities.returnPath ? this.openReturnPath(transport) : null;
+    const saver = new StreamSaver(this.w, this.vm.registry, { machineName: this.vm.machineType, dialect: this.vm.dialect, returnPath: returnPath !== null });
     saver.setup();
     await this.flush(transport);
     this.setupTime = performance.now() - this.startedAt;
@@ -191,6 +235,7 @@ export class OutgoingMigration {
     }
     this.stoppedAt = performance.now();
     if (!this.state.transition('active', 'device')) return false;
+    if (returnPath) return this.switchOverWithReturnPath(saver, transport, returnPath);
     saver.complete();
     await this.flush(transport, true);
     // Downtime and total-time end with the last byte handed to the OS, as QEMU's do
@@ -198,6 +243,46 @@ export class OutgoingMigration {
     const flushedAt = performance.now();
     await transport.end();
     this.endedAt = flushedAt;
+    return this.state.transition('device', 'completed');
+  }
+
+  /** The return path over the connection; its failure drops the connection, which fails the migration. */
+  private openReturnPath(transport: ByteTransport): SourceReturnPath {
+    if (!transport.openReturnPath) throw new MigrationError('setup', 'Unable to open return-path: the connection has no way back');
+    return new SourceReturnPath(transport.openReturnPath(), (e) => {
+      this.returnPathFailure ??= e;
+      transport.destroy();
+      this.wake?.();
+    });
+  }
+
+  /** Steps 2 and 3 of the return path's switch-over (see the top of this file); true once completed. */
+  private async switchOverWithReturnPath(saver: StreamSaver, transport: ByteTransport, returnPath: SourceReturnPath): Promise<boolean> {
+    const timeoutMs = this.capabilities.returnPathTimeoutMs ?? 10_000;
+    saver.completeState();
+    writePing(this.w, SWITCHOVER_PING);
+    await this.flush(transport, true);
+    await returnPath.waitForPong(SWITCHOVER_PING, timeoutMs);
+    this.committed = true;
+    this.pausedByUs = false;
+    let status: number;
+    try {
+      saver.finish();
+      await this.flush(transport, true);
+      status = await returnPath.waitForShut(timeoutMs);
+    } catch (e) {
+      const shut = returnPath.shut;
+      // SHUT with an error: the destination gave up and will not run the guest, so it resumes here.
+      if (shut !== null && shut !== 0) this.pausedByUs = true;
+      else e = new MigrationError('device', e, 'the destination loaded the whole state but did not confirm it (the guest stays stopped, as the destination may be running it): ');
+      throw e;
+    }
+    if (status !== 0) {
+      this.pausedByUs = true;
+      throw new MigrationError('device', `the destination failed to load the stream (SHUT ${status})`);
+    }
+    this.endedAt = performance.now();
+    transport.destroy();
     return this.state.transition('device', 'completed');
   }
 

@@ -6,7 +6,7 @@
  */
 import { spawn } from 'node:child_process';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { connect, createServer } from 'node:net';
+import { connect, createServer, type Socket } from 'node:net';
 import { IoError, UsageError } from '../errors.js';
 import { formatMigrationUri, pullFromIterable, type MigrationUri, type PullSource } from '../stream/index.js';
 import { listenAt } from './listen-socket.js';
@@ -23,6 +23,8 @@ export interface ByteTransport {
   end(): Promise<void>;
   /** Drops the connection at once. */
   destroy(): void;
+  /** What the destination sends back on the same connection (the return path); tcp: and unix: only. */
+  openReturnPath?(): PullSource;
 }
 
 function fromWritable(stream: NodeJS.WritableStream & { destroy(): void; writableLength?: number }, closed: Promise<void>): ByteTransport {
@@ -92,8 +94,8 @@ export async function connectOutgoing(u: MigrationUri, tls?: TlsClientOptions): 
         sock.once('error', reject);
       });
       sock.setNoDelay(true);
-      if (tls) return fromWritable(await startTlsClient(sock, tls), Promise.resolve());
-      return fromWritable(sock, Promise.resolve());
+      const stream = tls ? await startTlsClient(sock, tls) : sock;
+      return { ...fromWritable(stream, Promise.resolve()), openReturnPath: () => pullFromIterable(stream) };
     }
     case 'file': {
       const out = createWriteStream(u.path);
@@ -114,12 +116,19 @@ export async function connectOutgoing(u: MigrationUri, tls?: TlsClientOptions): 
   }
 }
 
+/** The destination's end of a migration: the stream's bytes, and a way back on tcp: and unix:. */
+export interface IncomingConnection extends PullSource {
+  /** Sends bytes back to the source (the return path); resolves once they are handed to the OS. */
+  reply?(bytes: Uint8Array): Promise<void>;
+  close(): void;
+}
+
 /** An incoming end that is listening (tcp, unix) or ready (exec, file). */
 export interface IncomingEndpoint {
   /** The address actually bound (tcp port 0 resolved). */
   readonly uri: string;
   /** Resolves with the bytes of the first connection. */
-  accept(): Promise<PullSource & { close(): void }>;
+  accept(): Promise<IncomingConnection>;
   close(): void;
 }
 
@@ -155,13 +164,13 @@ export async function listenIncoming(u: MigrationUri, tls?: TlsServerOptions): P
         server.on('connection', (sock) => acceptor.offer(sock));
         return acceptor.accepted.then((sock) => {
           server.close(); // one migration per listen, as in QEMU
-          return { ...pullFromIterable(sock), close: () => sock.destroy() };
+          return incomingConnection(sock);
         });
       }
       return new Promise((resolve) => {
         server.once('connection', (sock) => {
           server.close(); // one migration per listen, as in QEMU
-          resolve({ ...pullFromIterable(sock), close: () => sock.destroy() });
+          resolve(incomingConnection(sock));
         });
       });
     },
@@ -169,4 +178,11 @@ export async function listenIncoming(u: MigrationUri, tls?: TlsServerOptions): P
       server.close();
     },
   };
+}
+
+/** A socket (plain or TLS) as the destination reads it and replies on it. */
+function incomingConnection(sock: Socket): IncomingConnection {
+  sock.on('error', () => undefined); // reads see it; a failed reply rejects
+  const reply = (bytes: Uint8Array) => new Promise<void>((done, fail) => void sock.write(bytes, (e) => (e ? fail(e) : done())));
+  return { ...pullFromIterable(sock), reply, close: () => sock.destroy() };
 }

@@ -23,8 +23,8 @@
  * (compressed-page.ts). The decoder hands every record on as it is, so that a rewrite gives the same
  * bytes back; sinks that want page contents decode them.
  */
-import { StreamFormatError, UsageError } from '../errors.js';
-import type { ByteReader, ByteWriter } from '../stream/index.js';
+import { StreamFormatError, StreamTruncatedError, UsageError } from '../errors.js';
+import { ByteReader, type ByteWriter } from '../stream/index.js';
 
 /** RAM_SAVE_FLAG_* values. */
 export const RamFlag = {
@@ -150,7 +150,7 @@ export class RamDecoder {
     }
     this.flagMask = ps - 1;
     this.maxRecord = 8 + 1 + 255 + 4 + compressBound(ps);
-    this.need = this.maxRecord;
+    this.need = 8;
   }
 
   /**
@@ -165,8 +165,13 @@ export class RamDecoder {
     for (;;) {
       if (skipping && this.lastBlock !== null) this.skipUnheard(r);
       if (!r.final && r.remaining < this.maxRecord) {
-        this.need = this.maxRecord;
-        return false;
+        // Near the window's end: wait for exactly the next record, which a live connection sends whole
+        // before it may stop to wait for an answer (the return path's PING after the whole state).
+        const length = this.nextRecordLength(r);
+        if (r.remaining < length) {
+          this.need = length;
+          return false;
+        }
       }
       const start = r.offset;
       const word = r.getBe64Number();
@@ -175,6 +180,8 @@ export class RamDecoder {
       const kind = flags & ~RamFlag.CONTINUE;
       if (kind === RamFlag.EOS && flags === RamFlag.EOS) {
         this.sink.eos?.();
+        // The next section starts with a record's word, no more.
+        this.need = 8;
         return true;
       }
       if (flags === RamFlag.MULTIFD_FLUSH) {
@@ -189,10 +196,11 @@ export class RamDecoder {
           if (!this.readMappedBlock(r)) return false;
           continue;
         }
-        if (!r.final && r.remaining < MAX_BLOCK_LIST_BYTES) {
-          // Not read yet: the whole list is buffered first.
+        if (!r.final && r.remaining < MAX_BLOCK_LIST_BYTES && !this.blockListIsIn(r, addr, start)) {
+          // Not read yet: the whole list is buffered first, a byte more each time (a live connection sends
+          // no more than the stream holds so far).
           r.pos -= 8;
-          this.need = 8 + MAX_BLOCK_LIST_BYTES;
+          this.need = r.remaining + 1;
           return false;
         }
         this.readBlockList(r, addr, start);
@@ -261,6 +269,33 @@ export class RamDecoder {
     r.pos = p;
   }
 
+  /**
+   * The length of the next record as far as its first bytes tell, without reading it: its word, then the
+   * block name's length, then the payload's (at most maxRecord; step() reports a longer one).
+   */
+  private nextRecordLength(r: ByteReader): number {
+    const b = r.bytes;
+    const p = r.pos;
+    const have = b.length - p;
+    if (have < 8) return 8;
+    const at = (offset: number, size: 2 | 4) => new DataView(b.buffer, b.byteOffset + p + offset, size);
+    const word = at(0, 4).getUint32(0) * 2 ** 32 + at(4, 4).getUint32(0);
+    const flags = word % (this.flagMask + 1);
+    const kind = flags & ~RamFlag.CONTINUE;
+    if (kind !== RamFlag.ZERO && kind !== RamFlag.PAGE && kind !== RamFlag.XBZRLE && kind !== RamFlag.COMPRESS_PAGE) return 8;
+    let n = 8;
+    if ((flags & RamFlag.CONTINUE) === 0) {
+      if (have < n + 1) return n + 1;
+      n += 1 + b[p + n];
+    }
+    if (kind === RamFlag.ZERO) return n + 1;
+    if (kind === RamFlag.PAGE) return n + this.layout.pageSize;
+    const header = kind === RamFlag.XBZRLE ? 3 : 4;
+    if (have < n + header) return n + header;
+    const payload = kind === RamFlag.XBZRLE ? at(n + 1, 2).getUint16(0) : at(n, 4).getUint32(0);
+    return Math.min(n + header + payload, this.maxRecord);
+  }
+
   /** A payload length just read, checked against the most QEMU sends. */
   private boundedLength(r: ByteReader, length: number, max: number, what: string): number {
     if (length > max) throw new StreamFormatError(`${what} page of ${length} bytes is longer than ${max}`, { offset: r.offset, path: '' });
@@ -279,7 +314,19 @@ export class RamDecoder {
     this.endBlockList(total, sum, blocks, start);
   }
 
-  private readBlockEntry(r: ByteReader, count: number, start: number): RamBlockInfo {
+  /** True if the window holds the whole block list after a MEM_SIZE word: a dry run that reports nothing. */
+  private blockListIsIn(r: ByteReader, total: number, start: number): boolean {
+    const probe = new ByteReader(r.bytes, r.base, r.pos, false);
+    try {
+      for (let sum = 0, count = 0; sum < total; count++) sum += this.readBlockEntry(probe, count, start, false).usedLength;
+      return true;
+    } catch (e) {
+      // A list that is wrong in another way is in as far as it goes: the real read reports it.
+      return !(e instanceof StreamTruncatedError);
+    }
+  }
+
+  private readBlockEntry(r: ByteReader, count: number, start: number, report = true): RamBlockInfo {
     if (count >= MAX_RAM_BLOCKS) {
       throw new StreamFormatError(`RAM block list names more than ${MAX_RAM_BLOCKS} blocks`, { offset: start, path: '' });
     }
@@ -295,7 +342,7 @@ export class RamDecoder {
     }
     const guestAddress = this.layout.ignoreShared ? r.getBe64Number() : undefined;
     const info: RamBlockInfo = { name, usedLength, ...(pageSize !== undefined && { pageSize }), ...(guestAddress !== undefined && { guestAddress }) };
-    this.sink.block?.(info);
+    if (report) this.sink.block?.(info);
     return info;
   }
 

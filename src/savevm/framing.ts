@@ -250,6 +250,13 @@ export function writeCommand(w: ByteWriter, c: CommandRecord): void {
   w.putBuffer(c.payload);
 }
 
+/** Writes the command PING with `value` (QEMU's qemu_savevm_send_ping). */
+export function writePing(w: ByteWriter, value: number): void {
+  const payload = new Uint8Array(4);
+  new DataView(payload.buffer).setUint32(0, value);
+  writeCommand(w, { command: MigCommand.PING, payload });
+}
+
 function readConfigurationBody(r: ByteReader): ConfigurationRecord {
   const nameLen = r.getBe32();
   if (nameLen > 255) throw new StreamFormatError(`configuration: machine name length ${nameLen} exceeds 255`, at(r, r.offset - 4));

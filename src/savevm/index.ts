@@ -16,6 +16,7 @@ export {
   writeEof,
   writeFooter,
   writeHeader,
+  writePing,
   writeSectionHeader,
   writeVmdesc,
 } from './framing.js';
@@ -30,7 +31,7 @@ export type {
   TopRecord,
 } from './framing.js';
 export { walkStream } from './walker.js';
-export type { SectionBodyDecoder, SectionContext, StreamVisitor } from './walker.js';
+export type { SectionBodyDecoder, SectionContext, StreamVisitor, WalkOptions } from './walker.js';
 export { planOrder } from './plan.js';
 export type { PlanEdge, PlanNode, PlanOptions, PlanResult } from './plan.js';
 export { SaveRegistry } from './registry.js';

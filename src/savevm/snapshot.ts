@@ -14,18 +14,31 @@
  * Loading follows the stream, not the local plan: each section is matched by idstr and instance id and
  * its post-load runs at once, so a device that reads another's state in post-load depends on the
  * sender's order. The load-order guard turns such a read of a not-yet-loaded entry into LoadOrderError.
- * Either dialect loads: commands are read and passed over (SWITCHOVER_START, which QEMU 10.0 sends, asks
- * nothing of an entry here), and so is the trailer, whatever it describes.
+ * Either dialect loads: commands are read and handed to the caller, if it asks (a migration's destination
+ * answers PING on its return path), and otherwise passed over (SWITCHOVER_START, which QEMU 10.0 sends,
+ * asks nothing of an entry here); so is the trailer, whatever it describes.
  */
-import { LoadError, LoadOrderError } from '../errors.js';
-import { ByteWriter, QemuJsonWriter, type ChunkedSource } from '../stream/index.js';
-import { checkIncomingVersion, loadState, saveState, type AnyVmsd, type EntryRef, type LoadContext } from '../vmstate/index.js';
+import { LoadError, LoadOrderError, StreamTruncatedError } from '../errors.js';
+import { ByteReader, ByteWriter, QemuJsonWriter, type ChunkedSource } from '../stream/index.js';
+import { checkIncomingVersion, loadState, measureState, saveState, type AnyVmsd, type EntryRef, type LoadContext } from '../vmstate/index.js';
 import { MigCommand } from './constants.js';
 import { DEFAULT_DIALECT, sendsSwitchoverStart, type QemuDialect } from './dialect.js';
-import { writeCommand, writeConfiguration, writeEof, writeFooter, writeHeader, writeSectionHeader, writeVmdesc, type ConfigSubsection } from './framing.js';
+import {
+  decodeCommand,
+  writeCommand,
+  writeConfiguration,
+  writeEof,
+  writeFooter,
+  writeHeader,
+  writePing,
+  writeSectionHeader,
+  writeVmdesc,
+  type ConfigSubsection,
+  type DecodedCommand,
+} from './framing.js';
 import type { PlanOptions } from './plan.js';
 import type { SaveEntry, SavePlan, SaveRegistry } from './registry.js';
-import { walkStream, type SectionBodyDecoder } from './walker.js';
+import { walkStream, type SectionBodyDecoder, type StreamVisitor } from './walker.js';
 
 /** Options for saveSnapshot. */
 export interface SaveSnapshotOptions {
@@ -40,6 +53,11 @@ export interface SaveSnapshotOptions {
   readonly footers?: boolean;
   /** The VMDESCRIPTION trailer. Defaults to true. */
   readonly vmdesc?: boolean;
+  /**
+   * OPEN_RETURN_PATH and PING 1 right after the configuration, where QEMU's migration_thread sends them
+   * with the return-path capability. Defaults to false.
+   */
+  readonly returnPath?: boolean;
   readonly plan?: PlanOptions;
 }
 
@@ -95,6 +113,10 @@ export class StreamSaver {
         writeConfiguration(this.w, record);
       }
     }
+    if (o.returnPath) {
+      writeCommand(this.w, { command: MigCommand.OPEN_RETURN_PATH, payload: new Uint8Array(0) });
+      writePing(this.w, 1);
+    }
     for (const e of this.iterative) this.section(e, 'start', () => e.handler?.saveSetup(this.w));
   }
 
@@ -124,6 +146,12 @@ export class StreamSaver {
    * plan order, EOF and the trailer.
    */
   complete(): void {
+    this.completeState();
+    this.finish();
+  }
+
+  /** The first part of complete(): SWITCHOVER_START, END and FULL sections; the whole state, not the end. */
+  completeState(): void {
     const w = this.w;
     if (sendsSwitchoverStart(this.dialect, this.options.machineName)) writeCommand(w, { command: MigCommand.SWITCHOVER_START, payload: new Uint8Array(0) });
     for (const e of this.iterative) this.section(e, 'end', () => e.handler?.saveComplete(w));
@@ -138,6 +166,12 @@ export class StreamSaver {
       this.section(e, 'full', () => saveState(w, vmsd, e.state as object, desc, vmsd.version, rules));
       desc?.endObject();
     }
+  }
+
+  /** The second part of complete(): EOF and the trailer. */
+  finish(): void {
+    const w = this.w;
+    const desc = this.desc;
     writeEof(w);
     if (desc) {
       desc.endArray();
@@ -170,6 +204,24 @@ export interface LoadSnapshotOptions {
   readonly checkLoadOrder?: boolean;
   /** The machine name the configuration record must carry, if any, or the names it may carry. */
   readonly machineName?: string | readonly string[];
+  /**
+   * The stream comes over a connection, which may wait for an answer before it sends more (a return
+   * path's PING): each device section loads as soon as its bytes are in, found by a dry run over a copy
+   * of its state (measureState), rather than once the rest of the stream is. Defaults to false.
+   */
+  readonly live?: boolean;
+  /**
+   * Asked once the trailer is read: true when the connection stays open after the stream (a return path
+   * waits for SHUT), so the load ends there rather than at the connection's end. Defaults to false.
+   */
+  readonly openAfterTrailer?: () => boolean;
+  /**
+   * Called with each command as the load passes it, every section before it loaded: the destination
+   * answers PING with PONG here, and opens its return path at OPEN_RETURN_PATH.
+   */
+  readonly onCommand?: (command: DecodedCommand) => void;
+  /** Called at EOF once every registered entry is loaded: the state is whole, whatever the trailer holds. */
+  readonly onLoaded?: () => void;
 }
 
 /** What a load did: the entries in the order they were loaded. */
@@ -193,7 +245,23 @@ export async function loadSnapshot(registry: SaveRegistry, src: ChunkedSource, o
     return target.state as T;
   };
 
-  await walkStream(src, {
+  const checkComplete = () => {
+    const missing = registry.entries.filter((e) => !position.has(e) && !e.vmsd?.needed);
+    if (missing.length > 0) {
+      throw new LoadError(`missing section: ${missing[0].label} is registered locally but the stream has no section for it`, missing[0].label, {
+        missing: missing.map((m) => m.label),
+      });
+    }
+  };
+
+  const visitor: StreamVisitor = {
+    command(c) {
+      options.onCommand?.(decodeCommand(c));
+    },
+    eof() {
+      checkComplete();
+      options.onLoaded?.();
+    },
     configuration(c, offset) {
       const local = options.machineName === undefined ? [] : typeof options.machineName === 'string' ? [options.machineName] : options.machineName;
       if (local.length > 0 && !local.includes(c.machineName)) {
@@ -216,11 +284,20 @@ export async function loadSnapshot(registry: SaveRegistry, src: ChunkedSource, o
       if (e.handler) return e.handler.loadSection(h.kind === 'full' ? 'end' : h.kind, ctx.version);
       if (h.kind !== 'full' || !e.vmsd) throw new LoadError(`a ${h.kind.toUpperCase()} section for a described device`, ctx.label);
       const vmsd = e.vmsd;
+      // A body's length shows only as it is loaded, and loading has effects: the rest of the stream (in
+      // our streams the device sections, EOF and the trailer) is buffered first. Live, a dry run over a
+      // copy of the state finds whether the bytes in hold the whole body, asking for more until they do.
+      let need = options.live ? LIVE_FIRST_NEED : Infinity;
       return {
-        // A body's length shows only as it is loaded, and loading has effects: the rest of the stream
-        // (in our streams the device sections, EOF and the trailer) is buffered first.
-        need: Infinity,
+        get need() {
+          return need;
+        },
         step(r) {
+          if (!r.final && need !== Infinity && !bodyIsIn(r, vmsd, e.state as object, ctx.version)) {
+            // One byte more than is in: the connection may send nothing more until the stream is answered.
+            need = r.remaining + 1;
+            return false;
+          }
           current = e;
           try {
             loadState(r, vmsd, e.state as object, ctx.version, peer);
@@ -244,13 +321,24 @@ export async function loadSnapshot(registry: SaveRegistry, src: ChunkedSource, o
         loaded.push(e);
       }
     },
-  });
-
-  const missing = registry.entries.filter((e) => !position.has(e) && !e.vmsd?.needed);
-  if (missing.length > 0) {
-    throw new LoadError(`missing section: ${missing[0].label} is registered locally but the stream has no section for it`, missing[0].label, {
-      missing: missing.map((m) => m.label),
-    });
-  }
+  };
+  await walkStream(src, visitor, { untilTrailer: options.openAfterTrailer });
   return { loaded };
+}
+
+/** What a live load first asks for before a device body: whatever is in, then more as the dry run needs it. */
+const LIVE_FIRST_NEED = 1;
+
+/**
+ * True if the bytes in `r` hold the whole body `vmsd` describes: a dry run over a copy of the state,
+ * which runs no hook, either reaches the body's end or runs out. A body that is wrong in another way
+ * counts as in: the load with effects that follows reports it.
+ */
+function bodyIsIn(r: ByteReader, vmsd: AnyVmsd, state: object, version: number): boolean {
+  try {
+    measureState(new ByteReader(r.bytes, r.base, r.pos, false), vmsd, structuredClone(state), version);
+    return true;
+  } catch (e) {
+    return !(e instanceof StreamTruncatedError);
+  }
 }

@@ -64,8 +64,18 @@ export interface StreamVisitor {
   vmdesc?(json: Uint8Array, offset: number): void;
 }
 
+/** Options for walkStream. */
+export interface WalkOptions {
+  /**
+   * Asked once the trailer is read: true ends the walk there rather than checking that nothing follows
+   * it, for a connection that stays open after the stream (a return path waits for the destination's
+   * answer). Defaults to false.
+   */
+  readonly untilTrailer?: () => boolean;
+}
+
 /** Walks a whole stream. Throws typed stream errors naming the offset and section. */
-export async function walkStream(src: ChunkedSource, visitor: StreamVisitor): Promise<void> {
+export async function walkStream(src: ChunkedSource, visitor: StreamVisitor, options: WalkOptions = {}): Promise<void> {
   await src.read(readHeader);
   const started = new Map<number, SectionContext>();
   let footers: boolean | undefined;
@@ -168,7 +178,7 @@ export async function walkStream(src: ChunkedSource, visitor: StreamVisitor): Pr
     const offset = src.offset;
     const json = await src.read((r) => readVmdesc(r).slice());
     visitor.vmdesc?.(json, offset);
-    if (!(await src.isAtEnd())) {
+    if (!options.untilTrailer?.() && !(await src.isAtEnd())) {
       throw new StreamFormatError(`unexpected bytes after the VMDESCRIPTION trailer`, { offset: src.offset, path: '' });
     }
   }

@@ -161,10 +161,12 @@ export class ChunkedSource {
 
   /**
    * Runs a parse that has no effects over the buffered bytes and consumes what it read; when it runs out
-   * of bytes before the source has ended, reads more and runs it again from the start.
+   * of bytes before the source has ended, reads more and runs it again from the start. It runs first over
+   * what is buffered, and then waits for no more than one byte past it each time: a live connection may
+   * send nothing more until this record is answered.
    */
   async read<T>(parse: (r: ByteReader) => T): Promise<T> {
-    let want = Math.min(this.chunkSize, 64 * 1024);
+    let want = 1;
     for (;;) {
       if (this.end - this.start < want && !this.ended) await this.fill(want);
       const r = this.window();
@@ -174,8 +176,9 @@ export class ChunkedSource {
         return value;
       } catch (e) {
         if (!(e instanceof StreamTruncatedError) || this.ended) throw e;
-        if (want >= this.maxWindow) throw this.tooLong(want);
-        want = Math.min(Math.max((this.end - this.start) * 2, this.chunkSize), this.maxWindow);
+        const have = this.end - this.start;
+        if (have >= this.maxWindow) throw this.tooLong(have);
+        want = have + 1;
       }
     }
   }

@@ -54,7 +54,7 @@ export type {
   Vmsd,
   VmsdSpec,
 } from './fields.js';
-export { loadState, NULLPTR_MARKER, saveState } from './interpreter.js';
+export { loadState, measureState, NULLPTR_MARKER, saveState } from './interpreter.js';
 export { VMDESC_RULES_10_0, VMDESC_RULES_7_2 } from './vmdesc-rules.js';
 export type { VmdescRules } from './vmdesc-rules.js';
 export { INT_CODECS, intCodec } from './int-codecs.js';

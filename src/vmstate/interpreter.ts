@@ -377,10 +377,25 @@ const NO_PEERS: LoadContext['peer'] = () => {
  * `peer` gives hooks access to other entries' state (the registry supplies it during a snapshot load).
  */
 export function loadState(r: ByteReader, vmsd: AnyVmsd, state: object, version: number, peer: LoadContext['peer'] = NO_PEERS): void {
+  loadBody(r, vmsd, state, version, peer);
+}
+
+/**
+ * Reads a body as loadState does, into `state`, but runs no hook: a dry run over a copy of the state
+ * that finds how far a body reaches (or that its bytes are not all in yet) before the load with effects.
+ */
+export function measureState(r: ByteReader, vmsd: AnyVmsd, state: object, version: number): void {
+  loadBody(r, vmsd, state, version, null);
+}
+
+/** Hooks' access to other entries; null in a dry run, which runs no hook. */
+type Peer = LoadContext['peer'] | null;
+
+function loadBody(r: ByteReader, vmsd: AnyVmsd, state: object, version: number, peer: Peer): void {
   const s = state as State;
   checkIncomingVersion(version, vmsd, vmsd.name);
   const c = compile(vmsd);
-  if (c.preLoad !== null) loadHook(c.preLoad, s, { version, peer }, vmsd, 'pre-load');
+  if (c.preLoad !== null && peer !== null) loadHook(c.preLoad, s, { version, peer }, vmsd, 'pre-load');
   const fields = c.fields;
   let k = 0;
   try {
@@ -390,11 +405,11 @@ export function loadState(r: ByteReader, vmsd: AnyVmsd, state: object, version: 
     throw prefixStreamError(e, fields[k].name);
   }
   loadSubsections(r, vmsd, s, peer);
-  if (c.postLoad !== null) loadHook(c.postLoad, s, { version, peer }, vmsd, 'post-load');
+  if (c.postLoad !== null && peer !== null) loadHook(c.postLoad, s, { version, peer }, vmsd, 'post-load');
 }
 
 /** One field: a single element or an array. */
-function loadField(r: ByteReader, cf: CompiledField, s: State, vmsd: AnyVmsd, peer: LoadContext['peer']): void {
+function loadField(r: ByteReader, cf: CompiledField, s: State, vmsd: AnyVmsd, peer: Peer): void {
   if (cf.count === null) {
     const v = loadElement(r, cf, s[cf.name], s, vmsd, peer);
     if (cf.kind !== 'unused') s[cf.name] = v;
@@ -420,7 +435,7 @@ function loadField(r: ByteReader, cf: CompiledField, s: State, vmsd: AnyVmsd, pe
   if (cf.kind !== 'unused') s[cf.name] = out;
 }
 
-function loadSubsections(r: ByteReader, vmsd: AnyVmsd, s: State, peer: LoadContext['peer']): void {
+function loadSubsections(r: ByteReader, vmsd: AnyVmsd, s: State, peer: Peer): void {
   const prefix = vmsd.name;
   while (r.peekByte() === SUBSECTION) {
     // Not ours unless the name is "<parent>/..."; it may belong to an enclosing description.
@@ -440,14 +455,14 @@ function loadSubsections(r: ByteReader, vmsd: AnyVmsd, s: State, peer: LoadConte
     r.skip(2 + len);
     const version = r.getBe32();
     try {
-      loadState(r, sub, s, version, peer);
+      loadBody(r, sub, s, version, peer);
     } catch (e) {
       throw prefixStreamError(e, name);
     }
   }
 }
 
-function loadElement(r: ByteReader, cf: CompiledField, local: unknown, s: State, vmsd: AnyVmsd, peer: LoadContext['peer']): unknown {
+function loadElement(r: ByteReader, cf: CompiledField, local: unknown, s: State, vmsd: AnyVmsd, peer: Peer): unknown {
   switch (cf.kind) {
     case 'int': {
       const offset = r.offset;
@@ -488,7 +503,7 @@ function loadElement(r: ByteReader, cf: CompiledField, local: unknown, s: State,
     case 'struct': {
       const sub = cf.sub as AnyVmsd;
       const target = typeof local === 'object' && local !== null ? local : {};
-      loadState(r, sub, target, sub.version, peer);
+      loadBody(r, sub, target, sub.version, peer);
       return target;
     }
     case 'custom':

@@ -406,8 +406,17 @@ export interface ProxyOptions {
   readonly bytesPerSecond?: number;
   /** Listen on this unix socket path instead of a TCP port on 127.0.0.1 (unix sockets buffer far less). */
   readonly listenPath?: string;
-  /** Keep a copy of every byte forwarded from the source (`tapped()`). Defaults to false. */
+  /** Keep a copy of every byte forwarded from the source (`tapped()`) and back (`tappedBack()`). Defaults to false. */
   readonly tap?: boolean;
+  /** Drop the connection once this many bytes went back from the destination to the source (the return path). */
+  readonly cutAfterReturned?: number;
+  /** Once `returned` bytes went back to the source, drop the connection when `then` more went forward. */
+  readonly cutAfterAnswer?: { readonly returned: number; readonly then: number };
+  /**
+   * Hold back the last `held` bytes the source sent; once it sent nothing for `quietMs` (a source
+   * waiting for an answer), drop the connection without them: a cut `held` bytes before where it paused.
+   */
+  readonly cutBeforePause?: { readonly held: number; readonly quietMs: number };
 }
 
 /** Where a proxy forwards to: a TCP port on 127.0.0.1 or a unix socket path. */
@@ -421,6 +430,8 @@ export type ProxyTarget = { readonly port: number } | { readonly path: string };
 export class ForwardingProxy {
   /** Bytes forwarded from the source to the destination. */
   forwarded = 0;
+  /** Bytes forwarded back from the destination to the source. */
+  returned = 0;
   /** Set once the proxy destroyed the connection itself. */
   cut = false;
   /** performance.now() when the source's first and (so far) last bytes arrived. */
@@ -428,6 +439,12 @@ export class ForwardingProxy {
   lastByteAt = 0;
   private held = false;
   private readonly copies: Buffer[] = [];
+  private readonly backCopies: Buffer[] = [];
+  /** Where the source's bytes are cut (cutAfter, or cutAfterAnswer once it is known). */
+  private cutAt: number | undefined;
+  /** cutBeforePause: bytes received and not forwarded yet, and the timer that ends the wait. */
+  private pending: Buffer = Buffer.alloc(0);
+  private quiet: NodeJS.Timeout | undefined;
   private bytesPerSecond: number | undefined;
   private upstream: net.Socket | undefined;
   private downstream: net.Socket | undefined;
@@ -438,6 +455,7 @@ export class ForwardingProxy {
     private readonly options: ProxyOptions,
   ) {
     this.bytesPerSecond = options.bytesPerSecond;
+    this.cutAt = options.cutAfter;
     this.server = net.createServer((sock) => this.accept(sock));
   }
 
@@ -464,6 +482,11 @@ export class ForwardingProxy {
     return Buffer.concat(this.copies);
   }
 
+  /** With the `tap` option: what the destination sent back (the return path). */
+  tappedBack(): Buffer {
+    return Buffer.concat(this.backCopies);
+  }
+
   /** Stops reading from the source: its writes pile up in the kernel and then block. */
   hold(): void {
     this.held = true;
@@ -478,6 +501,7 @@ export class ForwardingProxy {
   }
 
   close(): void {
+    clearTimeout(this.quiet);
     this.server.close();
     this.upstream?.destroy();
     this.downstream?.destroy();
@@ -497,35 +521,76 @@ export class ForwardingProxy {
     down.on('end', () => {
       if (!this.cut) up.end();
     });
-    down.on('data', (d: Buffer) => up.write(d));
+    down.on('data', (d: Buffer) => this.back(up, down, d));
     down.once('connect', () => {
       if (!this.held) up.resume();
     });
     up.on('data', (d: Buffer) => this.forward(up, down, d));
   }
 
+  /**
+   * Drops both connections after `toDestination` reached the destination (and `toSource` the source). Both
+   * directions stop at once: nothing the proxy reads afterwards goes anywhere.
+   */
+  private dropBoth(up: net.Socket, down: net.Socket, toDestination: Buffer, toSource: Buffer): void {
+    this.cut = true;
+    clearTimeout(this.quiet);
+    up.pause();
+    let waiting = 2;
+    const drop = () => {
+      if (--waiting > 0) return;
+      down.destroy();
+      if (this.options.cutWith === 'close') {
+        up.removeAllListeners('data');
+        up.on('data', () => undefined); // nothing left unread, so the close is a FIN, not a RST
+        up.resume();
+        up.end();
+      } else {
+        up.resetAndDestroy();
+      }
+    };
+    down.write(toDestination, drop);
+    up.write(toSource, drop);
+  }
+
+  /** Bytes from the destination to the source (the return path). */
+  private back(up: net.Socket, down: net.Socket, d: Buffer): void {
+    if (this.cut) return;
+    const limit = this.options.cutAfterReturned;
+    if (limit !== undefined && this.returned + d.length >= limit) {
+      const part = d.subarray(0, limit - this.returned);
+      this.returned += part.length;
+      if (this.options.tap) this.backCopies.push(part);
+      this.dropBoth(up, down, Buffer.alloc(0), part);
+      return;
+    }
+    this.returned += d.length;
+    if (this.options.tap) this.backCopies.push(d);
+    up.write(d);
+    const answer = this.options.cutAfterAnswer;
+    if (answer !== undefined && this.cutAt === undefined && this.returned >= answer.returned) this.cutAt = this.forwarded + answer.then;
+  }
+
   private forward(up: net.Socket, down: net.Socket, d: Buffer): void {
     if (this.cut) return;
     this.lastByteAt = performance.now();
     if (this.firstByteAt === 0) this.firstByteAt = this.lastByteAt;
-    const limit = this.options.cutAfter;
+    const pause = this.options.cutBeforePause;
+    if (pause !== undefined) {
+      // Keep the last `held` bytes back until more come; when none come for a while, drop the connection.
+      this.pending = Buffer.concat([this.pending, d]);
+      clearTimeout(this.quiet);
+      this.quiet = setTimeout(() => this.dropBoth(up, down, Buffer.alloc(0), Buffer.alloc(0)), pause.quietMs);
+      if (this.pending.length <= pause.held) return;
+      d = this.pending.subarray(0, this.pending.length - pause.held);
+      this.pending = this.pending.subarray(this.pending.length - pause.held);
+    }
+    const limit = this.cutAt;
     if (limit !== undefined && this.forwarded + d.length >= limit) {
+      // Send what is below the cut, then drop both connections mid-stream.
       const part = d.subarray(0, limit - this.forwarded);
       this.forwarded += part.length;
-      this.cut = true;
-      // Send what is below the cut, then drop both connections mid-stream.
-      up.pause();
-      down.write(part, () => {
-        down.destroy();
-        if (this.options.cutWith === 'close') {
-          up.removeAllListeners('data');
-          up.on('data', () => undefined); // nothing left unread, so the close is a FIN, not a RST
-          up.resume();
-          up.end();
-        } else {
-          up.resetAndDestroy();
-        }
-      });
+      this.dropBoth(up, down, part, Buffer.alloc(0));
       return;
     }
     this.forwarded += d.length;

@@ -24,7 +24,7 @@ async function tlsDestination(scope: Scope, pki: Pki, machine: string, extra: re
   return scope.spawnDestination('destination', machine, 'tcp', [...credsObject(pki.server, 'server'), '-global', 'migration.tls-creds=tls0', '--paused', ...extra]);
 }
 
-test('a TLS migration set up over QMP as for QEMU (object-add, migrate-set-parameters, migrate-incoming) completes', { timeout: 90_000 }, () =>
+test('a TLS migration set up over QMP as for QEMU (object-add, migrate-set-parameters, migrate-incoming) completes, its return path answering through TLS too', { timeout: 90_000 }, () =>
   withScope(async (scope) => {
     const pki = makePki(scope.dir);
     const machine = writeMachine(scope.dir, '64M');
@@ -51,6 +51,8 @@ test('a TLS migration set up over QMP as for QEMU (object-add, migrate-set-param
     await src.client.execute('migrate-set-parameters', { 'tls-hostname': null });
     const set = await src.client.execute<Record<string, unknown>>('query-migrate-parameters');
     assert.deepEqual([set['tls-creds'], set['tls-hostname']], ['tls0', ''], 'null resets a parameter to ""');
+    // With the return path, completed means the destination's SHUT 0 came back over the TLS session.
+    await src.client.execute('migrate-set-capabilities', { capabilities: [{ capability: 'return-path', state: true }] });
     await src.client.execute('migrate', { uri });
     const info = await waitForMigration(src.client, 30_000);
     assert.equal(info.status, 'completed', info['error-desc']);

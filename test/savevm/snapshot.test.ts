@@ -18,9 +18,12 @@ import {
   u64,
   bool,
   QEMU_DIALECTS,
+  ByteWriter,
+  StreamSaver,
+  type PullSource,
 } from '../../src/index.js';
 import { analyzeStream, listSections, parseVmdesc } from '../../src/analyze/index.js';
-import { findVmdescTrailer } from '../../src/savevm/index.js';
+import { findVmdescTrailer, writePing } from '../../src/savevm/index.js';
 import { seededRandom } from '../support/random.js';
 import { bridgeVmsd, iommuVmsd, nicVmsd, toyMachine } from '../support/toy-machine.js';
 
@@ -177,4 +180,59 @@ test('QEMU 10.0\'s dialect: SWITCHOVER_START before the END section, the configu
   const older = snapshot(src.registry, { machineName: 'toy-9.2', dialect: QEMU_DIALECTS['10.0'] });
   assert.equal(Buffer.from(older).indexOf(Buffer.from([0x08, 0x00, 0x0b, 0x00, 0x00])), -1);
   assert.equal(older.length, bytes.length - 5 - 1); // no command, and a name a byte shorter
+});
+
+test('a live load over a connection that waits for an answer: PING 2 is passed on with every section before it loaded, and the load ends at the trailer', async () => {
+  const src = toyMachine({ seed: 11 });
+  const dst = toyMachine();
+  // The stream a source with a return path sends: the whole state and PING 2, then (once answered) EOF
+  // and the trailer.
+  const w = new ByteWriter(1 << 16);
+  const saver = new StreamSaver(w, src.registry, { machineName: 'toy-1.0', returnPath: true });
+  saver.setup();
+  while (!saver.iterate());
+  saver.completeState();
+  writePing(w, 2);
+  const state = w.peek().slice();
+  w.reset();
+  saver.finish();
+  const end = w.peek().slice();
+  let answer: () => void = () => undefined;
+  const answered = new Promise<void>((resolve) => (answer = resolve));
+  let at = 0;
+  // Seven bytes at a time, so records split across reads; then nothing until PING 2 is answered, and
+  // after the trailer nothing ever.
+  const connection: PullSource = {
+    async readInto(target) {
+      if (at === state.length) await answered;
+      const bytes = at < state.length ? state.subarray(at, Math.min(at + 7, state.length)) : end.subarray(at - state.length);
+      if (bytes.length === 0) return new Promise<number>(() => undefined);
+      const n = Math.min(bytes.length, target.length);
+      target.set(bytes.subarray(0, n));
+      at += n;
+      return n;
+    },
+  };
+  const commands: string[] = [];
+  let loaded = false;
+  await loadSnapshot(dst.registry, new ChunkedSource(connection, { chunkSize: 4096 }), {
+    machineName: 'toy-1.0',
+    live: true,
+    openAfterTrailer: () => true,
+    onCommand(c) {
+      commands.push(c.name === 'PING' ? `PING ${c.value}` : String(c.name));
+      if (c.name === 'PING' && c.value === 2) {
+        assert.deepEqual(dst.nic, src.nic);
+        assert.deepEqual(dst.ram, src.ram);
+        assert.equal(loaded, false);
+        answer();
+      }
+    },
+    onLoaded: () => (loaded = true),
+  });
+  assert.deepEqual(commands, ['OPEN_RETURN_PATH', 'PING 1', 'PING 2']);
+  assert.equal(loaded, true);
+  assert.equal(at, state.length + end.length);
+  assert.deepEqual(dst.bridge, src.bridge);
+  assert.equal(dst.iommu.cached_bus, src.bridge.secondary);
 });
