@@ -60,6 +60,8 @@ commands:
     --downtime-limit MS        the longest pause allowed at switch-over
     --tls-creds ID             over TLS, with the source's tls-creds-x509 object ID
     --tls-hostname NAME        the name the destination's certificate must carry (default: the URI's host)
+    --return-path              completed only once the destination reports it loaded everything
+                               (tcp: and unix:)
   demo                         live-migrate the default machine between two processes and verify it
   help                         this text
 `;

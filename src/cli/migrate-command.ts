@@ -26,13 +26,17 @@ export interface DriveOptions {
   readonly tlsCreds?: string;
   /** The name the destination's certificate must carry. Defaults to the URI's host. */
   readonly tlsHostname?: string;
+  /** Turn the return-path capability on: completed only once the destination says it loaded everything. */
+  readonly returnPath?: boolean;
   readonly progress?: ProgressPrinter;
   readonly pollMs?: number;
 }
 
 /** Sets parameters, starts `migrate`, and polls query-migrate until the migration ends. */
 export async function driveMigration(client: QmpClient, o: DriveOptions): Promise<MigrateInfo> {
-  await client.execute('migrate-set-capabilities', { capabilities: [{ capability: 'events', state: true }] });
+  const capabilities = [{ capability: 'events', state: true }];
+  if (o.returnPath) capabilities.push({ capability: 'return-path', state: true });
+  await client.execute('migrate-set-capabilities', { capabilities });
   const params: Record<string, number | string> = {};
   if (o.maxBandwidth !== undefined) params['max-bandwidth'] = o.maxBandwidth;
   if (o.downtimeLimitMs !== undefined) params['downtime-limit'] = o.downtimeLimitMs;
@@ -50,7 +54,7 @@ export async function driveMigration(client: QmpClient, o: DriveOptions): Promis
 }
 
 export async function migrateCommand(argv: readonly string[], out: Output): Promise<number> {
-  const args = parseArgs(argv, [], ['from', 'to', 'max-bandwidth', 'downtime-limit', 'tls-creds', 'tls-hostname']);
+  const args = parseArgs(argv, ['return-path'], ['from', 'to', 'max-bandwidth', 'downtime-limit', 'tls-creds', 'tls-hostname']);
   const from = args.options.get('from')?.at(-1);
   const to = args.options.get('to')?.at(-1);
   if (!from || !to || args.positional.length > 0) throw new UsageError('migrate takes --from QMP-ADDRESS --to URI (see vmstate help)');
@@ -65,6 +69,7 @@ export async function migrateCommand(argv: readonly string[], out: Output): Prom
       downtimeLimitMs: dl === undefined ? undefined : Number(dl),
       tlsCreds: args.options.get('tls-creds')?.at(-1),
       tlsHostname: args.options.get('tls-hostname')?.at(-1),
+      returnPath: args.flags.has('return-path'),
       progress: new ProgressPrinter(out.stdout, process.stdout.isTTY === true),
     });
     if (info.status !== 'completed') {

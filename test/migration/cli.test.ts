@@ -85,3 +85,20 @@ test('vmstate vm never removes what is not a stale socket: a regular file given 
     assert.equal(fs.readFileSync(precious, 'utf8'), 'precious\n');
   }),
 );
+
+test('vmstate migrate --return-path: completed once the destination said SHUT 0; refused for a file: URI with one line', { timeout: 60_000 }, () =>
+  withScope(async (scope) => {
+    const machine = writeMachine(scope.dir, '64M');
+    const source = scope.spawnVm('source', machine, ['--rate', '50']);
+    const { vm, uri } = await scope.spawnDestination('destination', machine, 'unix', ['--paused']);
+    const dst = await scope.monitor(vm);
+    await waitFor('the source QMP socket', () => fs.existsSync(source.qmp.slice(5)) || undefined, 15_000);
+    const refused = await run(['migrate', '--from', source.qmp, '--to', `file:${path.join(scope.dir, 'x.mig')}`, '--return-path']);
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /^vmstate: .*return-path capability needs a tcp: or unix: URI.*\n$/);
+    const r = await run(['migrate', '--from', source.qmp, '--to', uri, '--return-path', '--max-bandwidth', '0']);
+    assert.equal(r.code, 0, r.stderr);
+    const caps = await dst.client.execute<{ status: string }>('query-migrate');
+    assert.equal(caps.status, 'completed');
+  }),
+);
