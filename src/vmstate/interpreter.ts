@@ -42,9 +42,7 @@ interface CompiledField {
   /** The name in the VMDESCRIPTION: `name[k]` when the name repeats in the description. */
   readonly descName: string;
   readonly compressible: boolean;
-  /** Saving: the range an int field's value must lie in (a number field's; a bigint field's as bigints). */
-  readonly lo: number;
-  readonly hi: number;
+  /** Saving: the range of a 64-bit int or timer field's bigint (smaller ints are checked by their bits). */
   readonly loBig: bigint;
   readonly hiBig: bigint;
   /** Saving: the most the count field (or for a vbuffer the size field) can hold, if it is an int of this description. */
@@ -208,7 +206,8 @@ function compile(vmsd: AnyVmsd): CompiledVmsd {
       write: f.kind === 'custom' ? (f.write as (w: ByteWriter, v: unknown) => void) : null,
       descName: (counts.get(f.name) ?? 0) > 1 ? `${f.name}[${k}]` : f.name,
       compressible: canCompress(f),
-      ...ranges(f),
+      loBig: ranges(f).loBig,
+      hiBig: ranges(f).hiBig,
       countMax: countFieldMax(vmsd, f.count),
       sizeMax: f.kind === 'buffer' ? countFieldMax(vmsd, f.size) : Infinity,
       accepts: (f.kind === 'custom' && (f.accepts as CompiledField['accepts'])) || null,
@@ -470,6 +469,11 @@ function saveField(w: ByteWriter, cf: CompiledField, s: State, desc: QemuJsonWri
   let i = 0;
   try {
     for (; i < n; i++) {
+      if (raw && describe === undefined) {
+        // The rest of a byte array held in a Uint8Array goes as it is.
+        w.putBuffer((value as Uint8Array).subarray(i));
+        break;
+      }
       const el = count !== null ? (value as ArrayLike<unknown>)[i] : value;
       const isNull = cf.nullable && (el === null || el === undefined);
       const start = w.length;
@@ -525,11 +529,19 @@ function saveElement(w: ByteWriter, cf: CompiledField, v: unknown, desc: QemuJso
         w.putBe64(v);
         return;
       }
-      // NaN fails both comparisons; Math.floor keeps fractions out.
-      if (typeof v !== 'number' || !(v >= cf.lo && v <= cf.hi) || Math.floor(v) !== v) throw misfit('', v, cf.expected);
-      if (cf.size === 1) w.putByte(v & 0xff);
-      else if (cf.size === 2) w.putBe16(v & 0xffff);
-      else w.putBe32(v);
+      if (typeof v !== 'number') throw misfit('', v, cf.expected);
+      // The value cut to its codec's bits, as two's complement when signed: the value itself exactly when
+      // it fits (NaN, a fraction or a value out of range comes out as something else).
+      if (cf.size === 4) {
+        if ((cf.signed ? v | 0 : v >>> 0) !== v) throw misfit('', v, cf.expected);
+        w.putBe32(v);
+      } else if (cf.size === 1) {
+        if ((cf.signed ? (v << 24) >> 24 : v & 0xff) !== v) throw misfit('', v, cf.expected);
+        w.putByte(v & 0xff);
+      } else {
+        if ((cf.signed ? (v << 16) >> 16 : v & 0xffff) !== v) throw misfit('', v, cf.expected);
+        w.putBe16(v & 0xffff);
+      }
       return;
     case 'bool':
       if (v === true) w.putByte(1);
