@@ -499,6 +499,8 @@ function saveField(w: ByteWriter, cf: CompiledField, s: State, desc: QemuJsonWri
       }
       if (isNull) w.putByte(NULLPTR_MARKER);
       else if (raw) w.putByte(el as number);
+      // Ints, the most common elements, go through their own small function, which V8 inlines here.
+      else if (cf.kind === 'int') putInt(w, cf, el);
       else saveElement(w, cf, el, describe, s, rules);
       if (describe) {
         if (cf.kind === 'struct' && !asNullptr) describe.endObject();
@@ -524,24 +526,7 @@ function runLength(value: ArrayLike<unknown>, i: number, n: number, isNull: bool
 function saveElement(w: ByteWriter, cf: CompiledField, v: unknown, desc: QemuJsonWriter | undefined, s: State, rules: VmdescRules): void {
   switch (cf.kind) {
     case 'int':
-      if (cf.size === 8) {
-        if (typeof v !== 'bigint' || v < cf.loBig || v > cf.hiBig) throw misfit('', v, cf.expected);
-        w.putBe64(v);
-        return;
-      }
-      if (typeof v !== 'number') throw misfit('', v, cf.expected);
-      // The value cut to its codec's bits, as two's complement when signed: the value itself exactly when
-      // it fits (NaN, a fraction or a value out of range comes out as something else).
-      if (cf.size === 4) {
-        if ((cf.signed ? v | 0 : v >>> 0) !== v) throw misfit('', v, cf.expected);
-        w.putBe32(v);
-      } else if (cf.size === 1) {
-        if ((cf.signed ? (v << 24) >> 24 : v & 0xff) !== v) throw misfit('', v, cf.expected);
-        w.putByte(v & 0xff);
-      } else {
-        if ((cf.signed ? (v << 16) >> 16 : v & 0xffff) !== v) throw misfit('', v, cf.expected);
-        w.putBe16(v & 0xffff);
-      }
+      putInt(w, cf, v);
       return;
     case 'bool':
       if (v === true) w.putByte(1);
@@ -580,6 +565,28 @@ function saveElement(w: ByteWriter, cf: CompiledField, v: unknown, desc: QemuJso
       }
       return;
     }
+  }
+}
+
+/** An int element: a bigint of its range for 8 bytes, else a number that its codec's bits hold as it is. */
+function putInt(w: ByteWriter, cf: CompiledField, v: unknown): void {
+  if (cf.size === 8) {
+    if (typeof v !== 'bigint' || v < cf.loBig || v > cf.hiBig) throw misfit('', v, cf.expected);
+    w.putBe64(v);
+    return;
+  }
+  if (typeof v !== 'number') throw misfit('', v, cf.expected);
+  // The value cut to its codec's bits, as two's complement when signed: the value itself exactly when it
+  // fits (NaN, a fraction or a value out of range comes out as something else).
+  if (cf.size === 4) {
+    if ((cf.signed ? v | 0 : v >>> 0) !== v) throw misfit('', v, cf.expected);
+    w.putBe32(v);
+  } else if (cf.size === 1) {
+    if ((cf.signed ? (v << 24) >> 24 : v & 0xff) !== v) throw misfit('', v, cf.expected);
+    w.putByte(v & 0xff);
+  } else {
+    if ((cf.signed ? (v << 16) >> 16 : v & 0xffff) !== v) throw misfit('', v, cf.expected);
+    w.putBe16(v & 0xffff);
   }
 }
 
