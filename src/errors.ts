@@ -136,7 +136,11 @@ export class LoadError extends SectionError {
   readonly code = 'LOAD' as const;
 }
 
-/** Saving failed: a pre-save hook refused, or the state does not fit its description. */
+/**
+ * Saving failed: a pre-save hook refused, or the state does not fit its description. When a value does not
+ * fit, `data.field` is its path from the description's name on (`dev.regs[3].ctl`, `dev/sub.x`), and
+ * `data.value` and `data.expected` say what it holds and what it should.
+ */
 export class SaveError extends SectionError {
   readonly code = 'SAVE' as const;
 }

@@ -64,6 +64,7 @@ export type {
   BoolField,
   BufferField,
   Count,
+  CustomCodec,
   CustomField,
   EntryRef,
   Field,

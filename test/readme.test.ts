@@ -39,8 +39,11 @@ const fixtures: Record<string, BlockFixture> = {
   'Describing device state': {},
   'Ordering, snapshots and the load-order guard': {
     continues: ['Describing device state'],
+    // 8 MiB of RAM, most of it not zero: the file is written in several chunks, megabytes each, which the
+    // WriteStream queues while the next ones are made.
     prelude: `
-const guestRam = new Uint8Array(16 * 4096).fill(0x5a, 4096, 3 * 4096);
+const guestRam = new Uint8Array(8 << 20).fill(0x5a, 4096, 3 * 4096);
+for (let i = 4 * 4096, x = 1; i < guestRam.length; i++) guestRam[i] = (x = (x * 1103515245 + 12345) >>> 0) >>> 24;
 const iommuState: IommuState = { root: 0x7f000n, csr: new Array<number>(64).fill(0), enabled: true, cache_gen: 0, irq: 5 };
 const portState = { secondary: 1, subordinate: 4 };
 `,
@@ -49,6 +52,18 @@ import assert from 'node:assert/strict';
 // The IOMMU's post-load ran after the root port was loaded, and read the port's bus number.
 assert.equal(iommuState.cache_gen, portState.secondary);
 assert.equal(guestRam[4096], 0x5a);
+// The file holds what was saved: a second registry loads the same RAM and states from it.
+const ram2 = new Uint8Array(guestRam.length);
+const iommu2 = {} as IommuState;
+const port2 = {};
+const reg2 = new SaveRegistry();
+reg2.register({ idstr: 'ram', handler: new RamHandler([{ name: 'pc.ram', data: ram2 }]) });
+reg2.register({ idstr: 'my-iommu', vmsd: iommu, state: iommu2 });
+reg2.register({ idstr: 'root-port', vmsd: rootPort, state: port2 });
+await loadSnapshot(reg2, ChunkedSource.fromBytes(readFileSync('vm.mig')));
+assert.ok(Buffer.from(ram2).equals(Buffer.from(guestRam)), 'RAM');
+assert.deepEqual(port2, portState);
+assert.deepEqual(iommu2, iommuState);
 `,
     stdout: (stdout) => {
       const labels = stdout.split('\n').flatMap((line) => /^(\S+#\d+) /.exec(line)?.[1] ?? []);

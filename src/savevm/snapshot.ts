@@ -18,7 +18,7 @@
  * answers PING on its return path), and otherwise passed over (SWITCHOVER_START, which QEMU 10.0 sends,
  * asks nothing of an entry here); so is the trailer, whatever it describes.
  */
-import { LoadError, LoadOrderError, StreamTruncatedError } from '../errors.js';
+import { LoadError, LoadOrderError, SaveError, StreamTruncatedError } from '../errors.js';
 import { ByteReader, ByteWriter, QemuJsonWriter, type ChunkedSource } from '../stream/index.js';
 import { checkIncomingVersion, loadState, measureState, saveState, type AnyVmsd, type EntryRef, type LoadContext } from '../vmstate/index.js';
 import { MigCommand } from './constants.js';
@@ -61,7 +61,10 @@ export interface SaveSnapshotOptions {
   readonly plan?: PlanOptions;
 }
 
-/** Where bytes go; a chunk may be reused after the call. */
+/**
+ * Where bytes go, in order. Each chunk is a fresh Uint8Array the sink owns: saveSnapshot never touches it
+ * again, so a sink may keep it or queue it (a Node WriteStream's `write` does) without copying.
+ */
 export type SnapshotSink = (chunk: Uint8Array) => void;
 
 const FLUSH_AT = 1 << 20;
@@ -163,7 +166,15 @@ export class StreamSaver {
       desc?.startObject();
       desc?.str('name', e.idstr);
       desc?.int('instance_id', e.instanceId);
-      this.section(e, 'full', () => saveState(w, vmsd, e.state as object, desc, vmsd.version, rules));
+      this.section(e, 'full', () => {
+        try {
+          saveState(w, vmsd, e.state as object, desc, vmsd.version, rules);
+        } catch (err) {
+          // The interpreter names the description and field (data.field keeps that path); put the entry in front.
+          if (err instanceof SaveError) throw new SaveError(err.message, e.label, err.data, err);
+          throw err;
+        }
+      });
       desc?.endObject();
     }
   }
@@ -181,11 +192,15 @@ export class StreamSaver {
   }
 }
 
-/** Writes a snapshot of every entry; returns the plan it followed. */
+/**
+ * Writes a snapshot of every entry to `sink`, in chunks the sink owns (see SnapshotSink); returns the plan
+ * it followed. A state that does not fit its description is SaveError naming the entry and the field.
+ */
 export function saveSnapshot(registry: SaveRegistry, sink: SnapshotSink, options: SaveSnapshotOptions = {}): SavePlan {
   const w = new ByteWriter(FLUSH_AT * 2);
   const flush = () => {
-    if (w.length > 0) sink(w.peek());
+    // The writer's buffer is written again after the call: the sink gets a copy of its own.
+    if (w.length > 0) sink(w.peek().slice());
     w.reset();
   };
   const saver = new StreamSaver(w, registry, options);

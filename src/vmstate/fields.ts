@@ -72,6 +72,20 @@ export interface CustomField<N extends string = string, V = unknown> extends Fie
   readonly size: number;
   read(r: ByteReader): V;
   write(w: ByteWriter, value: V): void;
+  /** Whether `write` can write this value; saving refuses any other with SaveError. Defaults to any value. */
+  readonly accepts?: (value: unknown) => boolean;
+  /** What `accepts` takes, as SaveError says it, e.g. "an array of 4 int32". */
+  readonly expected?: string;
+}
+
+/** What custom() takes: a codec of fixed size, and optionally which values it can write. */
+export interface CustomCodec<V> {
+  readonly type: string;
+  readonly size: number;
+  read(r: ByteReader): V;
+  write(w: ByteWriter, v: V): void;
+  readonly accepts?: (value: unknown) => boolean;
+  readonly expected?: string;
 }
 
 export type Field =
@@ -183,12 +197,18 @@ export const struct = <N extends string, S>(name: N, vmsd: Vmsd<S>, o?: Opts): S
   ...o,
 });
 
-/** A device-specific codec of fixed size. */
-export const custom = <N extends string, V>(
-  name: N,
-  codec: { readonly type: string; readonly size: number; read(r: ByteReader): V; write(w: ByteWriter, v: V): void },
-  o?: Opts,
-): CustomField<N, V> => ({ kind: 'custom', name, type: codec.type, size: codec.size, read: codec.read, write: codec.write, ...o });
+/** A device-specific codec of fixed size; saving checks a value with `codec.accepts` when it has one. */
+export const custom = <N extends string, V>(name: N, codec: CustomCodec<V>, o?: Opts): CustomField<N, V> => ({
+  kind: 'custom',
+  name,
+  type: codec.type,
+  size: codec.size,
+  read: codec.read,
+  write: codec.write,
+  ...(codec.accepts ? { accepts: codec.accepts } : {}),
+  ...(codec.expected !== undefined ? { expected: codec.expected } : {}),
+  ...o,
+});
 
 type Elem<F> = F extends { readonly _value?: [infer V] } ? V : never;
 type WithValue<F, V> = Omit<F, '_value'> & { readonly _value?: [V] };

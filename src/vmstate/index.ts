@@ -38,6 +38,7 @@ export type {
   BoolField,
   BufferField,
   Count,
+  CustomCodec,
   CustomField,
   EntryRef,
   Field,

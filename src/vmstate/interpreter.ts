@@ -23,6 +23,8 @@ type State = Record<string, unknown>;
  */
 interface CompiledField {
   readonly f: Field;
+  /** The description the field belongs to. */
+  readonly owner: AnyVmsd;
   readonly name: string;
   readonly kind: Field['kind'];
   /** Size of an int, unused or custom field, or of a fixed-size buffer; -1 for a buffer sized by a field. */
@@ -40,6 +42,16 @@ interface CompiledField {
   /** The name in the VMDESCRIPTION: `name[k]` when the name repeats in the description. */
   readonly descName: string;
   readonly compressible: boolean;
+  /** Saving: the range of a 64-bit int or timer field's bigint (smaller ints are checked by their bits). */
+  readonly loBig: bigint;
+  readonly hiBig: bigint;
+  /** Saving: the most the count field (or for a vbuffer the size field) can hold, if it is an int of this description. */
+  readonly countMax: number;
+  readonly sizeMax: number;
+  /** Saving: whether a custom codec takes the value; null when it does not say. */
+  readonly accepts: ((v: unknown) => boolean) | null;
+  /** Saving: what one element must be, as error messages say it. */
+  readonly expected: string;
 }
 
 /** A description as the hot loops read it: one object shape for all descriptions, hooks or not. */
@@ -72,8 +84,11 @@ function hasPreSave(vmsd: AnyVmsd): boolean {
   return v;
 }
 
-/** The shape of `s` under `vmsd` at `version`, as a short string. */
-function shape(vmsd: AnyVmsd, s: State, version: number): string {
+/**
+ * The shape of `s` under `vmsd` at `version`, as a short string; null when `s` has none (an array that is
+ * not its count long, a struct element that is not an object), which saving then reports.
+ */
+function shape(vmsd: AnyVmsd, s: State, version: number): string | null {
   if (isShapeStatic(vmsd)) return '';
   let out = '';
   for (const { cf, present, absent } of shapeFields(vmsd)) {
@@ -83,23 +98,46 @@ function shape(vmsd: AnyVmsd, s: State, version: number): string {
       continue;
     }
     out += present;
-    const n = cf.count === null ? 1 : countOf(cf.count, s, vmsd, cf);
+    const n = cf.count === null ? 1 : countIn(cf.count, s);
+    const value = s[cf.name];
+    if (n < 0 || (cf.count !== null && (value === null || typeof value !== 'object' || (value as ArrayLike<unknown>).length !== n))) return null;
     if (typeof cf.count === 'object' && cf.count !== null) out += `,${n}`;
-    if (cf.kind === 'buffer' && cf.size < 0) out += `,${bufferSize(cf, s, vmsd)}`;
+    if (cf.kind === 'buffer' && cf.size < 0) {
+      const size = countIn((cf.f as BufferField).size, s);
+      if (size < 0) return null;
+      out += `,${size}`;
+    }
     const sub = cf.sub;
     if (!cf.nullable && (sub === null || isShapeStatic(sub))) continue;
-    const value = s[cf.name];
     for (let i = 0; i < n; i++) {
       const el = cf.count === null ? value : (value as ArrayLike<unknown>)[i];
       if (cf.nullable && (el === null || el === undefined)) out += 'n';
-      else if (sub !== null) out += `(${shape(sub, el as State, sub.version)})`;
+      else if (sub !== null) {
+        if (el === null || typeof el !== 'object') return null;
+        const inner = shape(sub, el as State, sub.version);
+        if (inner === null) return null;
+        out += `(${inner})`;
+      }
     }
   }
   for (const sub of vmsd.subsections) {
     const needed = !sub.needed || (sub.needed as (s: State) => boolean)(s);
-    out += needed ? `+(${shape(sub, s, sub.version)})` : '.';
+    if (!needed) {
+      out += '.';
+      continue;
+    }
+    const inner = shape(sub, s, sub.version);
+    if (inner === null) return null;
+    out += `+(${inner})`;
   }
   return out;
+}
+
+/** A count as shape() reads it: -1 when the count field holds no count. */
+function countIn(c: Count, s: State): number {
+  if (typeof c === 'number') return c;
+  const v = s[c.field];
+  return typeof v === 'number' && Number.isInteger(v) && v >= 0 ? v * (c.multiply ?? 1) : -1;
 }
 
 interface ShapeField {
@@ -153,6 +191,7 @@ function compile(vmsd: AnyVmsd): CompiledVmsd {
     const size = f.kind === 'int' || f.kind === 'unused' || f.kind === 'custom' ? f.size : f.kind === 'buffer' && typeof f.size === 'number' ? f.size : -1;
     return {
       f,
+      owner: vmsd,
       name: f.name,
       kind: f.kind,
       size,
@@ -167,6 +206,12 @@ function compile(vmsd: AnyVmsd): CompiledVmsd {
       write: f.kind === 'custom' ? (f.write as (w: ByteWriter, v: unknown) => void) : null,
       descName: (counts.get(f.name) ?? 0) > 1 ? `${f.name}[${k}]` : f.name,
       compressible: canCompress(f),
+      loBig: ranges(f).loBig,
+      hiBig: ranges(f).hiBig,
+      countMax: countFieldMax(vmsd, f.count),
+      sizeMax: f.kind === 'buffer' ? countFieldMax(vmsd, f.size) : Infinity,
+      accepts: (f.kind === 'custom' && (f.accepts as CompiledField['accepts'])) || null,
+      expected: expectedOf(f),
     };
   });
   c = {
@@ -179,6 +224,48 @@ function compile(vmsd: AnyVmsd): CompiledVmsd {
   };
   compiled.set(vmsd, c);
   return c;
+}
+
+const INT64_MIN = -(1n << 63n);
+const INT64_MAX = (1n << 63n) - 1n;
+
+/** The values an int or timer field can hold: numbers for up to 4 bytes, bigints for 8. */
+function ranges(f: Field): { lo: number; hi: number; loBig: bigint; hiBig: bigint } {
+  if (f.kind === 'timer') return { lo: 0, hi: -1, loBig: INT64_MIN, hiBig: INT64_MAX };
+  if (f.kind !== 'int') return { lo: 0, hi: -1, loBig: 0n, hiBig: -1n };
+  const bits = BigInt(f.size * 8);
+  const loBig = f.signed ? -(1n << (bits - 1n)) : 0n;
+  const hiBig = f.signed ? (1n << (bits - 1n)) - 1n : (1n << bits) - 1n;
+  return f.size === 8 ? { lo: 0, hi: -1, loBig, hiBig } : { lo: Number(loBig), hi: Number(hiBig), loBig: 0n, hiBig: -1n };
+}
+
+/** The most a count or size field named by `c` can hold, when it is a number field of `vmsd`. */
+function countFieldMax(vmsd: AnyVmsd, c: Count | undefined): number {
+  if (c === undefined || typeof c === 'number') return Infinity;
+  const f = vmsd.fields.find((x) => x.name === c.field);
+  return f !== undefined && f.kind === 'int' && f.size < 8 ? ranges(f).hi : Infinity;
+}
+
+/** What one element of `f` must be, e.g. "uint8 (an integer from 0 to 255)". */
+function expectedOf(f: Field): string {
+  switch (f.kind) {
+    case 'int': {
+      const { lo, hi, loBig, hiBig } = ranges(f);
+      return f.size === 8 ? `${f.type} (a bigint from ${loBig} to ${hiBig})` : `${f.type} (an integer from ${lo} to ${hi})`;
+    }
+    case 'bool':
+      return 'bool (true or false)';
+    case 'timer':
+      return `timer (a bigint from ${INT64_MIN} to ${INT64_MAX}, -1 when not armed)`;
+    case 'buffer':
+      return typeof f.size === 'number' ? `${f.type} (a Uint8Array of ${f.size} bytes)` : `${f.type} (a Uint8Array)`;
+    case 'unused':
+      return 'nothing';
+    case 'struct':
+      return `struct ${f.vmsd.name} (an object)`;
+    case 'custom':
+      return `${f.type} (${(f.expected as string | undefined) ?? 'a value its codec takes'})`;
+  }
 }
 
 /** QEMU's vmsd_can_compress: a field described once for a whole array. */
@@ -209,13 +296,83 @@ function bufferSize(cf: CompiledField, s: State, vmsd: AnyVmsd): number {
 // ---------------------------------------------------------------- save
 
 /**
+ * Saving is strict: a value that does not fit its field (out of range, of the wrong type, an array or
+ * buffer whose length is not its count, a count its field cannot hold) is SaveError, never written as
+ * something else. The error's path is found on the way out: each level puts its part (a field and
+ * element, a subsection) before the path of the error from below, and saveState puts the description's
+ * name first, e.g. `dev.regs[3].ctl`. Only errors the interpreter made are prefixed (those in `relative`):
+ * a SaveError a hook throws passes through as it is.
+ */
+const relative = new WeakSet<SaveError>();
+
+/** A SaveError at `path`, relative to the description being saved. */
+function fail(path: string, reason: string, data: Record<string, unknown> = {}): SaveError {
+  const e = new SaveError(reason, path, { ...data, field: path });
+  relative.add(e);
+  return e;
+}
+
+/** `e` with `part` put before its path (a relative path: `x`, `[3]`, `/sub`, or empty). */
+function within(e: unknown, part: string, done = false): unknown {
+  if (!(e instanceof SaveError) || !relative.has(e)) return e;
+  const path = !e.path ? part : e.path.startsWith('[') || e.path.startsWith('/') ? part + e.path : `${part}.${e.path}`;
+  const { reason, path: _p, field: _f, ...rest } = e.data as { reason: string; path: string; field: string };
+  const out = new SaveError(reason, path, { ...rest, field: path }, e.cause);
+  if (!done) relative.add(out);
+  return out;
+}
+
+/** A value as an error message shows it: `300`, `5n`, `a string "x"`, `an array of 3 elements`, … */
+function show(v: unknown): string {
+  switch (typeof v) {
+    case 'number':
+    case 'boolean':
+    case 'undefined':
+      return String(v);
+    case 'bigint':
+      return `${v}n`;
+    case 'string':
+      return `a string ${JSON.stringify(v.length > 20 ? `${v.slice(0, 20)}…` : v)}`;
+    case 'object':
+      if (v === null) return 'null';
+      if (Array.isArray(v)) return `an array of ${elements(v.length)}`;
+      if (v instanceof Uint8Array) return `a ${v.constructor.name} of ${v.length} bytes`;
+      if (ArrayBuffer.isView(v)) return `a ${v.constructor.name}`;
+      return 'an object';
+    default:
+      return `a ${typeof v}`;
+  }
+}
+
+/** "1 element", "3 elements". */
+function elements(n: number): string {
+  return n === 1 ? '1 element' : `${n} elements`;
+}
+
+/** "holds X, expected Y": the one shape of a value that does not fit. */
+function misfit(path: string, v: unknown, expected: string): SaveError {
+  const value = show(v);
+  return fail(path, `holds ${value}, expected ${expected}`, { value, expected });
+}
+
+/**
  * Writes `state` as described by `vmsd` at `version` (defaults to vmsd.version). With `desc`, also writes
  * the description's members ("vmsd_name", "version", "fields", "subsections") into the open JSON object,
- * as the release `rules` stand for describes them (defaults to QEMU 7.2's).
+ * as the release `rules` stand for describes them (defaults to QEMU 7.2's). A value that does not fit its
+ * field is SaveError, whose path names the field from the description's name on, e.g. `dev.regs[3].ctl`;
+ * what was written before it stays in `w`.
  */
 export function saveState(w: ByteWriter, vmsd: AnyVmsd, state: object, desc?: QemuJsonWriter, version = vmsd.version, rules: VmdescRules = VMDESC_RULES_7_2): void {
+  try {
+    saveVmsd(w, vmsd, state as State, desc, version, rules);
+  } catch (e) {
+    throw within(e, vmsd.name, true);
+  }
+}
+
+function saveVmsd(w: ByteWriter, vmsd: AnyVmsd, state: State, desc: QemuJsonWriter | undefined, version: number, rules: VmdescRules): void {
   if (!desc || hasPreSave(vmsd)) {
-    saveBody(w, vmsd, state as State, desc, version, rules);
+    saveBody(w, vmsd, state, desc, version, rules);
     return;
   }
   let byVmsd = textByShape.get(rules);
@@ -224,27 +381,32 @@ export function saveState(w: ByteWriter, vmsd: AnyVmsd, state: object, desc?: Qe
   if (!byVersion) byVmsd.set(vmsd, (byVersion = new Map()));
   let texts = byVersion.get(version);
   if (!texts) byVersion.set(version, (texts = new Map()));
-  const k = shape(vmsd, state as State, version);
+  const k = shape(vmsd, state, version);
+  if (k === null) {
+    // A state that has no shape does not fit its description: saving it says where.
+    saveBody(w, vmsd, state, desc, version, rules);
+    return;
+  }
   const text = texts.get(k);
   if (text !== undefined) {
-    saveBody(w, vmsd, state as State, undefined, version, rules);
+    saveBody(w, vmsd, state, undefined, version, rules);
     desc.members(text);
     return;
   }
   const mark = desc.mark;
-  saveBody(w, vmsd, state as State, desc, version, rules);
+  saveBody(w, vmsd, state, desc, version, rules);
   texts.set(k, desc.capture(mark).replace(/^, /, ''));
 }
 
 function saveBody(w: ByteWriter, vmsd: AnyVmsd, s: State, desc: QemuJsonWriter | undefined, version: number, rules: VmdescRules): void {
   const c = compile(vmsd);
-  if (c.preSave !== null) runHook(c.preSave, s, vmsd, 'pre-save');
+  if (c.preSave !== null) runHook(c.preSave, s, 'pre-save');
   if (desc) {
     desc.str('vmsd_name', vmsd.name);
     desc.int('version', version);
     desc.startArray('fields');
   }
-  for (const cf of c.fields) if (included(cf, s, version)) saveField(w, cf, s, vmsd, desc, rules);
+  for (const cf of c.fields) if (included(cf, s, version)) saveField(w, cf, s, desc, rules);
   if (desc) desc.endArray();
   let anySub = false;
   for (const sub of c.subsections) {
@@ -257,59 +419,99 @@ function saveBody(w: ByteWriter, vmsd: AnyVmsd, s: State, desc: QemuJsonWriter |
     w.putByte(SUBSECTION);
     w.putCountedString(sub.name);
     w.putBe32(sub.version);
-    saveState(w, sub, s, desc, sub.version, rules);
+    try {
+      saveVmsd(w, sub, s, desc, sub.version, rules);
+    } catch (e) {
+      throw within(e, sub.name.startsWith(`${vmsd.name}/`) ? sub.name.slice(vmsd.name.length) : `/${sub.name}`);
+    }
     if (desc) desc.endObject();
   }
   if (desc && anySub) desc.endArray();
-  if (c.postSave !== null) runHook(c.postSave, s, vmsd, 'post-save');
+  if (c.postSave !== null) runHook(c.postSave, s, 'post-save');
+}
+
+/** The element count of an array, or the size of a vbuffer, from a count field; SaveError if it cannot be one. */
+function savedCount(c: Exclude<Count, number>, max: number, s: State, path: string, vmsd: AnyVmsd): number {
+  const v = s[c.field];
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) {
+    const value = show(v);
+    throw fail(path, `count field ${c.field} holds ${value}, expected a non-negative integer`, { value, expected: 'a non-negative integer', countField: c.field });
+  }
+  if (v > max) {
+    const type = vmsd.fields.find((f) => f.name === c.field)?.type;
+    const expected = `at most ${max} (${c.field} is ${type})`;
+    throw fail(path, `count field ${c.field} holds ${v}, expected ${expected}`, { value: String(v), expected, countField: c.field });
+  }
+  return c.multiply === undefined ? v : v * c.multiply;
+}
+
+/** How a count from a field is said in an error: "count field n holds 2" (", times 4"). */
+function countText(c: Count, s: State): string {
+  return typeof c === 'number' ? '' : ` (count field ${c.field} holds ${show(s[c.field])}${c.multiply !== undefined ? `, times ${c.multiply}` : ''})`;
 }
 
 /** One field (all its elements), and with `desc` its entry in the description. */
-function saveField(w: ByteWriter, cf: CompiledField, s: State, vmsd: AnyVmsd, desc: QemuJsonWriter | undefined, rules: VmdescRules): void {
-  const n = cf.count === null ? 1 : countOf(cf.count, s, vmsd, cf);
+function saveField(w: ByteWriter, cf: CompiledField, s: State, desc: QemuJsonWriter | undefined, rules: VmdescRules): void {
+  const count = cf.count;
   const value = s[cf.name];
-  const isArray = cf.count !== null;
-  if (isArray && !Array.isArray(value) && !(value instanceof Uint8Array && cf.kind === 'int')) {
-    throw new SaveError(`field ${cf.name} should hold an array of ${n} elements`, vmsd.name);
+  let n = 1;
+  // A Uint8Array holds a byte array's bytes as they travel, signed or not.
+  let raw = false;
+  if (count !== null) {
+    n = typeof count === 'number' ? count : savedCount(count, cf.countMax, s, cf.name, cf.owner);
+    raw = value instanceof Uint8Array && cf.kind === 'int' && cf.size === 1;
+    if (!Array.isArray(value) && !raw) throw misfit(cf.name, value, `an array of ${elements(n)}${countText(count, s)}`);
+    if ((value as ArrayLike<unknown>).length !== n) throw misfit(cf.name, value, `${elements(n)}${countText(count, s)}`);
   }
   const runs = desc !== undefined && cf.nullable && rules.nullptrType;
   let describe = desc;
   let prevNull = false;
-  for (let i = 0; i < n; i++) {
-    const el = isArray ? (value as ArrayLike<unknown>)[i] : value;
-    const isNull = cf.nullable && (el === null || el === undefined);
-    const start = w.length;
-    // How many elements this one's description stands for, itself included.
-    let span = rules.indexLastElement ? n : n - i;
-    if (runs && isNull !== prevNull) {
-      // A run of NULL or non-NULL elements starts here: it is described on its own.
-      prevNull = isNull;
-      describe = desc;
-      span = runLength(value as ArrayLike<unknown>, i, n, isNull);
-    }
-    const asNullptr = isNull && rules.nullptrType;
-    if (describe) {
-      describe.startObject();
-      // QEMU numbers a repeated name by the field's position, which its stand-in for NULL has none of.
-      describe.str('name', asNullptr && cf.descName !== cf.name ? `${cf.name}[-1]` : cf.descName);
-      if (span > 1) {
-        if (cf.compressible || asNullptr) describe.int('array_len', span);
-        else describe.int('index', i);
+  let i = 0;
+  try {
+    for (; i < n; i++) {
+      if (raw && describe === undefined) {
+        // The rest of a byte array held in a Uint8Array goes as it is.
+        w.putBuffer((value as Uint8Array).subarray(i));
+        break;
       }
-      describe.str('type', asNullptr ? 'nullptr' : cf.f.type);
-      if (cf.kind === 'struct' && !asNullptr) describe.startObject('struct');
+      const el = count !== null ? (value as ArrayLike<unknown>)[i] : value;
+      const isNull = cf.nullable && (el === null || el === undefined);
+      const start = w.length;
+      // How many elements this one's description stands for, itself included.
+      let span = rules.indexLastElement ? n : n - i;
+      if (runs && isNull !== prevNull) {
+        // A run of NULL or non-NULL elements starts here: it is described on its own.
+        prevNull = isNull;
+        describe = desc;
+        span = runLength(value as ArrayLike<unknown>, i, n, isNull);
+      }
+      const asNullptr = isNull && rules.nullptrType;
+      if (describe) {
+        describe.startObject();
+        // QEMU numbers a repeated name by the field's position, which its stand-in for NULL has none of.
+        describe.str('name', asNullptr && cf.descName !== cf.name ? `${cf.name}[-1]` : cf.descName);
+        if (span > 1) {
+          if (cf.compressible || asNullptr) describe.int('array_len', span);
+          else describe.int('index', i);
+        }
+        describe.str('type', asNullptr ? 'nullptr' : cf.f.type);
+        if (cf.kind === 'struct' && !asNullptr) describe.startObject('struct');
+      }
+      if (isNull) w.putByte(NULLPTR_MARKER);
+      else if (raw) w.putByte(el as number);
+      // Ints, the most common elements, go through their own small function, which V8 inlines here.
+      else if (cf.kind === 'int') putInt(w, cf, el);
+      else saveElement(w, cf, el, describe, s, rules);
+      if (describe) {
+        if (cf.kind === 'struct' && !asNullptr) describe.endObject();
+        describe.int('size', w.length - start);
+        describe.endObject();
+        if (cf.compressible) describe = undefined;
+      }
     }
-    if (isNull) {
-      w.putByte(NULLPTR_MARKER);
-    } else {
-      saveElement(w, cf, el, vmsd, describe, s, rules);
-    }
-    if (describe) {
-      if (cf.kind === 'struct' && !asNullptr) describe.endObject();
-      describe.int('size', w.length - start);
-      describe.endObject();
-      if (cf.compressible) describe = undefined;
-    }
+  } catch (e) {
+    // One handler for the loop: the failing element is the i-th.
+    throw within(e, count !== null ? `${cf.name}[${i}]` : cf.name);
   }
 }
 
@@ -320,49 +522,82 @@ function runLength(value: ArrayLike<unknown>, i: number, n: number, isNull: bool
   return j - i;
 }
 
-function saveElement(w: ByteWriter, cf: CompiledField, v: unknown, vmsd: AnyVmsd, desc: QemuJsonWriter | undefined, s: State, rules: VmdescRules): void {
+/** One element; a value that does not fit is SaveError with an empty path (saveField names the element). */
+function saveElement(w: ByteWriter, cf: CompiledField, v: unknown, desc: QemuJsonWriter | undefined, s: State, rules: VmdescRules): void {
   switch (cf.kind) {
     case 'int':
-      putInt(w, cf, v, vmsd);
+      putInt(w, cf, v);
       return;
     case 'bool':
-      w.putByte(v ? 1 : 0);
+      if (v === true) w.putByte(1);
+      else if (v === false) w.putByte(0);
+      else throw misfit('', v, cf.expected);
       return;
     case 'timer':
-      w.putBe64(typeof v === 'bigint' ? v : -1n);
+      if (typeof v !== 'bigint' || v < cf.loBig || v > cf.hiBig) throw misfit('', v, cf.expected);
+      w.putBe64(v);
       return;
     case 'buffer': {
-      const size = cf.count === null ? bufferSize(cf, s, vmsd) : cf.size;
-      if (!(v instanceof Uint8Array) || v.length < size) {
-        throw new SaveError(`field ${cf.name} should hold at least ${size} bytes`, vmsd.name);
+      const size = cf.size >= 0 ? cf.size : savedCount((cf.f as BufferField).size as Exclude<Count, number>, cf.sizeMax, s, '', cf.owner);
+      if (!(v instanceof Uint8Array) || v.length !== size) {
+        const c = (cf.f as BufferField).size;
+        const from = typeof c === 'number' ? '' : `: size field ${c.field} holds ${show(s[c.field])}${c.multiply !== undefined ? `, times ${c.multiply}` : ''}`;
+        throw misfit('', v, `${cf.f.type} (a Uint8Array of ${size} bytes${from})`);
       }
-      w.putBuffer(v.length === size ? v : v.subarray(0, size));
+      w.putBuffer(v);
       return;
     }
     case 'unused':
       w.putFill(0, cf.size);
       return;
-    case 'struct':
-      if (typeof v !== 'object' || v === null) throw new SaveError(`field ${cf.name} should hold a ${(cf.sub as AnyVmsd).name} object`, vmsd.name);
-      saveState(w, cf.sub as AnyVmsd, v, desc, (cf.sub as AnyVmsd).version, rules);
+    case 'struct': {
+      if (typeof v !== 'object' || v === null || Array.isArray(v)) throw misfit('', v, cf.expected);
+      const sub = cf.sub as AnyVmsd;
+      saveVmsd(w, sub, v as State, desc, sub.version, rules);
       return;
-    case 'custom':
+    }
+    case 'custom': {
+      if (cf.accepts !== null && !cf.accepts(v)) throw misfit('', v, cf.expected);
+      const start = w.length;
       (cf.write as (w: ByteWriter, v: unknown) => void)(w, v);
+      if (w.length - start !== cf.size) {
+        throw fail('', `${cf.f.type} wrote ${w.length - start} bytes, expected ${cf.size}`, { value: show(v), expected: `${cf.size} bytes` });
+      }
       return;
+    }
   }
 }
 
-function putInt(w: ByteWriter, cf: CompiledField, v: unknown, vmsd: AnyVmsd): void {
-  if (cf.size === 8 && typeof v !== 'bigint') throw new SaveError(`field ${cf.name} should hold a bigint`, vmsd.name);
-  w.putBeInt(cf.size as 1 | 2 | 4 | 8, v as number | bigint);
+/** An int element: a bigint of its range for 8 bytes, else a number that its codec's bits hold as it is. */
+function putInt(w: ByteWriter, cf: CompiledField, v: unknown): void {
+  if (cf.size === 8) {
+    if (typeof v !== 'bigint' || v < cf.loBig || v > cf.hiBig) throw misfit('', v, cf.expected);
+    w.putBe64(v);
+    return;
+  }
+  if (typeof v !== 'number') throw misfit('', v, cf.expected);
+  // The value cut to its codec's bits, as two's complement when signed: the value itself exactly when it
+  // fits (NaN, a fraction or a value out of range comes out as something else).
+  if (cf.size === 4) {
+    if ((cf.signed ? v | 0 : v >>> 0) !== v) throw misfit('', v, cf.expected);
+    w.putBe32(v);
+  } else if (cf.size === 1) {
+    if ((cf.signed ? (v << 24) >> 24 : v & 0xff) !== v) throw misfit('', v, cf.expected);
+    w.putByte(v & 0xff);
+  } else {
+    if ((cf.signed ? (v << 16) >> 16 : v & 0xffff) !== v) throw misfit('', v, cf.expected);
+    w.putBe16(v & 0xffff);
+  }
 }
 
-function runHook(hook: (s: State) => void, s: State, vmsd: AnyVmsd, what: string): void {
+function runHook(hook: (s: State) => void, s: State, what: string): void {
   try {
     hook(s);
   } catch (e) {
     if (e instanceof SaveError) throw e;
-    throw new SaveError(`${what} hook failed: ${(e as Error).message}`, vmsd.name, {}, e);
+    const err = new SaveError(`${what} hook failed: ${(e as Error).message}`, '', {}, e);
+    relative.add(err);
+    throw err;
   }
 }
 

@@ -15,6 +15,7 @@ import {
   i64,
   i8,
   LoadError,
+  SaveError,
   pointerArray,
   saveState,
   struct,
@@ -138,8 +139,9 @@ test('byte arrays (register files) as numbers, signed and unsigned, or held in a
     0, //                                     n (dyn has none)
   ]);
   assert.deepEqual(load(byteFiles, bytes, 1), state);
-  // A Uint8Array holding fewer bytes than the count is padded with zeros, as element by element.
-  assert.deepEqual(save(byteFiles, { ...state, csr: new Uint8Array([1, 2]) }).bytes.slice(0, 4), [1, 2, 0, 0]);
+  // A Uint8Array holds the bytes as they travel (an int8 of -1 as 0xff), and exactly as many as the count.
+  assert.deepEqual(save(byteFiles, { ...state, csr: new Uint8Array([1, 2, 3, 4]), deltas: new Uint8Array([0xff, 0, 0x80]) }).bytes, [1, 2, 3, 4, 0xff, 0, 0x80, 0]);
+  assert.throws(() => save(byteFiles, { ...state, csr: new Uint8Array([1, 2]) }), (e: unknown) => e instanceof SaveError && e.message === 'bytes.csr: holds a Uint8Array of 2 bytes, expected 4 elements');
   const withDyn = load(byteFiles, [1, 2, 3, 4, 0x80, 0x81, 0xfe, 2, 9, 8], 1);
   assert.deepEqual(withDyn, { csr: [1, 2, 3, 4], deltas: [-128, -127, -2], n: 2, dyn: [9, 8] });
 });

@@ -20,8 +20,10 @@ const pciIrqState = {
     return [r.getBe32() | 0, r.getBe32() | 0, r.getBe32() | 0, r.getBe32() | 0];
   },
   write(w: ByteWriter, v: readonly number[]): void {
-    for (let i = 0; i < PCI_NUM_PINS; i++) w.putBe32(v[i] ?? 0);
+    for (let i = 0; i < PCI_NUM_PINS; i++) w.putBe32(v[i]);
   },
+  accepts: (v: unknown): boolean => Array.isArray(v) && v.length === PCI_NUM_PINS && v.every((x) => Number.isInteger(x) && x >= -0x80000000 && x <= 0x7fffffff),
+  expected: `an array of ${PCI_NUM_PINS} int32 pin levels`,
 };
 
 /** The PCIDevice description: config space (256 bytes, or 4096 for PCI Express) and the pin levels. */
