@@ -15,10 +15,11 @@ import { startTlsClient, tlsAcceptor, type TlsClientOptions, type TlsServerOptio
 /** Where an outgoing stream goes. */
 export interface ByteTransport {
   /**
-   * Resolves when the chunk is handed to the OS (waiting for drain when the peer is slow). The chunk is
-   * sent as it is, not copied: the caller must not change it afterwards.
+   * Resolves when the transport can take more (at once, or at drain when the peer is slow). The chunk is
+   * sent as it is, not copied: the caller must not change it until `sent` is called, once the chunk has
+   * been handed to the OS (or the connection failed).
    */
-  write(chunk: Uint8Array): Promise<void>;
+  write(chunk: Uint8Array, sent?: () => void): Promise<void>;
   /** Finishes the stream and resolves when everything was flushed. */
   end(): Promise<void>;
   /** Drops the connection at once. */
@@ -34,8 +35,11 @@ function fromWritable(stream: NodeJS.WritableStream & { destroy(): void; writabl
   stream.on('error', fail);
   stream.on('close', () => fail(closedError()));
   return {
-    write(chunk) {
-      if (failure) return Promise.reject(failure);
+    write(chunk, sent) {
+      if (failure) {
+        sent?.();
+        return Promise.reject(failure);
+      }
       return new Promise<void>((resolve, reject) => {
         const cleanup = () => {
           stream.off('error', onError);
@@ -54,6 +58,7 @@ function fromWritable(stream: NodeJS.WritableStream & { destroy(): void; writabl
         stream.once('error', onError);
         stream.once('close', onClose);
         const ok = stream.write(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength), (e?: Error | null) => {
+          sent?.();
           if (e) {
             fail(e);
             onError(e);

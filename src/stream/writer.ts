@@ -108,10 +108,13 @@ export class ByteWriter {
     this.length = 0;
   }
 
-  /** Hands over the written bytes and starts again with an empty buffer. */
-  take(): Uint8Array {
+  /**
+   * Hands over the written bytes and starts again with an empty buffer: `next` if given (one handed over
+   * earlier that its taker is done with), or a new one.
+   */
+  take(next?: Uint8Array): Uint8Array {
     const out = this.buf.subarray(0, this.length);
-    this.buf = new Uint8Array(Math.max(64 * 1024, Math.min(this.buf.length, 1 << 22)));
+    this.buf = next ?? new Uint8Array(Math.max(64 * 1024, Math.min(this.buf.length, 1 << 22)));
     this.view = new DataView(this.buf.buffer);
     this.length = 0;
     return out;
