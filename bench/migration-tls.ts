@@ -27,7 +27,7 @@ async function once(tls: boolean): Promise<Result> {
   const sq = `unix:${path.join(work, 'src.qmp')}`;
   const dq = `unix:${path.join(work, 'dst.qmp')}`;
   const creds = (dir: string, endpoint: string) => (tls ? ['-object', `tls-creds-x509,id=tls0,dir=${dir},endpoint=${endpoint}`] : []);
-  const dst = startVmstate([machine, '--qmp', dq, ...creds(pki.server, 'server'), ...(tls ? ['-global', 'migration.tls-creds=tls0'] : []), '--incoming', `tcp:127.0.0.1:${port}`]);
+  const dst = startVmstate([machine, '--qmp', dq, ...creds(pki.server, 'server'), ...(tls ? ['-global', 'migration.tls-creds=tls0'] : []), '--mem-prealloc', '--incoming', `tcp:127.0.0.1:${port}`]);
   const src = startVmstate([machine, '--qmp', sq, '--loader', `${random}@0x4000000`, '--paused', ...creds(pki.client, 'client')]);
   const s = await connectQmp(sq);
   const d = await connectQmp(dq);

@@ -4,7 +4,9 @@
  *      force-raw=on`; vmstate: `vmstate vm --loader RANDOM@ADDR`), paused, tcp loopback, max-bandwidth
  *      unlimited, --runs N times each, alternating with the loopback limit (one Node process sending the
  *      same 900 MiB to another that discards them): medians of total-time and MiB/s, vmstate against
- *      QEMU and against that limit;
+ *      QEMU and against that limit. Both destinations preallocate their RAM (QEMU's -mem-prealloc,
+ *      vmstate vm --mem-prealloc): here, in a virtual machine, faulting in 1 GiB of fresh memory costs
+ *      about a second, which would otherwise be most of what is measured, for both;
  *   2. the same guests running, with the same downtime-limit: the downtime of each, median of --runs N
  *      migrations each (default 5), QEMU and vmstate alternating. QEMU's guest is a tiny multiboot kernel
  *      (below) that keeps writing pages at about the rate vmstate's DMA workload dirties them, so both
@@ -83,10 +85,10 @@ async function pair(kind: 'qemu' | 'vmstate', running: boolean): Promise<Result>
   if (kind === 'qemu') {
     const base = ['-machine', 'q35', '-accel', 'tcg', '-m', '1G', '-nodefaults', '-display', 'none', '-device', `loader,file=${random},addr=0x100000,force-raw=on`];
     if (running) base.push('-kernel', kernel);
-    dst = start('qemu-system-x86_64', [...base, '-qmp', `${dq},server=on,wait=off`, '-incoming', `tcp:127.0.0.1:${port}`]);
+    dst = start('qemu-system-x86_64', [...base, '-qmp', `${dq},server=on,wait=off`, '-mem-prealloc', '-incoming', `tcp:127.0.0.1:${port}`]);
     src = start('qemu-system-x86_64', [...base, '-qmp', `${sq},server=on,wait=off`, ...(running ? [] : ['-S'])]);
   } else {
-    dst = startVmstate([machine, '--qmp', dq, '--incoming', `tcp:127.0.0.1:${port}`]);
+    dst = startVmstate([machine, '--qmp', dq, '--mem-prealloc', '--incoming', `tcp:127.0.0.1:${port}`]);
     src = startVmstate([machine, '--qmp', sq, '--loader', `${random}@0x4000000`, '--rate', '200', ...(running ? [] : ['--paused'])]);
   }
   const s = await connect(sq);

@@ -84,7 +84,7 @@ function qemuPeer(delayLoops: number): Promise<Peer> {
     'qemu',
     (sq, dq, port) => [
       start('qemu-system-x86_64', [...base, '-qmp', `${sq},server=on,wait=off`]),
-      start('qemu-system-x86_64', [...base, '-qmp', `${dq},server=on,wait=off`, '-incoming', `tcp:127.0.0.1:${port}`]),
+      start('qemu-system-x86_64', [...base, '-qmp', `${dq},server=on,wait=off`, '-mem-prealloc', '-incoming', `tcp:127.0.0.1:${port}`]),
     ],
     (src) => word(src, COUNT_AT),
   );
@@ -95,7 +95,7 @@ function vmstatePeer(rate: number, tls: boolean): Promise<Peer> {
   return peer(
     'vmstate',
     (sq, dq, port) => [
-      startVmstate([machine, '--qmp', dq, ...creds(pki.server, 'server'), '--incoming', `tcp:127.0.0.1:${port}`]),
+      startVmstate([machine, '--qmp', dq, ...creds(pki.server, 'server'), '--mem-prealloc', '--incoming', `tcp:127.0.0.1:${port}`]),
       startVmstate([machine, '--qmp', sq, ...creds(pki.client, 'client'), '--loader', `${random}@0x100000`, '--dirty', String(rate)]),
     ],
     async (src) => (await src.execute<{ 'dirtied-pages': number }>('x-vmstate-query-workload'))['dirtied-pages'],

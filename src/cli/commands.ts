@@ -50,6 +50,8 @@ commands:
     --dirty PAGES/s            also write that many guest RAM pages a second, in turn over the top
                                quarter of RAM (at most 256 MiB): a guest that is hard to migrate
     --paused                   stay paused after boot or after an incoming migration
+    --mem-prealloc             touch all guest RAM at start (QEMU's -mem-prealloc): an incoming
+                               migration then writes into memory already mapped
     --loader FILE@ADDR         copy a file into guest RAM after boot (QEMU's -device loader)
     --qemu 7.2|10.0            migrate out as that QEMU does (as for snapshot); incoming, either loads
     -object TYPE,id=ID,...     a QEMU object: tls-creds-x509 (dir, endpoint, verify-peer), authz-simple,

@@ -16,8 +16,8 @@ import { VmProcess } from './vm-process.js';
 
 export async function vmCommand(argv: readonly string[], out: Output): Promise<number> {
   // QEMU spells these with one dash.
-  const spelled = argv.map((a) => (a === '-object' || a === '-global' ? `-${a}` : a));
-  const args = parseArgs(spelled, ['paused', 'check-load-order'], ['qmp', 'incoming', 'rate', 'dirty', 'loader', 'qemu', 'object', 'global']);
+  const spelled = argv.map((a) => (a === '-object' || a === '-global' || a === '-mem-prealloc' ? `-${a}` : a));
+  const args = parseArgs(spelled, ['paused', 'check-load-order', 'mem-prealloc'], ['qmp', 'incoming', 'rate', 'dirty', 'loader', 'qemu', 'object', 'global']);
   if (args.positional.length !== 1) throw new UsageError('vm takes MACHINE (see vmstate help)');
   const qmp = args.options.get('qmp')?.at(-1);
   if (!qmp) throw new UsageError('vm needs --qmp unix:PATH or --qmp tcp:HOST:PORT');
@@ -42,6 +42,7 @@ export async function vmCommand(argv: readonly string[], out: Output): Promise<n
     dirtyRate,
     incoming: args.options.get('incoming')?.at(-1),
     startPaused: args.flags.has('paused'),
+    memPrealloc: args.flags.has('mem-prealloc'),
     checkLoadOrder: args.flags.has('check-load-order'),
     loaders,
     dialect,

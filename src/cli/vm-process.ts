@@ -22,6 +22,12 @@ export interface VmOptions {
   readonly dirtyRate?: number;
   /** `tcp:...`, `unix:...`, `exec:...`, `file:...` or `defer`: start empty and wait for a migration. */
   readonly incoming?: string;
+  /**
+   * Touch every page of guest RAM at start-up, as QEMU's -mem-prealloc: a destination then writes the
+   * incoming pages into memory the OS has already mapped, instead of faulting each in (dear where page
+   * faults are, in a virtual machine). Defaults to false.
+   */
+  readonly memPrealloc?: boolean;
   /** Stay paused after boot or after an incoming migration (-S). Defaults to false. */
   readonly startPaused?: boolean;
   /** Refuse a load that reads state before it is loaded. Defaults to false. */
@@ -67,6 +73,7 @@ export class VmProcess implements VmControl {
     private readonly options: VmOptions,
   ) {
     this.machine = new Machine(description, { dialect: options.dialect });
+    if (options.memPrealloc) for (const b of this.machine.ram.blocks) b.data.fill(0);
     this.dirtier = options.dirtyRate === undefined ? null : new DirtyingWorkload(this.machine.ram, options.dirtyRate);
     for (const props of options.objects ?? []) objectAdd.run(this, props);
     if (options.parameters) this.setParameters({ ...options.parameters });
