@@ -54,7 +54,9 @@ for (const version of VERSIONS) {
       assert.match(log, /vmstate vm: incoming migration failed: ram: unknown RAM block "[^"]+"/);
       const info = await queryMigrate(source.qmp);
       assert.ok(info.status === 'failed' || info.status === 'completed' || info.status === 'active', `QEMU's migration: ${JSON.stringify(info)}`);
-      assert.doesNotMatch(source.stderr(), /TLS|certificate|handshake/i);
+      // A write error after the destination gave up ("Cannot write to TLS channel") may follow; no
+      // handshake or certificate failure may come before it.
+      assert.doesNotMatch(source.stderr(), /handshake|certificate|authoriz/i, source.stderr());
     });
   });
 
