@@ -25,6 +25,7 @@ import { DEFAULT_DIALECT, sendsSwitchoverStart, type QemuDialect } from './diale
 import { writeCommand, writeConfiguration, writeEof, writeFooter, writeHeader, writeSectionHeader, writeVmdesc, type ConfigSubsection } from './framing.js';
 import type { PlanOptions } from './plan.js';
 import type { SaveEntry, SavePlan, SaveRegistry } from './registry.js';
+import { LoadJournal } from './load-journal.js';
 import { walkStream, type SectionBodyDecoder } from './walker.js';
 
 /** Options for saveSnapshot. */
@@ -177,8 +178,28 @@ export interface LoadResult {
   readonly loaded: readonly SaveEntry[];
 }
 
-/** Loads a snapshot into the registry's entries, in stream order. */
+/**
+ * Loads a snapshot into the registry's entries, in stream order. All or nothing: a load that fails (a
+ * typed error from the stream, a section, a hook or the missing-section check) first puts every entry
+ * back as it was, its state and what its handler wrote (RAM pages), and re-runs the post-load hooks of
+ * the entries it had loaded on that restored state (see load-journal.ts); then the error is thrown. Only
+ * if putting back fails is the error a LoadError saying so, with the failure as its cause.
+ */
 export async function loadSnapshot(registry: SaveRegistry, src: ChunkedSource, options: LoadSnapshotOptions = {}): Promise<LoadResult> {
+  const journal = new LoadJournal(registry);
+  journal.begin();
+  let result: LoadResult;
+  try {
+    result = await loadInOrder(registry, src, options, journal);
+  } catch (e) {
+    journal.rollback();
+    throw e;
+  }
+  journal.commit();
+  return result;
+}
+
+async function loadInOrder(registry: SaveRegistry, src: ChunkedSource, options: LoadSnapshotOptions, journal: LoadJournal): Promise<LoadResult> {
   const loaded: SaveEntry[] = [];
   const position = new Map<SaveEntry, number>();
   const bySection = new Map<number, SaveEntry>();
@@ -222,6 +243,7 @@ export async function loadSnapshot(registry: SaveRegistry, src: ChunkedSource, o
         need: Infinity,
         step(r) {
           current = e;
+          journal.before(e);
           try {
             loadState(r, vmsd, e.state as object, ctx.version, peer);
           } catch (err) {
