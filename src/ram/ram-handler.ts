@@ -10,7 +10,7 @@
  */
 import { LoadError, UsageError } from '../errors.js';
 import type { IterativeHandler, SectionBodyDecoder } from '../savevm/index.js';
-import type { ByteWriter } from '../stream/index.js';
+import { forEachNonZeroRun, type ByteWriter } from '../stream/index.js';
 import { inflatePage } from './compressed-page.js';
 import { RamDecoder, RamEncoder, type RamLayout } from './records.js';
 import { applyXbzrle } from './xbzrle.js';
@@ -79,7 +79,7 @@ export class RamHandler implements IterativeHandler {
    * While a load may still be rejected: per block, each page it overwrote as it was before (null for a
    * page that was all zero), so endLoad(false) can put them back.
    */
-  private undo: Map<number, Uint8Array | null>[] | null = null;
+  private undo: { readonly kept: Uint8Array; readonly pages: number[]; readonly before: (Uint8Array | null)[] }[] | null = null;
   /** Each block as 32-bit words (null when unaligned), built once for the zero-page test. */
   private readonly words: (Int32Array | null)[];
 
@@ -223,7 +223,7 @@ export class RamHandler implements IterativeHandler {
   /** A load starts: a fresh decoder (no block named yet), and an empty undo log. */
   beginLoad(): void {
     this.decoder = this.makeDecoder();
-    this.undo = this.blocks.map(() => new Map());
+    this.undo = this.blocks.map((b) => ({ kept: new Uint8Array(b.data.length / this.layout.pageSize), pages: [], before: [] }));
   }
 
   /** A load ended: keep what it wrote, or put back every page it overwrote. */
@@ -232,25 +232,29 @@ export class RamHandler implements IterativeHandler {
     this.undo = null;
     if (committed || undo === null) return;
     const ps = this.layout.pageSize;
-    undo.forEach((pages, i) => {
+    undo.forEach(({ pages, before }, i) => {
       const data = this.blocks[i].data;
-      for (const [page, before] of pages) {
-        if (before === null) data.fill(0, page * ps, (page + 1) * ps);
-        else data.set(before, page * ps);
-      }
+      pages.forEach((page, k) => {
+        const was = before[k];
+        if (was === null) data.fill(0, page * ps, (page + 1) * ps);
+        else data.set(was, page * ps);
+      });
     });
   }
 
   /** Before a load writes the page at `offset` of block `i`: keeps it in the undo log the first time. */
   private keepPage(i: number, offset: number): void {
-    const pages = this.undo?.[i];
-    if (pages === undefined) return;
+    const log = this.undo?.[i];
+    if (log === undefined) return;
     const ps = this.layout.pageSize;
     const page = offset / ps;
-    if (pages.has(page)) return;
-    const words = this.words[i];
-    const zero = words ? zeroWords(words, offset >> 2, ps >> 2) : isZeroPage(this.blocks[i].data.subarray(offset, offset + ps));
-    pages.set(page, zero ? null : this.blocks[i].data.slice(offset, offset + ps));
+    if (log.kept[page] !== 0) return;
+    log.kept[page] = 1;
+    // A native scan: a load that fails late has looked at every page of RAM.
+    let zero = true;
+    forEachNonZeroRun(this.blocks[i].data, offset, offset + ps, () => (zero = false));
+    log.pages.push(page);
+    log.before.push(zero ? null : this.blocks[i].data.slice(offset, offset + ps));
   }
 
   /** One decoder for all sections, so CONTINUE records resolve across them. */

@@ -72,6 +72,10 @@ interface MachineState {
 }
 
 function captureState(m: Machine): MachineState {
+  return { ram: m.ram.blocks.map((b) => Buffer.from(b.data.slice().buffer)), devices: captureDevices(m) };
+}
+
+function captureDevices(m: Machine): Buffer {
   const w = new ByteWriter(64 << 10);
   for (const e of m.registry.entries) {
     if (!e.vmsd) continue;
@@ -79,7 +83,7 @@ function captureState(m: Machine): MachineState {
     w.putByte(needed ? 1 : 0);
     saveState(w, e.vmsd, e.state as object);
   }
-  return { ram: m.ram.blocks.map((b) => Buffer.from(b.data)), devices: Buffer.from(w.peek()) };
+  return Buffer.from(w.peek());
 }
 
 function sameState(m: Machine, before: MachineState): string | null {
@@ -87,7 +91,7 @@ function sameState(m: Machine, before: MachineState): string | null {
     const b = m.ram.blocks[i].data;
     if (!before.ram[i].equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength))) return `RAM block ${m.ram.blocks[i].name} changed`;
   }
-  if (!captureState(m).devices.equals(before.devices)) return 'device state changed';
+  if (!captureDevices(m).equals(before.devices)) return 'device state changed';
   return null;
 }
 
@@ -165,6 +169,20 @@ export async function fuzzStreams(options: StreamFuzzOptions): Promise<StreamFuz
   };
   const machines = targets.map((t) => t.make());
   const states = machines.map(captureState);
+  // Putting a machine back after an accepted load: loading its own first snapshot is much cheaper than
+  // building and booting another; checked, and built afresh when it does not give the same state.
+  const initial = machines.map(saveBytes);
+  const reset = async (t: number) => {
+    try {
+      await machines[t].load(ChunkedSource.fromBytes(initial[t]));
+      if (sameState(machines[t], states[t]) === null) return;
+    } catch {
+      // Built afresh below.
+    }
+    machines[t] = targets[t].make();
+    states[t] = captureState(machines[t]);
+    initial[t] = saveBytes(machines[t]);
+  };
   let rejectedSinceCheck = 0;
   const typed = (e: unknown): boolean => {
     if (!(e instanceof VmstateError)) return false;
@@ -201,8 +219,7 @@ export async function fuzzStreams(options: StreamFuzzOptions): Promise<StreamFuz
       slow(ms, seed.name, ops);
       if (accepted) {
         stats.loadsAccepted++;
-        machines[t] = targets[t].make();
-        states[t] = captureState(machines[t]);
+        await reset(t);
       } else {
         const changed = sameState(m, states[t]);
         if (changed) {
@@ -214,10 +231,7 @@ export async function fuzzStreams(options: StreamFuzzOptions): Promise<StreamFuz
           const problem = await runCheck(machines, targets);
           stats.runChecks++;
           if (problem) find({ phase: 'run', seed: seed.name, input, ops, error: problem, bytes });
-          machines.forEach((_, i) => {
-            machines[i] = targets[i].make();
-            states[i] = captureState(machines[i]);
-          });
+          for (let i = 0; i < machines.length; i++) await reset(i);
         }
       }
     }
