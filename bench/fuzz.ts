@@ -2,7 +2,9 @@
 // server (see bench/README.md, "Fuzzing"). Prints counts, rates, the longest time one input took and the
 // peak RSS; writes every finding's input to a directory and exits 1 when there is one.
 //
-//   node dist/bench/fuzz.js [--streams N] [--qmp N] [--seed S] [--out DIR]
+//   node dist/bench/fuzz.js [--streams N] [--qmp N] [--seed S] [--seconds T] [--out DIR]
+//
+// --seconds bounds the stream run's time: it stops there and reports how many streams it ran.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -20,6 +22,7 @@ function option(name: string, fallback: number): number {
 const streams = option('streams', 1_000_000);
 const qmp = option('qmp', 100_000);
 const seed = option('seed', 1);
+const budget = option('seconds', 0);
 const outIndex = process.argv.indexOf('--out');
 const out = outIndex >= 0 ? process.argv[outIndex + 1] : path.join(os.tmpdir(), `vmstate-fuzz-${seed}`);
 
@@ -51,6 +54,7 @@ if (streams > 0) {
   const s = await fuzzStreams({
     count: streams,
     seed,
+    seconds: budget > 0 ? budget : undefined,
     maxFindings: 100,
     progressEvery: 20_000,
     progress: (p) => log(`  ${streamLine(p, (performance.now() - t0) / 1000)}`),

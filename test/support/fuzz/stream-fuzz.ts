@@ -129,6 +129,8 @@ export interface StreamFuzzStats {
 export interface StreamFuzzOptions {
   readonly count: number;
   readonly seed: number;
+  /** Stops after this many seconds even if fewer than `count` inputs ran. Defaults to no limit. */
+  readonly seconds?: number;
   /** One input in this many is a real QEMU fixture, analyzed only. Defaults to 8. */
   readonly fixtureEvery?: number;
   /** Runs the machine against a twin after this many rejected loads. Defaults to 2000. */
@@ -196,7 +198,8 @@ export async function fuzzStreams(options: StreamFuzzOptions): Promise<StreamFuz
     if (ms > stats.slowest.ms) stats.slowest = { ms, seed, ops };
   };
 
-  for (let input = 0; input < options.count; input++) {
+  const stopAt = options.seconds === undefined ? Infinity : performance.now() + options.seconds * 1000;
+  for (let input = 0; input < options.count && performance.now() < stopAt; input++) {
     stats.inputs++;
     const fromFixture = fixtureSeeds.length > 0 && input % fixtureEvery === fixtureEvery - 1;
     const t = fromFixture ? -1 : Math.floor(random() * targets.length);
