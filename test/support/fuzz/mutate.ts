@@ -89,8 +89,25 @@ function structural(seed: SeedStream, random: Random, others: readonly SeedStrea
   const rec = (i: number) => b.subarray(recs[i].offset, recs[i].offset + recs[i].size);
   const i = int(random, recs.length);
   const ri = recs[i];
-  const kind = int(random, 6);
+  const kind = int(random, 7);
   switch (kind) {
+    case 6: {
+      // A number in the VMDESCRIPTION trailer (a size, an array length, a version) made huge or odd; the
+      // JSON stays valid and the trailer's length right, so analyze decodes by it.
+      const trailer = recs.find((r) => r.type === 'vmdesc');
+      if (!trailer) return null;
+      const json = new TextDecoder().decode(b.subarray(trailer.offset + 5, trailer.offset + trailer.size));
+      const numbers = [...json.matchAll(/(?<=: )\d+/g)];
+      if (numbers.length === 0) return null;
+      const m = pick(random, numbers);
+      const value = pick(random, ['4294967295', '2147483648', '65536', '1e308', '-1', '0', '9007199254740993', '100000000']);
+      const text = new TextEncoder().encode(json.slice(0, m.index) + value + json.slice((m.index ?? 0) + m[0].length));
+      const head = new Uint8Array(5);
+      head[0] = RecordType.VMDESCRIPTION;
+      new DataView(head.buffer).setUint32(1, text.length);
+      ops.push(`vmdesc: ${m[0]} at ${m.index} = ${value}`);
+      return concat(b.subarray(0, trailer.offset), head, text, b.subarray(trailer.offset + trailer.size));
+    }
     case 0: {
       // Swap two records.
       let j = int(random, recs.length);
