@@ -4,7 +4,7 @@
 //
 //   node dist/bench/fuzz.js [--streams N] [--qmp N] [--seed S] [--seconds T] [--out DIR]
 //
-// --seconds bounds the stream run's time: it stops there and reports how many streams it ran.
+// --seconds bounds the time of each part (streams, then QMP): it stops there and reports how many inputs ran.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -71,7 +71,7 @@ if (streams > 0) {
 }
 if (qmp > 0) {
   const t0 = performance.now();
-  const q: QmpFuzzStats = await fuzzQmp({ count: qmp, seed, progress: (line) => log(`  ${line}`) });
+  const q: QmpFuzzStats = await fuzzQmp({ count: qmp, seed, seconds: budget > 0 ? budget : undefined, progress: (line) => log(`  ${line}`) });
   const seconds = (performance.now() - t0) / 1000;
   console.log(
     `qmp: ${q.inputs} inputs (${(q.inputs / seconds).toFixed(0)}/s) on ${q.connections} connections, up to ${q.concurrency} at once; ` +

@@ -173,6 +173,8 @@ export interface QmpFuzzStats {
 export interface QmpFuzzOptions {
   readonly count: number;
   readonly seed: number;
+  /** Stops taking inputs after this many seconds even if fewer than `count` ran. Defaults to no limit. */
+  readonly seconds?: number;
   /** Clients at once. Defaults to 200. */
   readonly concurrency?: number;
   /** Lines of `bigLineBytes` with no newline, sent besides. Defaults to 1. */
@@ -348,9 +350,10 @@ export async function fuzzQmp(options: QmpFuzzOptions): Promise<QmpFuzzStats> {
       if (r.problem) find(r.problem);
     }
     let next = 0;
+    const stopAt = options.seconds === undefined ? Infinity : performance.now() + options.seconds * 1000;
     const inputs: HostileInput[] = [];
     const take = (): HostileInput | null => {
-      if (next >= options.count) return null;
+      if (next >= options.count || performance.now() >= stopAt) return null;
       const index = next++;
       // Inputs are made in order from one generator, whichever worker asks, so a seed is a replay.
       while (inputs.length <= index) inputs.push(hostileInput(random));
@@ -374,7 +377,9 @@ export async function fuzzQmp(options: QmpFuzzOptions): Promise<QmpFuzzStats> {
           const problem = await healthCheck(server.address);
           stats.healthChecks++;
           if (problem) find(problem);
-          if (stats.inputs % 10000 === 0) options.progress?.(`${stats.inputs} QMP inputs, max ${stats.maxMs.toFixed(0)} ms, RSS ${(stats.peakRss / 1048576).toFixed(0)} MiB`);
+          if (stats.inputs % 5000 === 0) {
+            options.progress?.(`${stats.inputs} QMP inputs, max ${stats.maxMs.toFixed(0)} ms, peak RSS ${(stats.peakRss / 1048576).toFixed(0)} MiB, findings ${stats.findings.length}`);
+          }
         }
       }
     };
