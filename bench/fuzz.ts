@@ -32,8 +32,9 @@ const log = (line: string) => process.stderr.write(line + '\n');
 function streamLine(s: StreamFuzzStats, seconds: number): string {
   return (
     `${s.inputs} streams (${(s.inputs / seconds).toFixed(0)}/s): ${s.loads} loads (${s.loadsAccepted} accepted), ` +
-    `${s.analyses} analyses (${s.analysesAccepted} accepted); max ${s.maxLoadMs.toFixed(1)} ms per load, ` +
-    `${s.maxAnalyzeMs.toFixed(1)} ms per analysis; peak RSS ${mib(s.peakRss)}; findings ${s.findings.length}`
+    `${s.analyses} analyses (${s.analysesAccepted} accepted); slowest load ${s.maxLoadMs.toFixed(0)} ms ` +
+    `(CPU ${s.maxLoadCpuMs.toFixed(0)} ms), analysis ${s.maxAnalyzeMs.toFixed(0)} ms (CPU ${s.maxAnalyzeCpuMs.toFixed(0)} ms); ` +
+    `peak RSS ${mib(s.peakRss)}; findings ${s.findings.length}`
   );
 }
 

@@ -14,6 +14,7 @@ test('1,000 mutated streams: typed errors only, bounded time, the machine intact
   assert.ok(stats.loadsAccepted > 0 && stats.loadsAccepted < stats.loads, `${stats.loadsAccepted} of ${stats.loads} loads accepted`);
   assert.ok(stats.codes.STREAM_FORMAT > 0 && stats.codes.STREAM_TRUNCATED > 0 && stats.codes.LOAD > 0, JSON.stringify(stats.codes));
   assert.ok(stats.runChecks >= 2, `${stats.runChecks} run checks`);
-  assert.ok(stats.maxLoadMs < 1000 && stats.maxAnalyzeMs < 1000, `slowest input ${stats.slowest.ms.toFixed(0)} ms: ${stats.slowest.seed} ${stats.slowest.ops.join('; ')}`);
+  // CPU time, which the shared machine's load does not stretch as it does wall-clock time.
+  assert.ok(stats.maxLoadCpuMs < 1000 && stats.maxAnalyzeCpuMs < 1000, `slowest input ${stats.slowest.ms.toFixed(0)} ms: ${stats.slowest.seed} ${stats.slowest.ops.join('; ')}`);
   assert.ok(stats.peakRss < 1536 << 20, `peak RSS ${stats.peakRss >> 20} MiB`);
 });

@@ -114,8 +114,12 @@ export interface StreamFuzzStats {
   analysesAccepted: number;
   /** Typed errors by code, loads and analyses together. */
   readonly codes: Record<string, number>;
+  /** Wall-clock time of the slowest load and analysis (on a shared machine, includes time waiting for a CPU). */
   maxLoadMs: number;
   maxAnalyzeMs: number;
+  /** CPU time (user + system) of the slowest load and analysis: the bound that does not depend on the machine's load. */
+  maxLoadCpuMs: number;
+  maxAnalyzeCpuMs: number;
   /** The input that took longest (load or analyze), for a report. */
   slowest: { ms: number; seed: string; ops: readonly string[] };
   peakRss: number;
@@ -142,6 +146,12 @@ export interface StreamFuzzOptions {
   readonly progressEvery?: number;
 }
 
+/** CPU time since `since`, in ms. */
+function cpuMs(since: NodeJS.CpuUsage): number {
+  const d = process.cpuUsage(since);
+  return (d.user + d.system) / 1000;
+}
+
 function describe(e: unknown): string {
   return e instanceof Error ? `${e.constructor.name}: ${e.message}`.slice(0, 500) : String(e);
 }
@@ -163,6 +173,8 @@ export async function fuzzStreams(options: StreamFuzzOptions): Promise<StreamFuz
     codes: {},
     maxLoadMs: 0,
     maxAnalyzeMs: 0,
+    maxLoadCpuMs: 0,
+    maxAnalyzeCpuMs: 0,
     slowest: { ms: 0, seed: '', ops: [] },
     peakRss: 0,
     peakHeap: 0,
@@ -210,6 +222,7 @@ export async function fuzzStreams(options: StreamFuzzOptions): Promise<StreamFuz
       stats.loads++;
       const m = machines[t];
       const started = performance.now();
+      const cpu = process.cpuUsage();
       let accepted = false;
       try {
         await m.load(ChunkedSource.fromBytes(bytes));
@@ -218,6 +231,7 @@ export async function fuzzStreams(options: StreamFuzzOptions): Promise<StreamFuz
         if (!typed(e)) find({ phase: 'load', seed: seed.name, input, ops, error: describe(e), bytes });
       }
       const ms = performance.now() - started;
+      stats.maxLoadCpuMs = Math.max(stats.maxLoadCpuMs, cpuMs(cpu));
       stats.maxLoadMs = Math.max(stats.maxLoadMs, ms);
       slow(ms, seed.name, ops);
       if (accepted) {
@@ -241,6 +255,7 @@ export async function fuzzStreams(options: StreamFuzzOptions): Promise<StreamFuz
 
     stats.analyses++;
     const started = performance.now();
+    const cpu = process.cpuUsage();
     try {
       await analyzeBytes(bytes, script);
       stats.analysesAccepted++;
@@ -248,6 +263,7 @@ export async function fuzzStreams(options: StreamFuzzOptions): Promise<StreamFuz
       if (!typed(e)) find({ phase: 'analyze', seed: seed.name, input, ops, error: describe(e), bytes });
     }
     const ms = performance.now() - started;
+    stats.maxAnalyzeCpuMs = Math.max(stats.maxAnalyzeCpuMs, cpuMs(cpu));
     stats.maxAnalyzeMs = Math.max(stats.maxAnalyzeMs, ms);
     slow(ms, seed.name, ops);
 
