@@ -194,13 +194,22 @@ async function exchange(address: string, input: HostileInput, timeoutMs: number)
   let waiter: (() => void) | null = null;
   let closed = false;
   socket.setEncoding('utf8');
-  socket.on('data', (text: string) => {
-    pending += text;
-    let at: number;
-    while ((at = pending.indexOf('\r\n')) >= 0) {
-      lines.push(pending.slice(0, at));
-      pending = pending.slice(at + 2);
+  socket.on('data', (chunk: string) => {
+    // Only the new text is searched: a reply of a megabyte comes in many pieces.
+    let text = chunk;
+    if (pending.endsWith('\r') && text.startsWith('\n')) {
+      lines.push(pending.slice(0, -1));
+      pending = '';
+      text = text.slice(1);
     }
+    let from = 0;
+    let at: number;
+    while ((at = text.indexOf('\r\n', from)) >= 0) {
+      lines.push(pending + text.slice(from, at));
+      pending = '';
+      from = at + 2;
+    }
+    pending += text.slice(from);
     waiter?.();
   });
   let failure = '';
