@@ -381,13 +381,15 @@ export async function fuzzQmp(options: QmpFuzzOptions): Promise<QmpFuzzStats> {
         stats.errorReplies += replies.filter((l) => l.startsWith('{"error"')).length;
         if (replies.some((l) => /exceeds the limit|nesting depth limit/.test(l))) stats.closedByServer++;
         if (r.problem) find(`${input.kind}: ${r.problem}: ${String(input.data).slice(0, 120)}`);
-        if (stats.inputs % 1000 === 0) {
+        const done = stats.inputs;
+        if (done % 1000 === 0) {
           stats.peakRss = Math.max(stats.peakRss, process.memoryUsage().rss);
           const problem = await healthCheck(server.address);
           stats.healthChecks++;
           if (problem) find(problem);
-          if (stats.inputs % 5000 === 0) {
-            options.progress?.(`${stats.inputs} QMP inputs, max ${stats.maxMs.toFixed(0)} ms, peak RSS ${(stats.peakRss / 1048576).toFixed(0)} MiB, findings ${stats.findings.length}`);
+          // Other clients have gone on meanwhile: `done` is this input's count.
+          if (done % 5000 === 0) {
+            options.progress?.(`${done} QMP inputs, max ${stats.maxMs.toFixed(0)} ms, peak RSS ${(stats.peakRss / 1048576).toFixed(0)} MiB, findings ${stats.findings.length}`);
           }
         }
       }
