@@ -281,11 +281,12 @@ async function healthCheck(address: string): Promise<string | null> {
 }
 
 /**
- * Sends `bytes` of one value that never ends (a string in a request, no newline) in 1 MiB writes; the
- * server must refuse it at its request limit and close, having buffered no more than that.
+ * Sends `bytes` of one value that never ends (a string in a request, no newline) in 1 MiB writes, all of
+ * them: the client keeps writing after the server has refused the request at its limit and shut down its
+ * side, and the server reads the rest and drops it, buffering no more than the limit.
  */
 async function bigLine(address: string, bytes: number, timeoutMs: number): Promise<{ problem: string | null; ms: number; rssGrowth: number; sent: number }> {
-  const socket = net.connect({ path: address.slice('unix:'.length) });
+  const socket = net.connect({ path: address.slice('unix:'.length), allowHalfOpen: true });
   let received = '';
   socket.setEncoding('utf8');
   socket.on('data', (t: string) => (received += t));
