@@ -237,7 +237,7 @@ async function exchange(address: string, input: HostileInput, timeoutMs: number)
   };
   if (!(await waitLines(1, timeoutMs))) {
     socket.destroy();
-    return { lines, ms: 0, problem: 'no greeting' };
+    return { lines, ms: 0, problem: `no greeting${failure ? ` (${failure})` : closed ? ' (closed)' : ' (timeout)'}` };
   }
   let expected = 1;
   if (input.negotiate) {
