@@ -234,7 +234,7 @@ export class Machine implements DriverHost {
     return saveSnapshot(this.registry, sink, { machineName: this.machineType, dialect: this.dialect });
   }
 
-  /** Loads a snapshot of any dialect in stream order. */
+  /** Loads a snapshot of any dialect in stream order; a load that fails leaves the machine as it was (see loadSnapshot). */
   load(src: ChunkedSource, options: { checkLoadOrder?: boolean } = {}): Promise<LoadResult> {
     return loadSnapshot(this.registry, src, { machineName: this.loadsMachineTypes, checkLoadOrder: options.checkLoadOrder });
   }

@@ -18,7 +18,8 @@
  *   5. Once negotiated, a connection also receives every event the VM emits, interleaved between replies:
  *        {"event": NAME, "data": {...}, "timestamp": {"seconds": S, "microseconds": US}}
  *      `data` is left out when the event has none; the timestamp is wall-clock time. MIGRATION and
- *      MIGRATION_PASS are sent only while the `events` migration capability is on (QEMU's rule).
+ *      MIGRATION_PASS are sent only while the `events` migration capability is on (QEMU's rule). Once
+ *      the client has shut down its sending side, it gets the replies to what it sent, and no more events.
  *   6. Every message the server sends is one line of QEMU-formatted JSON (stream/qemu-json.ts) ending in "\r\n".
  *   7. A request over 1 MiB, or nested deeper than 1024 brackets, gets a GenericError reply and the
  *      server closes that connection. A client that stops reading while more than 16 MiB of output is
@@ -143,9 +144,12 @@ class Connection {
     return this.session.negotiated && !this.closed;
   }
 
-  /** Writes one already formatted line, unless the client has stopped reading. */
+  /**
+   * Writes one already formatted line, unless the client has stopped reading, or has shut down its side
+   * and the socket is ending: a write then would destroy it, and the replies still queued with it.
+   */
   sendLine(line: string, done?: () => void): void {
-    if (this.closed || this.socket.destroyed) {
+    if (this.closed || this.socket.destroyed || this.socket.writableEnded) {
       done?.();
       return;
     }

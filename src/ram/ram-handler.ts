@@ -10,7 +10,7 @@
  */
 import { LoadError, UsageError } from '../errors.js';
 import type { IterativeHandler, SectionBodyDecoder } from '../savevm/index.js';
-import type { ByteWriter } from '../stream/index.js';
+import { forEachNonZeroRun, type ByteWriter } from '../stream/index.js';
 import { inflatePage } from './compressed-page.js';
 import { RamDecoder, RamEncoder, type RamLayout } from './records.js';
 import { applyXbzrle } from './xbzrle.js';
@@ -74,7 +74,12 @@ export class RamHandler implements IterativeHandler {
   private blockIndex = 0;
   private page = 0;
   private lastBlock: string | null = null;
-  private readonly decoder: SectionBodyDecoder;
+  private decoder: SectionBodyDecoder;
+  /**
+   * While a load may still be rejected: per block, each page it overwrote as it was before (null for a
+   * page that was all zero), so endLoad(false) can put them back.
+   */
+  private undo: { readonly kept: Uint8Array; readonly pages: number[]; readonly before: (Uint8Array | null)[] }[] | null = null;
   /** Each block as 32-bit words (null when unaligned), built once for the zero-page test. */
   private readonly words: (Int32Array | null)[];
 
@@ -215,20 +220,60 @@ export class RamHandler implements IterativeHandler {
     return this.decoder;
   }
 
+  /** A load starts: a fresh decoder (no block named yet), and an empty undo log. */
+  beginLoad(): void {
+    this.decoder = this.makeDecoder();
+    this.undo = this.blocks.map((b) => ({ kept: new Uint8Array(b.data.length / this.layout.pageSize), pages: [], before: [] }));
+  }
+
+  /** A load ended: keep what it wrote, or put back every page it overwrote. */
+  endLoad(committed: boolean): void {
+    const undo = this.undo;
+    this.undo = null;
+    if (committed || undo === null) return;
+    const ps = this.layout.pageSize;
+    undo.forEach(({ pages, before }, i) => {
+      const data = this.blocks[i].data;
+      pages.forEach((page, k) => {
+        const was = before[k];
+        if (was === null) data.fill(0, page * ps, (page + 1) * ps);
+        else data.set(was, page * ps);
+      });
+    });
+  }
+
+  /** Before a load writes the page at `offset` of block `i`: keeps it in the undo log the first time. */
+  private keepPage(i: number, offset: number): void {
+    const log = this.undo?.[i];
+    if (log === undefined) return;
+    const ps = this.layout.pageSize;
+    const page = offset / ps;
+    if (log.kept[page] !== 0) return;
+    log.kept[page] = 1;
+    // A native scan: a load that fails late has looked at every page of RAM.
+    let zero = true;
+    forEachNonZeroRun(this.blocks[i].data, offset, offset + ps, () => (zero = false));
+    log.pages.push(page);
+    log.before.push(zero ? null : this.blocks[i].data.slice(offset, offset + ps));
+  }
+
   /** One decoder for all sections, so CONTINUE records resolve across them. */
   private makeDecoder(): SectionBodyDecoder {
-    const byName = new Map(this.blocks.map((b) => [b.name, b]));
+    const byName = new Map(this.blocks.map((b, i) => [b.name, i]));
     const ps = (): number => this.layout.pageSize;
     const target = (name: string, offset: number): Uint8Array => {
-      const b = byName.get(name);
-      if (!b) throw new LoadError(`unknown RAM block "${name}"`, 'ram');
+      const i = byName.get(name);
+      if (i === undefined) throw new LoadError(`unknown RAM block "${name}"`, 'ram');
+      const b = this.blocks[i];
       if (offset + ps() > b.data.length) throw new LoadError(`RAM page at 0x${offset.toString(16)} lies outside block "${name}" (${b.data.length} bytes)`, 'ram');
+      this.keepPage(i, offset);
       return b.data;
     };
     return new RamDecoder(this.layout, {
       blockList: (_total, list) => {
         for (const info of list) {
-          const b = byName.get(info.name);
+          const i = byName.get(info.name);
+          const b = i === undefined ? undefined : this.blocks[i];
           if (!b) throw new LoadError(`unknown RAM block "${info.name}"`, 'ram');
           if (b.data.length !== info.usedLength) {
             throw new LoadError(`RAM block "${info.name}" has ${info.usedLength} bytes in the stream but ${b.data.length} here`, 'ram');

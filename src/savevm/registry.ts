@@ -26,6 +26,13 @@ export interface IterativeHandler {
   saveComplete(w: ByteWriter): void;
   /** A decoder for one incoming START, PART or END body. */
   loadSection(kind: 'start' | 'part' | 'end', version: number): SectionBodyDecoder;
+  /**
+   * Called before a snapshot load reads its first record: from here on the handler keeps what it needs
+   * to undo what loading writes, and starts decoding afresh. Optional.
+   */
+  beginLoad?(): void;
+  /** Called when that load has ended: `committed` keeps what it wrote, false puts back what was there. Optional. */
+  endLoad?(committed: boolean): void;
 }
 
 /** A registered entry. */

@@ -38,6 +38,7 @@ import {
 } from './framing.js';
 import type { PlanOptions } from './plan.js';
 import type { SaveEntry, SavePlan, SaveRegistry } from './registry.js';
+import { LoadJournal } from './load-journal.js';
 import { walkStream, type SectionBodyDecoder, type StreamVisitor } from './walker.js';
 
 /** Options for saveSnapshot. */
@@ -235,7 +236,11 @@ export interface LoadSnapshotOptions {
    * answers PING with PONG here, and opens its return path at OPEN_RETURN_PATH.
    */
   readonly onCommand?: (command: DecodedCommand) => void;
-  /** Called at EOF once every registered entry is loaded: the state is whole, whatever the trailer holds. */
+  /**
+   * Called at EOF once every registered entry is loaded: the state is whole, whatever the trailer holds.
+   * With it the load is kept from EOF on: a failure after it (in the trailer) is thrown, but rolls back
+   * nothing.
+   */
   readonly onLoaded?: () => void;
 }
 
@@ -244,8 +249,28 @@ export interface LoadResult {
   readonly loaded: readonly SaveEntry[];
 }
 
-/** Loads a snapshot into the registry's entries, in stream order. */
+/**
+ * Loads a snapshot into the registry's entries, in stream order. All or nothing: a load that fails (a
+ * typed error from the stream, a section, a hook or the missing-section check) first puts every entry
+ * back as it was, its state and what its handler wrote (RAM pages), and re-runs the post-load hooks of
+ * the entries it had loaded on that restored state (see load-journal.ts); then the error is thrown. Only
+ * if putting back fails is the error a LoadError saying so, with the failure as its cause.
+ */
 export async function loadSnapshot(registry: SaveRegistry, src: ChunkedSource, options: LoadSnapshotOptions = {}): Promise<LoadResult> {
+  const journal = new LoadJournal(registry);
+  journal.begin();
+  let result: LoadResult;
+  try {
+    result = await loadInOrder(registry, src, options, journal);
+  } catch (e) {
+    journal.rollback();
+    throw e;
+  }
+  journal.commit();
+  return result;
+}
+
+async function loadInOrder(registry: SaveRegistry, src: ChunkedSource, options: LoadSnapshotOptions, journal: LoadJournal): Promise<LoadResult> {
   const loaded: SaveEntry[] = [];
   const position = new Map<SaveEntry, number>();
   const bySection = new Map<number, SaveEntry>();
@@ -275,7 +300,12 @@ export async function loadSnapshot(registry: SaveRegistry, src: ChunkedSource, o
     },
     eof() {
       checkComplete();
-      options.onLoaded?.();
+      // The state is whole: a caller told of it here owns it, and what follows (the trailer) rolls
+      // nothing back (a migration's destination with a return path runs the guest from here).
+      if (options.onLoaded) {
+        journal.commit();
+        options.onLoaded();
+      }
     },
     configuration(c, offset) {
       const local = options.machineName === undefined ? [] : typeof options.machineName === 'string' ? [options.machineName] : options.machineName;
@@ -314,6 +344,7 @@ export async function loadSnapshot(registry: SaveRegistry, src: ChunkedSource, o
             return false;
           }
           current = e;
+          journal.before(e);
           try {
             loadState(r, vmsd, e.state as object, ctx.version, peer);
           } catch (err) {

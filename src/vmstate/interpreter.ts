@@ -285,7 +285,12 @@ function countOf(c: Count, state: State, vmsd: AnyVmsd, cf: CompiledField): numb
   if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) {
     throw new StreamFormatError(`count field "${c.field}" holds ${String(v)}, not a non-negative integer`, { offset: -1, path: `${vmsd.name}.${cf.name}` });
   }
-  return v * (c.multiply ?? 1);
+  const n = v * (c.multiply ?? 1);
+  // QEMU's element counts are 32-bit; a larger product is no count (and no JavaScript array length).
+  if (n > 0xffffffff) {
+    throw new StreamFormatError(`count field "${c.field}" holds ${v}, times ${c.multiply} is more than 2^32 - 1 elements`, { offset: -1, path: `${vmsd.name}.${cf.name}` });
+  }
+  return n;
 }
 
 /** A buffer's size: fixed, or another field's value (VMS_VBUFFER). */
@@ -653,7 +658,9 @@ function loadField(r: ByteReader, cf: CompiledField, s: State, vmsd: AnyVmsd, pe
   const n = countOf(cf.count, s, vmsd, cf);
   const prev = s[cf.name];
   const old = Array.isArray(prev) ? prev : [];
-  const out = new Array<unknown>(n);
+  // A count from the stream sizes nothing before its elements are read: a count larger than the bytes
+  // left grows the array as elements arrive, and the stream runs out first.
+  const out: unknown[] = n <= r.remaining ? new Array<unknown>(n) : [];
   for (let i = 0; i < n; i++) {
     const local = old[i];
     if (cf.nullable && (local === null || local === undefined)) {
