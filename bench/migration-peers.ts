@@ -90,3 +90,38 @@ export async function connectQmp(address: string): Promise<QmpClient> {
 }
 
 export const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
+
+/** What the benches read of query-migrate. */
+export interface MigrateInfo {
+  status: string;
+  'total-time'?: number;
+  downtime?: number;
+  ram?: { transferred?: number; 'dirty-pages-rate'?: number; 'dirty-sync-count'?: number };
+}
+
+/**
+ * query-migrate every `everyMs` until the migration ends, each reply to `onInfo`; the last reply, or
+ * null once `timeoutMs` has passed with the migration still going.
+ */
+export async function pollMigration(
+  client: QmpClient,
+  o: { everyMs?: number; timeoutMs?: number; onInfo?: (info: MigrateInfo) => void } = {},
+): Promise<MigrateInfo | null> {
+  const t0 = performance.now();
+  for (;;) {
+    const info = await client.execute<MigrateInfo>('query-migrate');
+    o.onInfo?.(info);
+    if (info.status === 'completed' || info.status === 'failed' || info.status === 'cancelled') return info;
+    if (o.timeoutMs !== undefined && performance.now() - t0 > o.timeoutMs) return null;
+    await new Promise((r) => setTimeout(r, o.everyMs ?? 20));
+  }
+}
+
+/** Quits each QMP client's VM (once, though a client be given twice), closes it, and kills the processes. */
+export async function quitAll(clients: readonly QmpClient[], procs: readonly ChildProcess[]): Promise<void> {
+  for (const c of new Set(clients)) {
+    await c.execute('quit').catch(() => undefined);
+    await c.close().catch(() => undefined);
+  }
+  for (const p of procs) p.kill();
+}

@@ -9,7 +9,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import { makePki } from '../test/support/pki.js';
-import { connectQmp, freePort, machine1G, median, randomFile, startVmstate, workDir } from './migration-peers.js';
+import { connectQmp, freePort, machine1G, median, pollMigration, quitAll, randomFile, startVmstate, workDir, type MigrateInfo } from './migration-peers.js';
 
 const random = randomFile();
 const work = workDir('vmstate-tls-bench-');
@@ -33,21 +33,9 @@ async function once(tls: boolean): Promise<Result> {
   const d = await connectQmp(dq);
   await s.execute('migrate-set-parameters', { 'max-bandwidth': 100 * 2 ** 30, ...(tls ? { 'tls-creds': 'tls0' } : {}) });
   await s.execute('migrate', { uri: `tcp:127.0.0.1:${port}` });
-  let result: Result;
-  for (;;) {
-    const info = await s.execute<{ status: string; 'total-time'?: number; ram?: { transferred?: number } }>('query-migrate');
-    if (info.status === 'completed' || info.status === 'failed' || info.status === 'cancelled') {
-      result = { status: info.status, totalMs: info['total-time'] ?? 0, transferred: info.ram?.transferred ?? 0 };
-      break;
-    }
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  for (const c of [s, d]) {
-    await c.execute('quit').catch(() => undefined);
-    await c.close().catch(() => undefined);
-  }
-  for (const c of [src, dst]) c.kill();
-  return result;
+  const info = (await pollMigration(s)) as MigrateInfo;
+  await quitAll([s, d], [src, dst]);
+  return { status: info.status, totalMs: info['total-time'] ?? 0, transferred: info.ram?.transferred ?? 0 };
 }
 
 const runsArg = process.argv.indexOf('--runs');

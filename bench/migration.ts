@@ -18,7 +18,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { QmpClient } from '../src/qmp/index.js';
 import { dirtyingKernel } from '../test/support/dirtying-kernel.js';
-import { connectQmp as connect, freePort, machine1G, median, RANDOM_BYTES, randomFile, start, startVmstate, workDir } from './migration-peers.js';
+import { connectQmp as connect, freePort, machine1G, median, pollMigration, quitAll, RANDOM_BYTES, randomFile, start, startVmstate, workDir, type MigrateInfo } from './migration-peers.js';
 
 const DOWNTIME_LIMIT = 300;
 const random = randomFile();
@@ -64,16 +64,8 @@ async function migrate(src: QmpClient, uri: string, downtimeLimit: number): Prom
   await src.execute('migrate-set-parameters', { 'max-bandwidth': 100 * 2 ** 30, 'downtime-limit': downtimeLimit });
   await src.execute('migrate', { uri });
   let dirtyRate = 0;
-  for (;;) {
-    const info = await src.execute<{ status: string; 'total-time'?: number; downtime?: number; ram?: { transferred?: number; 'dirty-pages-rate'?: number } }>(
-      'query-migrate',
-    );
-    dirtyRate = Math.max(dirtyRate, info.ram?.['dirty-pages-rate'] ?? 0);
-    if (info.status === 'completed' || info.status === 'failed' || info.status === 'cancelled') {
-      return { status: info.status, totalMs: info['total-time'] ?? 0, downtimeMs: info.downtime ?? 0, transferred: info.ram?.transferred ?? 0, dirtyRate };
-    }
-    await new Promise((r) => setTimeout(r, 20));
-  }
+  const info = (await pollMigration(src, { onInfo: (i) => (dirtyRate = Math.max(dirtyRate, i.ram?.['dirty-pages-rate'] ?? 0)) })) as MigrateInfo;
+  return { status: info.status, totalMs: info['total-time'] ?? 0, downtimeMs: info.downtime ?? 0, transferred: info.ram?.transferred ?? 0, dirtyRate };
 }
 
 async function pair(kind: 'qemu' | 'vmstate', running: boolean): Promise<Result> {
@@ -102,11 +94,7 @@ async function pair(kind: 'qemu' | 'vmstate', running: boolean): Promise<Result>
   }
   const r = await migrate(s, `tcp:127.0.0.1:${port}`, DOWNTIME_LIMIT);
   if (kind === 'qemu') r.dirtyRate = guestRate;
-  for (const c of [s, d]) {
-    await c.execute('quit').catch(() => undefined);
-    await c.close().catch(() => undefined);
-  }
-  for (const c of [src, dst]) c.kill();
+  await quitAll([s, d], [src, dst]);
   return r;
 }
 

@@ -19,7 +19,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { dirtyingKernel } from '../test/support/dirtying-kernel.js';
 import { makePki } from '../test/support/pki.js';
-import { connectQmp, freePort, machine1G, randomFile, start, startVmstate, workDir } from './migration-peers.js';
+import { connectQmp, freePort, machine1G, pollMigration, quitAll, randomFile, start, startVmstate, workDir, type MigrateInfo } from './migration-peers.js';
 
 const arg = (name: string): string | undefined => {
   const i = process.argv.indexOf(name);
@@ -102,13 +102,9 @@ function vmstatePeer(rate: number, tls: boolean): Promise<Peer> {
   );
 }
 
-async function closeAll(src: QmpClient, dst: QmpClient, procs: { kill(): boolean }[]): Promise<void> {
-  for (const c of new Set([src, dst])) {
-    await c.execute('quit').catch(() => undefined);
-    await c.close().catch(() => undefined);
-  }
-  for (const p of procs) p.kill();
-  await new Promise((r) => setTimeout(r, 300));
+async function closeAll(src: QmpClient, dst: QmpClient, procs: ChildProcess[]): Promise<void> {
+  await quitAll([src, dst], procs);
+  await sleep(300);
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -132,17 +128,12 @@ async function migrate(peer: Peer): Promise<Omit<Outcome, 'rate'>> {
   await peer.src.execute('migrate-set-parameters', { 'max-bandwidth': 100 * 2 ** 30, 'downtime-limit': DOWNTIME_LIMIT });
   await peer.src.execute('migrate', { uri: peer.uri });
   const t0 = performance.now();
-  type Info = { status: string; 'total-time'?: number; downtime?: number; ram?: { transferred?: number; 'dirty-sync-count'?: number } };
-  for (;;) {
-    const info = await peer.src.execute<Info>('query-migrate');
-    const out = { totalMs: info['total-time'] ?? 0, passes: info.ram?.['dirty-sync-count'] ?? 0, downtimeMs: info.downtime ?? 0, transferred: info.ram?.transferred ?? 0 };
-    if (info.status === 'completed' || info.status === 'failed' || info.status === 'cancelled') return { status: info.status, ...out };
-    if (performance.now() - t0 > TIMEOUT_MS) {
-      await peer.src.execute('migrate_cancel');
-      return { status: `no convergence in ${TIMEOUT_MS / 1000} s`, ...out, totalMs: Math.round(performance.now() - t0) };
-    }
-    await sleep(50);
-  }
+  let last: MigrateInfo = { status: 'active' };
+  const info = await pollMigration(peer.src, { everyMs: 50, timeoutMs: TIMEOUT_MS, onInfo: (i) => (last = i) });
+  const out = { totalMs: last['total-time'] ?? 0, passes: last.ram?.['dirty-sync-count'] ?? 0, downtimeMs: last.downtime ?? 0, transferred: last.ram?.transferred ?? 0 };
+  if (info) return { status: info.status, ...out };
+  await peer.src.execute('migrate_cancel');
+  return { status: `no convergence in ${TIMEOUT_MS / 1000} s`, ...out, totalMs: Math.round(performance.now() - t0) };
 }
 
 /**
