@@ -102,6 +102,8 @@ export class IncomingMigration {
         machineName: this.machineType,
         checkLoadOrder: options.checkLoadOrder,
         live: source.reply !== undefined,
+        // A destination whose load failed never runs: undoing it would only cost a copy of what it wrote.
+        atomic: false,
         openAfterTrailer: () => returnPath,
         onCommand,
         onLoaded: () => (loaded = true),

@@ -220,10 +220,10 @@ export class RamHandler implements IterativeHandler {
     return this.decoder;
   }
 
-  /** A load starts: a fresh decoder (no block named yet), and an empty undo log. */
-  beginLoad(): void {
+  /** A load starts: a fresh decoder (no block named yet), and with `undo` an empty undo log. */
+  beginLoad(undo = true): void {
     this.decoder = this.makeDecoder();
-    this.undo = this.blocks.map((b) => ({ kept: new Uint8Array(b.data.length / this.layout.pageSize), pages: [], before: [] }));
+    this.undo = undo ? this.blocks.map((b) => ({ kept: new Uint8Array(b.data.length / this.layout.pageSize), pages: [], before: [] })) : null;
   }
 
   /** A load ended: keep what it wrote, or put back every page it overwrote. */

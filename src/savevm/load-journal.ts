@@ -103,16 +103,20 @@ export class LoadJournal {
   /** Committed or rolled back: the journal is spent, and later calls do nothing. */
   private settled = false;
 
-  constructor(private readonly registry: SaveRegistry) {}
+  /** With `undo` false nothing is recorded, and rollback() has nothing to put back. */
+  constructor(
+    private readonly registry: SaveRegistry,
+    private readonly undo = true,
+  ) {}
 
-  /** Starts the handlers' undo logs. */
+  /** Starts the handlers' loads, with undo logs if this journal records. */
   begin(): void {
-    for (const e of this.registry.entries) e.handler?.beginLoad?.();
+    for (const e of this.registry.entries) e.handler?.beginLoad?.(this.undo);
   }
 
   /** Records `e` as it is, unless this load has already touched it. */
   before(e: SaveEntry): void {
-    if (this.seen.has(e) || !e.vmsd || e.state === undefined) return;
+    if (!this.undo || this.seen.has(e) || !e.vmsd || e.state === undefined) return;
     this.seen.add(e);
     let preImage: Uint8Array | null = null;
     try {

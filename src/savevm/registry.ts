@@ -27,10 +27,10 @@ export interface IterativeHandler {
   /** A decoder for one incoming START, PART or END body. */
   loadSection(kind: 'start' | 'part' | 'end', version: number): SectionBodyDecoder;
   /**
-   * Called before a snapshot load reads its first record: from here on the handler keeps what it needs
-   * to undo what loading writes, and starts decoding afresh. Optional.
+   * Called before a snapshot load reads its first record: the handler starts decoding afresh and, with
+   * `undo`, from here on keeps what it needs to undo what loading writes. Optional.
    */
-  beginLoad?(): void;
+  beginLoad?(undo: boolean): void;
   /** Called when that load has ended: `committed` keeps what it wrote, false puts back what was there. Optional. */
   endLoad?(committed: boolean): void;
 }

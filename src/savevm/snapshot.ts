@@ -242,6 +242,12 @@ export interface LoadSnapshotOptions {
    * nothing.
    */
   readonly onLoaded?: () => void;
+  /**
+   * False: a failed load is not undone, and nothing is kept to undo it (no copy of the states or of the
+   * RAM pages it overwrites). For a caller that never uses a machine whose load failed: a migration's
+   * destination. Defaults to true.
+   */
+  readonly atomic?: boolean;
 }
 
 /** What a load did: the entries in the order they were loaded. */
@@ -250,14 +256,15 @@ export interface LoadResult {
 }
 
 /**
- * Loads a snapshot into the registry's entries, in stream order. All or nothing: a load that fails (a
- * typed error from the stream, a section, a hook or the missing-section check) first puts every entry
+ * Loads a snapshot into the registry's entries, in stream order. All or nothing (unless `atomic` is
+ * false): a load that fails (a typed error from the stream, a section, a hook or the missing-section
+ * check) first puts every entry
  * back as it was, its state and what its handler wrote (RAM pages), and re-runs the post-load hooks of
  * the entries it had loaded on that restored state (see load-journal.ts); then the error is thrown. Only
  * if putting back fails is the error a LoadError saying so, with the failure as its cause.
  */
 export async function loadSnapshot(registry: SaveRegistry, src: ChunkedSource, options: LoadSnapshotOptions = {}): Promise<LoadResult> {
-  const journal = new LoadJournal(registry);
+  const journal = new LoadJournal(registry, options.atomic ?? true);
   journal.begin();
   let result: LoadResult;
   try {

@@ -71,6 +71,16 @@ test('a stream cut in its trailer: rolled back without onLoaded; kept with it (t
   assert.deepEqual(toyState(live), toyState(toyMachine({ seed: 5 })));
 });
 
+test('atomic: false keeps nothing to undo: a load cut before EOF leaves what it loaded', async () => {
+  const bytes = snapshot(toyMachine({ seed: 5 }).registry);
+  const eof = findVmdescTrailer(bytes, 0, bytes.length) - 1;
+  const dst = toyMachine({ seed: 4 });
+  const before = toyState(dst);
+  await assert.rejects(loadSnapshot(dst.registry, ChunkedSource.fromBytes(bytes.subarray(0, eof)), { machineName: 'toy-1.0', atomic: false }), StreamTruncatedError);
+  assert.notDeepEqual(toyState(dst), before);
+  assert.deepEqual(toyState(dst).ram, toyState(toyMachine({ seed: 5 })).ram, 'the RAM it loaded stays');
+});
+
 test('a rejected load re-runs the post-load hooks of what it loaded, on the restored state', async () => {
   // `derived` stands for what a device computes in post-load outside its state (an IOMMU's address spaces).
   const derived = { value: -1 };
