@@ -11,6 +11,8 @@ export interface MappedBlock extends RamBlock {
   readonly base: number;
   /** One bit per page; set by writes, cleared by whoever sends the pages. */
   readonly dirty: Uint8Array;
+  /** One bit per page written since the block was made; never cleared (see RamBlock.written). */
+  readonly written: Uint8Array;
 }
 
 /** A guest-physical access outside every block. */
@@ -42,7 +44,8 @@ export class GuestRam {
     for (const b of this.blocks) {
       if (base < b.base + b.data.length && b.base < base + size) throw new UsageError(`RAM block ${name} overlaps ${b.name}`, { block: name, other: b.name });
     }
-    const block: MappedBlock = { name, base, data: new Uint8Array(size), dirty: new Uint8Array(Math.ceil(size / this.pageSize / 8)) };
+    const bitmapBytes = Math.ceil(size / this.pageSize / 8);
+    const block: MappedBlock = { name, base, data: new Uint8Array(size), dirty: new Uint8Array(bitmapBytes), written: new Uint8Array(bitmapBytes) };
     this.blocks.push(block);
     return block;
   }
@@ -59,7 +62,10 @@ export class GuestRam {
   private markDirty(block: MappedBlock, offset: number, len: number): void {
     const first = offset >> this.pageShift;
     const last = (offset + Math.max(len, 1) - 1) >> this.pageShift;
-    for (let p = first; p <= last; p++) block.dirty[p >> 3] |= 1 << (p & 7);
+    for (let p = first; p <= last; p++) {
+      block.dirty[p >> 3] |= 1 << (p & 7);
+      block.written[p >> 3] |= 1 << (p & 7);
+    }
   }
 
   /** A view of guest memory (no copy): read-only by convention, writes must go through write(). */

@@ -21,6 +21,14 @@ export interface RamBlock {
   readonly data: Uint8Array;
   /** One bit per page the guest wrote since the last sync; absent for RAM nobody tracks. */
   readonly dirty?: Uint8Array;
+  /**
+   * One bit per page ever written since the block was allocated zeroed: a clear bit promises the page is
+   * all zero, so saving sends it as ZERO without reading it and loading a ZERO record leaves it alone.
+   * Reading or writing a page of fresh memory costs a page fault (about 12 us each here, in a virtual
+   * machine: 1 GiB of untouched RAM took 2-4 s to scan); QEMU avoids the same cost on load by testing
+   * before it clears. Absent: every page is read.
+   */
+  readonly written?: Uint8Array;
 }
 
 /** What has been sent, in query-migrate's terms. */
@@ -183,6 +191,7 @@ export class RamHandler implements IterativeHandler {
       const b = this.blocks[this.blockIndex];
       const bits = this.toSend[this.blockIndex];
       const words = this.words[this.blockIndex];
+      const written = b.written;
       const pages = b.data.length / ps;
       let p = this.page;
       const bitWords = this.toSendWords[this.blockIndex];
@@ -196,7 +205,9 @@ export class RamHandler implements IterativeHandler {
         this.pending--;
         const offset = p * ps;
         const named = this.lastBlock !== b.name;
-        const zero = words ? zeroWords(words, offset >> 2, ps >> 2) : isZeroPage(b.data.subarray(offset, offset + ps));
+        const zero =
+          (written !== undefined && (written[p >> 3] & (1 << (p & 7))) === 0) ||
+          (words ? zeroWords(words, offset >> 2, ps >> 2) : isZeroPage(b.data.subarray(offset, offset + ps)));
         if (zero) {
           enc.zeroPage(b.name, offset, 0, named);
           this.stats.zeroPages++;
@@ -250,24 +261,43 @@ export class RamHandler implements IterativeHandler {
     const page = offset / ps;
     if (log.kept[page] !== 0) return;
     log.kept[page] = 1;
-    // A native scan: a load that fails late has looked at every page of RAM.
+    // A native scan (a load that fails late has looked at every page of RAM), or none for a page never written.
+    const { data, written } = this.blocks[i];
     let zero = true;
-    forEachNonZeroRun(this.blocks[i].data, offset, offset + ps, () => (zero = false));
+    if (written === undefined || (written[page >> 3] & (1 << (page & 7))) !== 0) forEachNonZeroRun(data, offset, offset + ps, () => (zero = false));
     log.pages.push(page);
-    log.before.push(zero ? null : this.blocks[i].data.slice(offset, offset + ps));
+    log.before.push(zero ? null : data.slice(offset, offset + ps));
   }
 
   /** One decoder for all sections, so CONTINUE records resolve across them. */
   private makeDecoder(): SectionBodyDecoder {
     const byName = new Map(this.blocks.map((b, i) => [b.name, i]));
     const ps = (): number => this.layout.pageSize;
-    const target = (name: string, offset: number): Uint8Array => {
+    /** The index of the block holding the page at `offset`. */
+    const blockOf = (name: string, offset: number): number => {
       const i = byName.get(name);
       if (i === undefined) throw new LoadError(`unknown RAM block "${name}"`, 'ram');
       const b = this.blocks[i];
       if (offset + ps() > b.data.length) throw new LoadError(`RAM page at 0x${offset.toString(16)} lies outside block "${name}" (${b.data.length} bytes)`, 'ram');
+      return i;
+    };
+    /** The block's bytes, about to be written at `offset`: the old page kept for undo, the page marked written. */
+    const target = (name: string, offset: number): Uint8Array => {
+      const i = blockOf(name, offset);
       this.keepPage(i, offset);
-      return b.data;
+      const { data, written } = this.blocks[i];
+      if (written) {
+        const page = offset / ps();
+        written[page >> 3] |= 1 << (page & 7);
+      }
+      return data;
+    };
+    /** A page never written is zero already: clearing it would only fault it in. */
+    const zeroPage = (name: string, offset: number, fill: number): void => {
+      const written = this.blocks[blockOf(name, offset)].written;
+      const page = offset / ps();
+      if (fill === 0 && written && (written[page >> 3] & (1 << (page & 7))) === 0) return;
+      target(name, offset).fill(fill, offset, offset + ps());
     };
     return new RamDecoder(this.layout, {
       blockList: (_total, list) => {
@@ -280,7 +310,7 @@ export class RamHandler implements IterativeHandler {
           }
         }
       },
-      zeroPage: (name, offset, fill) => target(name, offset).fill(fill, offset, offset + ps()),
+      zeroPage,
       page: (name, offset, data) => target(name, offset).set(data, offset),
       xbzrlePage: (name, offset, delta) => applyXbzrle(target(name, offset).subarray(offset, offset + ps()), delta),
       compressedPage: (name, offset, deflated) => inflatePage(deflated, target(name, offset).subarray(offset, offset + ps())),

@@ -67,3 +67,30 @@ test('a destination applies XBZRLE and compressed pages to the RAM it holds', ()
   assert.deepEqual(ram.blocks[0].data.subarray(0, 4096), want);
   assert.deepEqual(ram.blocks[0].data.subarray(4096), page.slice().reverse());
 });
+
+test('a page never written is sent as ZERO unread, and a ZERO record leaves such a page alone', () => {
+  const ram = new GuestRam();
+  const block = ram.addBlock('pc.ram', 0, 4 * 4096);
+  ram.write(1 * 4096, new Uint8Array([5]));
+  ram.writeU32(2 * 4096, 0); // written, though zero again
+  assert.deepEqual([...block.written], [0b0110]);
+  // Bytes put in behind GuestRam's back break its promise: page 3 goes out as ZERO all the same, which
+  // shows the bitmap, not the bytes, decided.
+  block.data[3 * 4096] = 9;
+  const h = new RamHandler(ram.blocks);
+  const setup = new ByteWriter();
+  h.saveSetup(setup);
+  const pages = new ByteWriter();
+  h.saveIterate(pages);
+  assert.deepEqual({ zero: h.stats.zeroPages, normal: h.stats.normalPages }, { zero: 3, normal: 1 });
+
+  // The destination: page 0 holds stale bytes but was never written, so ZERO skips it; page 2 was
+  // written, so ZERO clears it; page 1 arrives whole and is marked written.
+  const dst = new GuestRam();
+  const into = dst.addBlock('pc.ram', 0, 4 * 4096);
+  into.data[0] = 0xee;
+  dst.write(2 * 4096, new Uint8Array([0xdd]));
+  load(new RamHandler(dst.blocks), [setup.peek(), pages.peek()]);
+  assert.deepEqual([into.data[0], into.data[4096], into.data[2 * 4096], into.data[3 * 4096]], [0xee, 5, 0, 0]);
+  assert.deepEqual([...into.written], [0b0110]);
+});
