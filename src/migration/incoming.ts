@@ -78,12 +78,20 @@ export class IncomingMigration {
     const source = await endpoint.accept();
     this.startedAt = performance.now();
     this.state.transition('setup', 'active');
+    const readChunk = source.readChunk?.bind(source);
     const counting: PullSource = {
       readInto: async (t) => {
         const n = await source.readInto(t);
         this.received += n;
         return n;
       },
+      readChunk:
+        readChunk &&
+        (async () => {
+          const chunk = await readChunk();
+          this.received += chunk?.length ?? 0;
+          return chunk;
+        }),
     };
     let returnPath = false;
     let loaded = false;

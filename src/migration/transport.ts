@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { connect, createServer, type Socket } from 'node:net';
 import { IoError, UsageError } from '../errors.js';
-import { formatMigrationUri, pullFromIterable, type MigrationUri, type PullSource } from '../stream/index.js';
+import { formatMigrationUri, pullFromReadable, type MigrationUri, type PullSource } from '../stream/index.js';
 import { listenAt } from './listen-socket.js';
 import { startTlsClient, tlsAcceptor, type TlsClientOptions, type TlsServerOptions } from './tls-session.js';
 
@@ -100,7 +100,7 @@ export async function connectOutgoing(u: MigrationUri, tls?: TlsClientOptions): 
       });
       sock.setNoDelay(true);
       const stream = tls ? await startTlsClient(sock, tls) : sock;
-      return { ...fromWritable(stream, Promise.resolve()), openReturnPath: () => pullFromIterable(stream) };
+      return { ...fromWritable(stream, Promise.resolve()), openReturnPath: () => pullFromReadable(stream) };
     }
     case 'file': {
       const out = createWriteStream(u.path);
@@ -149,10 +149,10 @@ export async function listenIncoming(u: MigrationUri, tls?: TlsServerOptions): P
       async accept() {
         if (u.kind === 'file') {
           const stream = createReadStream(u.path, { highWaterMark: 4 << 20 });
-          return { ...pullFromIterable(stream), close: () => stream.destroy() };
+          return { ...pullFromReadable(stream), close: () => stream.destroy() };
         }
         const child = spawn('/bin/sh', ['-c', u.command], { stdio: ['ignore', 'pipe', 'inherit'] });
-        return { ...pullFromIterable(child.stdout), close: () => child.kill() };
+        return { ...pullFromReadable(child.stdout), close: () => child.kill() };
       },
       close() {},
     };
@@ -189,5 +189,5 @@ export async function listenIncoming(u: MigrationUri, tls?: TlsServerOptions): P
 function incomingConnection(sock: Socket): IncomingConnection {
   sock.on('error', () => undefined); // reads see it; a failed reply rejects
   const reply = (bytes: Uint8Array) => new Promise<void>((done, fail) => void sock.write(bytes, (e) => (e ? fail(e) : done())));
-  return { ...pullFromIterable(sock), reply, close: () => sock.destroy() };
+  return { ...pullFromReadable(sock), reply, close: () => sock.destroy() };
 }

@@ -20,6 +20,12 @@ export interface PullSource {
   readInto(target: Uint8Array): Promise<number>;
   /** Moves to an absolute position ahead, where the next read starts (a file can; a socket cannot). */
   seek?(position: number): void;
+  /**
+   * Hands over the next bytes as they arrived, no copy: a chunk the caller may keep and read as long as
+   * it likes (the source never writes to it again); null at the end. A source that has it is read only
+   * through it.
+   */
+  readChunk?(): Promise<Uint8Array | null>;
 }
 
 /** Options for ChunkedSource. */
@@ -36,7 +42,12 @@ export interface ChunkedSourceOptions {
 }
 
 export class ChunkedSource {
+  /** The window: this.own, or a chunk the source handed over (readChunk) and that is read in place. */
   private buf: Uint8Array;
+  /** The buffer bytes are copied into when the window must join them (or the source has no readChunk). */
+  private own: Uint8Array;
+  /** What is left of a handed-over chunk after a join took the start of it. */
+  private pending: Uint8Array | null = null;
   private start = 0;
   private end = 0;
   /** Absolute stream offset of buf[0]. */
@@ -54,13 +65,13 @@ export class ChunkedSource {
     this.chunkSize = options.chunkSize ?? 4 << 20;
     this.maxWindow = options.maxWindow ?? 512 << 20;
     this.sizeHint = options.sizeHint;
-    this.buf = new Uint8Array(this.sizeHint === undefined ? this.chunkSize * 2 : Math.min(this.chunkSize * 2, this.readSize()));
+    this.buf = this.own = new Uint8Array(this.sizeHint === undefined ? this.chunkSize * 2 : Math.min(this.chunkSize * 2, this.readSize()));
   }
 
   /** A source over bytes already in memory. */
   static fromBytes(bytes: Uint8Array): ChunkedSource {
     const s = new ChunkedSource({ readInto: async () => 0 }, { chunkSize: 16 });
-    s.buf = bytes;
+    s.buf = s.own = bytes;
     s.end = bytes.length;
     s.ended = true;
     return s;
@@ -85,6 +96,7 @@ export class ChunkedSource {
   /** Reads until at least `n` unconsumed bytes (at most the largest window) are buffered or the source ends. */
   async fill(n: number): Promise<void> {
     const want = Math.min(n, this.maxWindow);
+    if (this.source.readChunk) return this.fillFromChunks(want);
     while (this.end - this.start < want && !this.ended) {
       const room = this.readSize();
       if (this.buf.length - this.end < room) this.compact(room);
@@ -96,6 +108,58 @@ export class ChunkedSource {
         if (this.sizeHint !== undefined && this.base + this.end > this.sizeHint) this.sizeHint = undefined;
       }
     }
+  }
+
+  /**
+   * fill() over a source that hands its chunks over. A window that is used up takes the next chunk as it
+   * is; one that holds part of a record gets only the bytes it lacks copied in after it, the rest of the
+   * chunk waiting. A parser that asks for exactly its next record (as the RAM decoder does near a
+   * window's end) thus has the bulk of a stream read in place: on a migration's destination that is one
+   * copy of all of guest RAM saved.
+   */
+  private async fillFromChunks(want: number): Promise<void> {
+    const source = this.source as Required<Pick<PullSource, 'readChunk'>>;
+    while (this.end - this.start < want && !this.ended) {
+      const chunk = this.pending ?? (await source.readChunk());
+      this.pending = null;
+      if (chunk === null) {
+        this.ended = true;
+        break;
+      }
+      if (chunk.length === 0) continue;
+      const live = this.end - this.start;
+      if (live === 0) {
+        this.base += this.end;
+        this.buf = chunk;
+        this.start = 0;
+        this.end = chunk.length;
+      } else {
+        const take = Math.min(chunk.length, want - live);
+        this.join(chunk.subarray(0, take));
+        if (take < chunk.length) this.pending = chunk.subarray(take);
+      }
+      if (this.sizeHint !== undefined && this.base + this.end > this.sizeHint) this.sizeHint = undefined;
+    }
+  }
+
+  /** Makes the window the unconsumed bytes followed by `more`, in this.own (grown if it must be). */
+  private join(more: Uint8Array): void {
+    const live = this.end - this.start;
+    const need = live + more.length;
+    if (need > this.own.length) {
+      const grown = new Uint8Array(Math.min(Math.max(need, this.own.length * 2), this.maxWindow + this.chunkSize));
+      grown.set(this.buf.subarray(this.start, this.end));
+      this.own = grown;
+    } else if (this.buf === this.own) {
+      this.own.copyWithin(0, this.start, this.end);
+    } else {
+      this.own.set(this.buf.subarray(this.start, this.end));
+    }
+    this.own.set(more, live);
+    this.buf = this.own;
+    this.base += this.start;
+    this.start = 0;
+    this.end = need;
   }
 
   /** Bytes to make room for before the next read: a chunk, or what the size hint says is left plus one (to see the end). */
@@ -112,7 +176,7 @@ export class ChunkedSource {
     const target = need > this.buf.length ? new Uint8Array(Math.min(Math.max(need, this.buf.length * 2), this.maxWindow + this.chunkSize)) : this.buf;
     if (target === this.buf) this.buf.copyWithin(0, this.start, this.end);
     else target.set(this.buf.subarray(this.start, this.end));
-    this.buf = target;
+    this.buf = this.own = target;
     this.base += this.start;
     this.start = 0;
     this.end = live;
@@ -207,6 +271,98 @@ export function pullFromIterable(chunks: AsyncIterable<Uint8Array>): PullSource 
       const n = Math.min(pending.length, target.length);
       target.set(pending.subarray(0, n));
       pending = pending.subarray(n);
+      return n;
+    },
+    async readChunk() {
+      if (pending !== null && pending.length > 0) {
+        const rest = pending;
+        pending = null;
+        return rest;
+      }
+      const next = await it.next();
+      return next.done ? null : next.value;
+    },
+  };
+}
+
+/**
+ * Adapts a Node readable stream (a socket, a file, a pipe) to a PullSource. One read takes every chunk
+ * that has arrived, where the async iterator (pullFromIterable) costs a promise round trip per 64 KiB
+ * socket chunk. While more than `highWater` bytes wait unread the stream is paused, so a slow reader holds
+ * the sender back. Bytes that arrived before an error are read first; a close without an end reads as
+ * the end (the parser then reports a truncated stream).
+ */
+export function pullFromReadable(stream: NodeJS.ReadableStream, highWater = 8 << 20): PullSource {
+  const queue: Uint8Array[] = [];
+  /** Bytes of queue[0] already read. */
+  let head = 0;
+  let queued = 0;
+  let ended = false;
+  let paused = false;
+  let failure: unknown = null;
+  let wake: (() => void) | null = null;
+  const notify = () => {
+    const w = wake;
+    wake = null;
+    w?.();
+  };
+  stream.on('data', (chunk: Uint8Array) => {
+    queue.push(chunk);
+    queued += chunk.length;
+    if (queued >= highWater && !paused) {
+      paused = true;
+      stream.pause();
+    }
+    notify();
+  });
+  const end = () => {
+    ended = true;
+    notify();
+  };
+  stream.once('end', end);
+  stream.once('close', end);
+  stream.once('error', (e: unknown) => {
+    failure = e;
+    notify();
+  });
+  const arrived = async (): Promise<boolean> => {
+    while (queued === 0) {
+      if (failure !== null) throw failure;
+      if (ended) return false;
+      await new Promise<void>((resolve) => (wake = resolve));
+    }
+    return true;
+  };
+  const taken = (n: number) => {
+    queued -= n;
+    if (paused && queued < highWater) {
+      paused = false;
+      stream.resume();
+    }
+  };
+  return {
+    async readChunk() {
+      if (!(await arrived())) return null;
+      const chunk = (queue.shift() as Uint8Array).subarray(head);
+      head = 0;
+      taken(chunk.length);
+      return chunk;
+    },
+    async readInto(target) {
+      if (!(await arrived())) return 0;
+      let n = 0;
+      while (n < target.length && queue.length > 0) {
+        const chunk = queue[0];
+        const take = Math.min(chunk.length - head, target.length - n);
+        target.set(chunk.subarray(head, head + take), n);
+        n += take;
+        head += take;
+        if (head === chunk.length) {
+          queue.shift();
+          head = 0;
+        }
+      }
+      taken(n);
       return n;
     },
   };

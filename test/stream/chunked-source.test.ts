@@ -69,3 +69,56 @@ test('without a size hint reads offer a whole chunk', async () => {
   assert.deepEqual(await readAll(src, 100_000), [...bytes]);
   assert.ok(rooms.every((n) => n >= 4096), `rooms ${rooms.join(',')}`);
 });
+
+/** A source that hands over `data` in chunks of the given sizes (cycled), each a fresh buffer. */
+function chunkSource(bytes: Uint8Array, sizes: readonly number[]): { source: PullSource; chunks: Uint8Array[] } {
+  const chunks: Uint8Array[] = [];
+  let pos = 0;
+  return {
+    chunks,
+    source: {
+      readInto: () => Promise.reject(new Error('a source with readChunk is read only through it')),
+      async readChunk() {
+        if (pos >= bytes.length) return null;
+        const n = Math.min(sizes[chunks.length % sizes.length], bytes.length - pos);
+        const chunk = bytes.slice(pos, pos + n);
+        pos += n;
+        chunks.push(chunk);
+        return chunk;
+      },
+    },
+  };
+}
+
+test('chunks handed over (readChunk) give the same bytes whatever the chunk and step sizes', async () => {
+  const bytes = data(20_000);
+  for (const sizes of [[1], [7, 300, 1], [4096], [20_000], [0, 999]]) {
+    for (const unit of [1, 13, 4104, 30_000]) {
+      const src = new ChunkedSource(chunkSource(bytes, sizes).source, { chunkSize: 4096 });
+      assert.deepEqual(await readAll(src, unit), [...bytes], `chunks ${sizes}, steps of ${unit}`);
+    }
+  }
+  // A parse that runs out of bytes is run again over more; a skip hands over what lies between.
+  const src = new ChunkedSource(chunkSource(bytes, [5]).source, { chunkSize: 64 });
+  assert.equal(await src.read((r) => r.getBe32() + r.getBe32()), ((0 << 24) | (7 << 16) | (14 << 8) | 21) + ((28 << 24) | (35 << 16) | (42 << 8) | 49));
+  const skipped: number[] = [];
+  await src.skipTo(1000, (c) => skipped.push(...c));
+  assert.deepEqual(skipped, [...bytes.subarray(8, 1000)]);
+  assert.deepEqual(await readAll(src, 500), [...bytes.subarray(1000)]);
+});
+
+test('a step that asks for exactly what it reads has the chunks read in place, and only what straddles two copied', async () => {
+  const bytes = data(300);
+  const { source, chunks } = chunkSource(bytes, [100]);
+  const src = new ChunkedSource(source);
+  const where: string[] = [];
+  while (!(await src.isAtEnd())) {
+    await src.step(30, (r) => {
+      const inChunk = chunks.findIndex((c) => c.buffer === r.bytes.buffer);
+      where.push(inChunk >= 0 ? `chunk ${inChunk}` : `copy of ${r.remaining}`);
+      r.getBuffer(Math.min(30, r.remaining));
+    });
+  }
+  // 90..120 straddles chunks 0 and 1: its 30 bytes are copied, and 120 on is chunk 1 again, in place.
+  assert.deepEqual(where, ['chunk 0', 'chunk 0', 'chunk 0', 'copy of 30', 'chunk 1', 'chunk 1', 'copy of 30', 'chunk 2', 'chunk 2', 'chunk 2']);
+});
