@@ -123,7 +123,9 @@ export class IncomingMigration {
     reply(encodeShut(this.failure ? 1 : 0));
     await within(replies, REPLY_TIMEOUT_MS);
     this.state.transition('active', this.failure ? 'failed' : 'completed');
-    source.close();
+    // A failed load leaves the source's bytes unread: closing outright would reset the connection over SHUT.
+    if (returnPath && this.failure && source.closeAfterReply) source.closeAfterReply(REPLY_TIMEOUT_MS);
+    else source.close();
     return this.state.status;
   }
 

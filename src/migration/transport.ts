@@ -125,6 +125,12 @@ export async function connectOutgoing(u: MigrationUri, tls?: TlsClientOptions): 
 export interface IncomingConnection extends PullSource {
   /** Sends bytes back to the source (the return path); resolves once they are handed to the OS. */
   reply?(bytes: Uint8Array): Promise<void>;
+  /**
+   * Closes after a last reply the peer must still read: our side ends, and what the peer goes on sending
+   * is read and dropped until it closes, or for `ms` at most. Closing with its bytes unread would reset
+   * the connection, and a reset can destroy the reply in the peer's kernel before the peer reads it.
+   */
+  closeAfterReply?(ms: number): void;
   close(): void;
 }
 
@@ -189,5 +195,13 @@ export async function listenIncoming(u: MigrationUri, tls?: TlsServerOptions): P
 function incomingConnection(sock: Socket): IncomingConnection {
   sock.on('error', () => undefined); // reads see it; a failed reply rejects
   const reply = (bytes: Uint8Array) => new Promise<void>((done, fail) => void sock.write(bytes, (e) => (e ? fail(e) : done())));
-  return { ...pullFromReadable(sock), reply, close: () => sock.destroy() };
+  const closeAfterReply = (ms: number) => {
+    const timer = setTimeout(() => sock.destroy(), ms);
+    sock.once('close', () => clearTimeout(timer));
+    sock.removeAllListeners('data');
+    sock.on('data', () => undefined);
+    sock.resume();
+    sock.end();
+  };
+  return { ...pullFromReadable(sock), reply, closeAfterReply, close: () => sock.destroy() };
 }
