@@ -18,7 +18,7 @@ export {
 export type { StreamPosition, VmstateErrorCode } from './errors.js';
 
 // Bytes: big-endian reader and writer, a bounded source over files and sockets, QEMU's JSON
-export { ByteReader, ByteWriter, ChunkedSource, pullFromIterable, QemuJsonWriter } from './stream/index.js';
+export { ByteReader, ByteWriter, ChunkedSource, pullFromIterable, pullFromReadable, QemuJsonWriter } from './stream/index.js';
 export type { ChunkedSourceOptions, PullSource } from './stream/index.js';
 
 // Declaring device state, and the interpreter that saves and loads any declaration

@@ -26,7 +26,7 @@ const ENTRY_POINTS: Readonly<Record<string, EntryPoint>> = {
       'QEMU_ORDER_RULES', 'QEMU_PRIORITY_BY_VMSD', 'QEMU_RELEASES', 'QemuJsonWriter', 'RamDecoder', 'RamEncoder', 'RamFlag', 'RamHandler', 'RecordType', 'SaveError',
       'SaveRegistry', 'SectionError', 'StreamFormatError', 'StreamSaver', 'StreamTruncatedError', 'UsageError', 'VmstateError', 'array', 'bool',
       'buffer', 'checkOrder', 'custom', 'decodeCommand', 'defineVmsd', 'describeCommand', 'i16', 'i32', 'i32Equal', 'i32Le', 'i64', 'i8', 'isPciDevice', 'loadSnapshot', 'loadState',
-      'planOrder', 'pointerArray', 'priorityName', 'pullFromIterable', 'qemuOrderRules', 'qemuReleaseFor', 'readFooter', 'readHeader', 'readTopRecord', 'readVmdesc', 'saveSnapshot',
+      'planOrder', 'pointerArray', 'priorityName', 'pullFromIterable', 'pullFromReadable', 'qemuOrderRules', 'qemuReleaseFor', 'readFooter', 'readHeader', 'readTopRecord', 'readVmdesc', 'saveSnapshot',
       'saveState', 'struct', 'timer', 'u16', 'u16Array', 'u16Equal', 'u32', 'u32Array', 'u32Equal', 'u64', 'u64Array', 'u64Equal', 'u8', 'u8Array',
       'u8Equal', 'unused', 'varray', 'vbuffer', 'walkStream', 'writeCommand', 'writeConfiguration', 'writeEof', 'writeFooter', 'writeHeader',
       'writeSectionHeader', 'writeVmdesc',

@@ -285,11 +285,17 @@ export function pullFromIterable(chunks: AsyncIterable<Uint8Array>): PullSource 
   };
 }
 
+/** A chunk at least this long is handed over as it is; shorter ones queued together are joined. */
+const ADOPT_AT_LEAST = 64 << 10;
+/** The most bytes one join copies. */
+const JOIN_AT_MOST = 1 << 20;
+
 /**
  * Adapts a Node readable stream (a socket, a file, a pipe) to a PullSource. One read takes every chunk
  * that has arrived, where the async iterator (pullFromIterable) costs a promise round trip per 64 KiB
- * socket chunk. While more than `highWater` bytes wait unread the stream is paused, so a slow reader holds
- * the sender back. Bytes that arrived before an error are read first; a close without an end reads as
+ * socket chunk; readChunk hands a chunk over as it is, or joins small ones (TLS's 16 KiB records).
+ * While more than `highWater` bytes wait unread the stream is paused, so a slow reader holds the sender
+ * back. Bytes that arrived before an error are read first; a close without an end reads as
  * the end (the parser then reports a truncated stream).
  */
 export function pullFromReadable(stream: NodeJS.ReadableStream, highWater = 8 << 20): PullSource {
@@ -340,30 +346,41 @@ export function pullFromReadable(stream: NodeJS.ReadableStream, highWater = 8 <<
       stream.resume();
     }
   };
+  /** Moves queued bytes into `target` until it is full or nothing is queued; returns how many. */
+  const copyQueued = (target: Uint8Array): number => {
+    let n = 0;
+    while (n < target.length && queue.length > 0) {
+      const chunk = queue[0];
+      const take = Math.min(chunk.length - head, target.length - n);
+      target.set(chunk.subarray(head, head + take), n);
+      n += take;
+      head += take;
+      if (head === chunk.length) {
+        queue.shift();
+        head = 0;
+      }
+    }
+    taken(n);
+    return n;
+  };
   return {
     async readChunk() {
       if (!(await arrived())) return null;
-      const chunk = (queue.shift() as Uint8Array).subarray(head);
-      head = 0;
-      taken(chunk.length);
-      return chunk;
+      const first = queue[0].length - head;
+      if (first >= ADOPT_AT_LEAST || queue.length === 1) {
+        const chunk = (queue.shift() as Uint8Array).subarray(head);
+        head = 0;
+        taken(chunk.length);
+        return chunk;
+      }
+      // Small chunks (TLS hands over one 16 KiB record at a time) cost more one by one than copied together.
+      const joined = new Uint8Array(Math.min(queued, JOIN_AT_MOST));
+      const n = copyQueued(joined);
+      return n === joined.length ? joined : joined.subarray(0, n);
     },
     async readInto(target) {
       if (!(await arrived())) return 0;
-      let n = 0;
-      while (n < target.length && queue.length > 0) {
-        const chunk = queue[0];
-        const take = Math.min(chunk.length - head, target.length - n);
-        target.set(chunk.subarray(head, head + take), n);
-        n += take;
-        head += take;
-        if (head === chunk.length) {
-          queue.shift();
-          head = 0;
-        }
-      }
-      taken(n);
-      return n;
+      return copyQueued(target);
     },
   };
 }

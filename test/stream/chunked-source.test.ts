@@ -2,7 +2,8 @@
 // turns out wrong (a file still growing, or cut) changes nothing but the buffer sizes.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ChunkedSource, type PullSource } from '../../src/index.js';
+import { PassThrough } from 'node:stream';
+import { ChunkedSource, pullFromReadable, type PullSource } from '../../src/index.js';
 
 /** A source over `data` that records how many bytes each read offered room for. */
 function spySource(data: Uint8Array, maxPerRead = Infinity): { source: PullSource; rooms: number[] } {
@@ -121,4 +122,26 @@ test('a step that asks for exactly what it reads has the chunks read in place, a
   }
   // 90..120 straddles chunks 0 and 1: its 30 bytes are copied, and 120 on is chunk 1 again, in place.
   assert.deepEqual(where, ['chunk 0', 'chunk 0', 'chunk 0', 'copy of 30', 'chunk 1', 'chunk 1', 'copy of 30', 'chunk 2', 'chunk 2', 'chunk 2']);
+});
+
+test('pullFromReadable hands a long chunk over as it is, joins short ones that wait together, and reads what came before an error', async () => {
+  const stream = new PassThrough();
+  const source = pullFromReadable(stream);
+  const long = new Uint8Array(64 << 10).fill(1);
+  stream.write(long);
+  await new Promise((r) => setImmediate(r));
+  const first = await source.readChunk?.();
+  assert.equal(first?.buffer, long.buffer, 'a 64 KiB chunk is not copied');
+  for (let i = 0; i < 4; i++) stream.write(new Uint8Array(16 << 10).fill(i));
+  await new Promise((r) => setImmediate(r));
+  const joined = await source.readChunk?.();
+  assert.equal(joined?.length, 64 << 10);
+  assert.deepEqual([0, 1, 2, 3].map((i) => joined?.[i * (16 << 10)]), [0, 1, 2, 3]);
+  stream.write(new Uint8Array([7, 8, 9]));
+  await new Promise((r) => setImmediate(r));
+  stream.destroy(new Error('reset'));
+  const target = new Uint8Array(10);
+  assert.equal(await source.readInto(target), 3);
+  assert.deepEqual([...target.subarray(0, 3)], [7, 8, 9]);
+  await assert.rejects(source.readInto(target), /reset/);
 });
