@@ -44,13 +44,13 @@ const ENTRY_POINTS: Readonly<Record<string, EntryPoint>> = {
   },
   'vmstate/analyze': {
     values: [
-      'ANALYZE_SCRIPTS', 'DEFAULT_SCRIPT', 'RAM_IDSTR', 'SCRIPT_10_0', 'SCRIPT_7_2', 'analyzeStream', 'analyzeStreamJson', 'applyEdit', 'decodeStream', 'decodeStruct', 'encodeStruct', 'formatAnalysis',
-      'formatIdentity', 'formatSectionTable', 'hexBytes', 'identifyStream', 'identityWatcher', 'listRecords', 'listSections', 'openStreamFile', 'parseEdit', 'parseVmdesc', 'pyDumps', 'readValueTree', 'readVmdescFromFile',
-      'renderStruct', 'requireVmdesc', 'rewriteStream',
+      'ANALYZE_SCRIPTS', 'DEFAULT_SCRIPT', 'RAM_IDSTR', 'SCRIPT_10_0', 'SCRIPT_7_2', 'analyzeStream', 'analyzeStreamJson', 'applyEdit', 'compareDumps', 'compareStreams', 'decodeStream', 'decodeStruct', 'encodeStruct',
+      'explainError', 'formatAnalysis', 'formatCompat', 'formatDumpCompat', 'formatExplanation', 'formatIdentity', 'formatSectionTable', 'hexBytes', 'identifyStream', 'identityWatcher', 'listRecords', 'listSections', 'openStreamFile', 'parseEdit', 'parseVmdesc', 'parseVmstateDump', 'pyDumps', 'readValueTree', 'readVmdescFromFile',
+      'profileStream', 'renderStruct', 'requireVmdesc', 'rewriteStream',
     ],
     types: [
-      'AnalyzeOptions', 'AnalyzeScript', 'ByteSink', 'DecodedStreamHandler', 'FieldEdit', 'FieldEntry', 'FieldValue', 'FoundVmdesc', 'IdentityWatcher', 'LeafRule', 'PyJson',
-      'OtherRecordRow', 'RecordRow', 'RewriteResult', 'SectionRow', 'StreamFile', 'StreamIdentity', 'Told', 'VersionMarker', 'StructPlan', 'StructValue', 'SubsectionEntry', 'Vmdesc', 'VmdescDevice', 'VmdescField', 'VmdescStruct',
+      'AnalyzeOptions', 'AnalyzeScript', 'ByteSink', 'CompatFinding', 'CompatKind', 'CompatReport', 'CompatSeverity', 'DecodedStreamHandler', 'DumpCompatReport', 'DumpDescription', 'DumpEntry', 'DumpField', 'ExplainedLine', 'Explanation', 'FieldEdit', 'FieldEntry', 'FieldValue', 'FoundVmdesc', 'IdentityWatcher', 'LeafRule', 'PyJson',
+      'OtherRecordRow', 'RecordRow', 'RewriteResult', 'SectionRow', 'StopPlace', 'StreamFile', 'StreamIdentity', 'StreamProfile', 'Told', 'VersionMarker', 'StructPlan', 'StructValue', 'SubsectionEntry', 'Vmdesc', 'VmdescDevice', 'VmdescField', 'VmdescStruct', 'VmstateDump',
     ],
     internals: ['structPlan', 'readStruct', 'skipStruct', 'writeBodyJson', 'writeDeviceJson', 'PyJsonWriter', 'BodySink'],
   },

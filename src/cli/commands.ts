@@ -30,6 +30,17 @@ commands:
                                by the rules of the oldest QEMU the stream can be from (as identify finds)
     --qemu VERSION             by the rules of that QEMU instead (7.2 to 10.2)
     --json                     the violations as JSON
+  compat SOURCE DEST           will the stream SOURCE load into the QEMU that wrote DEST (a stream of the
+                               same devices)? Every difference that fails the load or loads it wrong
+                               (machine type, page size, capabilities, sections, versions, fields,
+                               subsections, RAM blocks, order), in stream order; exit 1 unless it will load
+    --json                     as JSON
+  compat --dumps OLD NEW       the same, class by class, between two QEMUs' -dump-vmstate files (the
+                               check scripts/vmstate-static-checker.py makes); exit 1 on a break
+  explain SOURCE --error TEXT  where in SOURCE the destination QEMU stopped, from its error text (its
+                               stderr, one or more lines): the section, the field and their byte offsets
+    --dest DEST                and what differs there from DEST (a stream the destination wrote)
+    --json                     as JSON
   plan FILE.json               the save order of the entries in FILE.json, with the reason for each
     --json                     as JSON
     --edges-win                let dependencies override priorities (reported)
@@ -75,6 +86,8 @@ const COMMANDS: Readonly<Record<string, () => Promise<(argv: readonly string[], 
   sections: async () => (await import('./stream-commands.js')).sectionsCommand,
   rewrite: async () => (await import('./stream-commands.js')).rewriteCommand,
   order: async () => (await import('./order-command.js')).orderCommand,
+  compat: async () => (await import('./compat-command.js')).compatCommand,
+  explain: async () => (await import('./explain-command.js')).explainCommand,
   plan: async () => (await import('./plan-command.js')).planCommand,
   snapshot: async () => (await import('./machine-commands.js')).snapshotCommand,
   restore: async () => (await import('./machine-commands.js')).restoreCommand,
