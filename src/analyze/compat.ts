@@ -19,6 +19,7 @@
  */
 import { checkOrder, qemuOrderRules, qemuReleaseFor, QEMU_RELEASES, type EntryInfo, type QemuRelease } from '../savevm/index.js';
 import type { ChunkedSource } from '../stream/index.js';
+import { openStreamFile, requireVmdesc } from './file.js';
 import { identityWatcher, type StreamIdentity } from './identify.js';
 import { listSections, type SectionRow } from './section-table.js';
 import type { Vmdesc, VmdescField, VmdescStruct } from './vmdesc.js';
@@ -35,6 +36,16 @@ export async function profileStream(src: ChunkedSource, vmdesc: Vmdesc): Promise
   const watcher = identityWatcher(vmdesc);
   const sections = await listSections(src, vmdesc, [], watcher.handler);
   return { identity: watcher.identity(null), sections, vmdesc };
+}
+
+/** profileStream over a stream file, described by its own VMDESCRIPTION. */
+export async function profileStreamFile(path: string): Promise<StreamProfile> {
+  const file = openStreamFile(path);
+  try {
+    return await profileStream(file.source(), requireVmdesc(file).vmdesc);
+  } finally {
+    file.close();
+  }
 }
 
 /** How bad a finding is (see the top of this file). */
@@ -83,8 +94,10 @@ export interface CompatReport {
   readonly verdict: 'will load' | 'will load wrong' | 'will fail';
   /** The first finding that fails the load (where the destination stops), or null. */
   readonly failsAt: CompatFinding | null;
-  /** Whose order rules were used: the destination's release, as its stream tells. */
+  /** Whose order rules were used: the destination's release, as its stream tells, else the oldest known. */
   readonly orderRules: QemuRelease;
+  /** False when no destination stream told its release (the oldest known release's rules were used). */
+  readonly orderRulesKnown: boolean;
   readonly findings: readonly CompatFinding[];
 }
 
@@ -145,13 +158,20 @@ export function compareStreams(source: StreamProfile, dest: StreamProfile): Comp
       message: `${row.idstr} ${row.instanceId}: the destination has it, the source does not send it (it keeps its reset state)`,
     });
   }
-  const orderRules = qemuReleaseFor(dest.identity.atLeast ?? QEMU_RELEASES[0]);
-  compareOrder(source, orderRules, findings);
+  return finishReport(source, findings, qemuReleaseFor(dest.identity.atLeast ?? QEMU_RELEASES[0]));
+}
 
+/**
+ * Adds the order findings by `release`'s rules (null: the destination's release is unknown, and the
+ * oldest known release's rules are used), sorts the findings into stream order, and gives the verdict.
+ */
+export function finishReport(source: StreamProfile, findings: CompatFinding[], release: QemuRelease | null): CompatReport {
+  const orderRules = release ?? QEMU_RELEASES[0];
+  if (!findings.some((f) => f.kind === 'order')) compareOrder(source, orderRules, findings);
   findings.sort((a, b) => a.offset - b.offset);
   const failsAt = findings.find((f) => f.severity === 'fail') ?? null;
   const verdict = failsAt ? 'will fail' : findings.some((f) => f.severity === 'wrong') ? 'will load wrong' : 'will load';
-  return { verdict, failsAt, orderRules, findings };
+  return { verdict, failsAt, orderRules, orderRulesKnown: release !== null, findings };
 }
 
 function key(idstr: string, instance: number): string {
@@ -221,6 +241,13 @@ export function compareStruct(src: VmdescStruct, dst: VmdescStruct, path: string
   while (i < a.length && j < b.length) {
     const f = a[i];
     const g = b[j];
+    // A destination field behind a test function that the stream does not have was not sent: its test
+    // said no (a dump lists both of QEMU's alternatives, the stream only the one sent). So with a varray
+    // of structs sent empty.
+    if (mayBeAbsent(g) && f.name !== g.name && !a.slice(i).some((x) => x.name === g.name)) {
+      j++;
+      continue;
+    }
     const sameName = f.name === g.name;
     if (sameName && (wireSize(f) === wireSize(g) || !fixedSize(f) || !fixedSize(g))) {
       compareField(f, g, name(f), at, out);
@@ -277,7 +304,7 @@ export function compareStruct(src: VmdescStruct, dst: VmdescStruct, path: string
       for (; i < laterInSource; i++) push('field-missing', 'fail', name(a[i]), `the stream sends ${name(a[i])} (${describe(a[i])}), which the destination does not expect`);
       continue;
     }
-    if (f.type === g.type && wireSize(f) === wireSize(g)) {
+    if ((f.type === g.type || isDumpField(f) || isDumpField(g)) && wireSize(f) === wireSize(g)) {
       push('field-renamed', 'note', name(f), `${name(f)} is called ${name(g)} at the destination (same type and size)`);
     } else {
       push('field-retyped', 'fail', name(f), `the stream sends ${name(f)} (${describe(f)}) where the destination expects ${name(g)} (${describe(g)})`);
@@ -287,7 +314,9 @@ export function compareStruct(src: VmdescStruct, dst: VmdescStruct, path: string
   }
   // The trailing ones too (vmstate-static-checker.py stops where the source's fields end).
   for (; i < a.length; i++) push('field-missing', 'fail', name(a[i]), `the stream sends ${name(a[i])} (${describe(a[i])}) after the destination's last field`);
-  for (; j < b.length; j++) push('field-added', 'fail', name(b[j]), `the destination expects ${name(b[j])} (${describe(b[j])}) after the stream's last field`);
+  for (; j < b.length; j++) {
+    if (!mayBeAbsent(b[j])) push('field-added', 'fail', name(b[j]), `the destination expects ${name(b[j])} (${describe(b[j])}) after the stream's last field`);
+  }
   compareSubsections(src, dst, path, at, out);
 }
 
@@ -296,8 +325,13 @@ function compareField(f: VmdescField, g: VmdescField, path: string, at: FindingP
   const lineUp = fixedSize(f) && fixedSize(g) && f.size === g.size && f.type !== 'struct' && g.type !== 'struct';
   // A struct's bytes are its fields': compared one by one below, whatever the sizes say.
   const structs = f.struct !== undefined && g.struct !== undefined;
-  if ((f.array_len ?? 1) !== (g.array_len ?? 1)) push('array-length', 'fail', `${path} has ${f.array_len ?? 1} elements in the stream, ${g.array_len ?? 1} at the destination`);
-  else if (f.type !== g.type) push('field-retyped', lineUp ? 'note' : 'fail', `${path} is ${f.type} in the stream, ${g.type} at the destination${lineUp ? ' (the same size: the bytes line up)' : ''}`);
+  // A dump's field has no type, and without counts no array length: only what it has is compared.
+  const typeless = isDumpField(f) || isDumpField(g);
+  const uncounted = f.type === UNCOUNTED_FIELD || g.type === UNCOUNTED_FIELD;
+  // A dump gives a fixed array's count only; a varray's (counted in the stream) it leaves out.
+  const unknownCount = uncounted || (g as DumpSideField).countUnknown === true || (f as DumpSideField).countUnknown === true;
+  if (!unknownCount && (f.array_len ?? 1) !== (g.array_len ?? 1)) push('array-length', 'fail', `${path} has ${f.array_len ?? 1} elements in the stream, ${g.array_len ?? 1} at the destination`);
+  else if (f.type !== g.type && !typeless && !structs) push('field-retyped', lineUp ? 'note' : 'fail', `${path} is ${f.type} in the stream, ${g.type} at the destination${lineUp ? ' (the same size: the bytes line up)' : ''}`);
   else if (structs) compareStruct(f.struct, g.struct, path, at, out);
   else if (f.size !== g.size && !fixedSize(f)) push('field-resized', 'note', `${path} (${f.type}) wrote ${f.size} bytes in the stream, ${g.size} at the destination: its size follows the state, not the layout`);
   else if (f.size !== g.size) push('field-resized', 'fail', `${path} is ${f.size} bytes in the stream, ${g.size} at the destination`);
@@ -311,6 +345,29 @@ function compareField(f: VmdescField, g: VmdescField, path: string, at: FindingP
 export const DUMP_FIELD = 'field';
 export const UNCOUNTED_FIELD = 'field, element count unknown';
 const FIXED_TYPE = /^(u?int(8|16|32|64)( equal| le)?|bool|float64|buffer|unused_buffer|struct|field|field, element count unknown)$/;
+
+/** A field read from a dump (compat-dumps.ts), with what a dump says or leaves out. */
+export interface DumpSideField extends VmdescField {
+  /** Sent only when a test function says so. */
+  readonly conditional?: true;
+  /** The dump gives no element count (a varray's, or any in a dump of QEMU 7.2). */
+  readonly countUnknown?: true;
+  /**
+   * An array of structs without a count: a varray, which a stream that sent none of it leaves out of its
+   * VMDESCRIPTION (fixed structs are always written).
+   */
+  readonly maybeEmpty?: true;
+}
+
+/** A destination field a stream may lawfully lack: behind a test function, or a varray sent empty. */
+function mayBeAbsent(f: VmdescField): boolean {
+  const d = f as DumpSideField;
+  return d.conditional === true || d.maybeEmpty === true;
+}
+
+function isDumpField(f: VmdescField): boolean {
+  return f.type === DUMP_FIELD || f.type === UNCOUNTED_FIELD;
+}
 
 function fixedSize(f: VmdescField): boolean {
   return FIXED_TYPE.test(f.type);
@@ -406,5 +463,5 @@ export function formatCompat(report: CompatReport): string {
     at === null
       ? report.verdict
       : `will fail at ${at.instance === undefined ? at.section : `${at.section} (instance ${at.instance})`}, byte offset ${at.offset}: ${at.message}`;
-  return [...lines, `order checked by the rules of QEMU ${report.orderRules} (the destination's release, as its stream tells)`, `verdict: ${verdict}`, ''].join('\n');
+  return [...lines, `order checked by the rules of QEMU ${report.orderRules} (${report.orderRulesKnown ? "the destination's release, as its stream tells" : 'no destination stream tells its release: the oldest known'})`, `verdict: ${verdict}`, ''].join('\n');
 }

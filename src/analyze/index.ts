@@ -25,11 +25,11 @@ export { formatSectionTable, listRecords, listSections } from './section-table.j
 export type { OtherRecordRow, RecordRow, SectionRow } from './section-table.js';
 export { parseVmdesc } from './vmdesc.js';
 export type { Vmdesc, VmdescDevice, VmdescField, VmdescStruct } from './vmdesc.js';
-export { compareStreams, formatCompat, profileStream } from './compat.js';
+export { compareStreams, formatCompat, profileStream, profileStreamFile } from './compat.js';
 export type { CompatFinding, CompatKind, CompatReport, CompatSeverity, StreamProfile } from './compat.js';
 export { explainError, formatExplanation } from './explain.js';
 export type { ExplainedLine, Explanation, StopPlace } from './explain.js';
-export { compareDumps, formatDumpCompat } from './compat-dumps.js';
+export { compareDumps, compareStreamToDump, formatDumpCompat } from './compat-dumps.js';
 export type { DumpCompatReport } from './compat-dumps.js';
 export { parseVmstateDump } from './dump-vmstate.js';
 export type { DumpDescription, DumpEntry, DumpField, VmstateDump } from './dump-vmstate.js';

@@ -30,8 +30,9 @@ commands:
                                by the rules of the oldest QEMU the stream can be from (as identify finds)
     --qemu VERSION             by the rules of that QEMU instead (7.2 to 10.2)
     --json                     the violations as JSON
-  compat SOURCE DEST           will the stream SOURCE load into the QEMU that wrote DEST (a stream of the
-                               same devices)? Every difference that fails the load or loads it wrong
+  compat SOURCE DEST [DEST2]   will the stream SOURCE load into the destination QEMU? DEST: a stream it
+                               wrote with the same devices, its -dump-vmstate JSON, or both (two
+                               arguments). Every difference that fails the load or loads it wrong
                                (machine type, page size, capabilities, sections, versions, fields,
                                subsections, RAM blocks, order), in stream order; exit 1 unless it will load
     --json                     as JSON

@@ -3,7 +3,7 @@
  * its error text, and with DEST (a stream the destination wrote) what differs there. Exit 0 when the text
  * places the stop, 1 when it does not.
  */
-import { explainError, formatExplanation, openStreamFile, profileStream, requireVmdesc, type StreamProfile } from '../analyze/index.js';
+import { explainError, formatExplanation, profileStreamFile } from '../analyze/index.js';
 import { UsageError } from '../errors.js';
 import { parseArgs, type Output } from './args.js';
 
@@ -12,17 +12,9 @@ export async function explainCommand(argv: readonly string[], out: Output): Prom
   const error = args.options.get('error')?.join('\n');
   if (args.positional.length !== 1 || error === undefined) throw new UsageError("explain takes SOURCE --error 'TEXT' (see vmstate help)");
   const destPath = args.options.get('dest')?.at(-1);
-  const [source, dest] = await Promise.all([profile(args.positional[0]), destPath === undefined ? undefined : profile(destPath)]);
+  const [source, dest] = await Promise.all([profileStreamFile(args.positional[0]), destPath === undefined ? undefined : profileStreamFile(destPath)]);
   const e = explainError(source, error, dest);
   out.stdout(args.flags.has('json') ? JSON.stringify(e, null, 2) + '\n' : formatExplanation(e));
   return e.stoppedAt === null ? 1 : 0;
 }
 
-async function profile(path: string): Promise<StreamProfile> {
-  const file = openStreamFile(path);
-  try {
-    return await profileStream(file.source(), requireVmdesc(file).vmdesc);
-  } finally {
-    file.close();
-  }
-}

@@ -4,7 +4,7 @@
 // lacks (apart from the breaks), and the dump's shape checked as untrusted input.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { compareDumps, formatDumpCompat, parseVmstateDump, type DumpField } from '../../src/analyze/index.js';
+import { compareDumps, compareStreamToDump, formatCompat, formatDumpCompat, parseVmstateDump, type DumpField, type StreamIdentity, type StreamProfile, type VmdescField, type VmdescStruct } from '../../src/analyze/index.js';
 
 const field = (name: string, size: number, more: Partial<DumpField> = {}): DumpField => ({ field: name, version_id: 0, field_exists: false, size, ...more });
 
@@ -70,4 +70,56 @@ test('a dump of the wrong shape is a typed error naming the file', () => {
   assert.throws(() => parseVmstateDump('{"dev": {"Name": "dev"}}', 'x.json'), /"dev" needs Name, version_id and minimum_version_id/);
   assert.throws(() => parseVmstateDump(dump(1, [{ field: 'a' } as DumpField]), 'x.json'), /a field needs field, version_id, field_exists and size/);
   assert.throws(() => parseVmstateDump('{', 'x.json'), (e: Error & { code?: string }) => e.code === 'STREAM_FORMAT');
+});
+
+/** A one-section stream profile: `dev` at `version` with these VMDESCRIPTION fields (and subsections). */
+function streamProfile(version: number, fields: VmdescField[], subsections: VmdescStruct[] = []): StreamProfile {
+  const identity: StreamIdentity = {
+    atLeast: null,
+    atMost: null,
+    markers: [],
+    machineType: { value: 'pc-q35-7.2', marker: 'test' },
+    architecture: null,
+    pageSize: { value: 4096, marker: 'test' },
+    capabilities: [],
+    commands: [],
+    ramBlocks: [],
+    note: null,
+  };
+  return {
+    identity,
+    sections: [{ offset: 100, type: 'full', sectionId: 1, idstr: 'dev', instanceId: 0, version, size: 40 }, { offset: 140, type: 'full', sectionId: 2, idstr: 'timer', instanceId: 0, version: 2, size: 20 }],
+    vmdesc: { page_size: 4096, devices: [{ name: 'dev', instance_id: 0, vmsd_name: 'dev', version, fields, subsections }] },
+  };
+}
+
+const u32 = (name: string): VmdescField => ({ name, type: 'uint32', size: 4 });
+
+test('a stream against a dump: the version range, the alternative sent, repeated names, and what no dump holds', () => {
+  const parse = (text: string) => parseVmstateDump(text, 'dest.json');
+  const dest = parse(dump(3, [field('a', 4), field('cur', 4, { field_exists: true }), field('cur', 4), field('b', 4, { version_id: 3 })], { min: 2 }));
+  // Version 2 of the stream: `b` (version 3) is not expected, the first `cur` was not sent (its test said
+  // no), and the VMDESCRIPTION names the one sent cur[1], as QEMU names a repeated field.
+  const ok = compareStreamToDump(streamProfile(2, [u32('a'), u32('cur[1]')]), dest);
+  assert.equal(ok.verdict, 'will load', JSON.stringify(ok.findings));
+  assert.deepEqual(ok.findings.map((f) => f.kind), ['not-in-source']);
+  assert.match(ok.findings[0].message, /1 section\(s\) are no device class's, so not in the dump \(timer\)/);
+  assert.equal(ok.orderRulesKnown, false);
+  assert.match(formatCompat(ok), /no destination stream tells its release/);
+  const old = compareStreamToDump(streamProfile(1, [u32('a')]), dest);
+  assert.deepEqual(old.findings.filter((f) => f.severity === 'fail').map((f) => f.kind), ['version-too-old']);
+  const wrong = compareStreamToDump(streamProfile(2, [u32('a'), { name: 'cur[1]', type: 'uint64', size: 8 }]), dest);
+  assert.deepEqual(wrong.findings.filter((f) => f.severity === 'fail').map((f) => `${f.kind} ${f.field}`), ['field-resized cur[1]']);
+});
+
+test('a subsection the dump does not know fails for sure; one it knows is no risk', () => {
+  const sub = { vmsd_name: 'dev/extra', version: 1, fields: [u32('e')] };
+  const unknown = compareStreamToDump(streamProfile(1, [u32('a')], [sub]), parseVmstateDump(dump(1, [field('a', 4)]), 'd.json'));
+  assert.deepEqual(unknown.findings.filter((f) => f.severity !== 'note').map((f) => `${f.severity} ${f.kind}`), ['fail subsection-unknown']);
+  assert.match(unknown.failsAt?.message ?? '', /which the destination does not know \(its -dump-vmstate has no such subsection\)/);
+  const known = compareStreamToDump(
+    streamProfile(1, [u32('a')], [sub]),
+    parseVmstateDump(dump(1, [field('a', 4)], { subsections: [{ name: 'dev/extra', version_id: 1, minimum_version_id: 1, Fields: [field('e', 4)] }] }), 'd.json'),
+  );
+  assert.equal(known.verdict, 'will load', JSON.stringify(known.findings));
 });

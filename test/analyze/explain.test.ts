@@ -5,17 +5,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { explainError, formatExplanation, openStreamFile, profileStream, requireVmdesc, type StreamProfile } from '../../src/analyze/index.js';
+import { explainError, formatExplanation, profileStreamFile } from '../../src/analyze/index.js';
 import { fixturesDir } from '../support/paths.js';
 
-async function profile(file: string): Promise<StreamProfile> {
-  const f = openStreamFile(file);
-  try {
-    return await profileStream(f.source(), requireVmdesc(f).vmdesc);
-  } finally {
-    f.close();
-  }
-}
 
 const arm10 = path.join(fixturesDir, 'qemu-10.0', 'aarch64-virt-smmuv3-2rp-paused.mig');
 const arm72 = path.join(fixturesDir, 'aarch64-virt-smmuv3-2rp-paused.mig');
@@ -29,8 +21,8 @@ test("QEMU 7.2's refusal of 10.0's aarch64 cpu: the section, the field, and the 
     "qemu-system-aarch64: error while loading state for instance 0x0 of device 'cpu'",
     'qemu-system-aarch64: load of migration failed: Invalid argument',
   ].join('\n');
-  const source = await profile(arm10);
-  const e = explainError(source, stderr, await profile(arm72));
+  const source = await profileStreamFile(arm10);
+  const e = explainError(source, stderr, await profileStreamFile(arm72));
   assert.equal(e.recognised, true);
   assert.deepEqual(e.lines.map((l) => l.meaning !== null), [true, true, true, true]);
   const at = e.stoppedAt;
@@ -44,7 +36,7 @@ test("QEMU 7.2's refusal of 10.0's aarch64 cpu: the section, the field, and the 
 });
 
 test('each recognised text names its place: a section by idstr, by section id, a footer, the configuration, a RAM block', async () => {
-  const source = await profile(q35);
+  const source = await profileStreamFile(q35);
   const first = (idstr: string) => source.sections.find((r) => r.idstr === idstr && (r.type === 'full' || r.type === 'start'));
   const cases: [string, string, number | undefined][] = [
     ["Unknown savevm section or instance 'slirp' 0. Make sure that your current VM setup matches your saved VM setup", 'slirp', first('slirp')?.offset],
@@ -62,12 +54,12 @@ test('each recognised text names its place: a section by idstr, by section id, a
 });
 
 test('a text not recognised says so; with DEST, compat answers instead', async () => {
-  const source = await profile(arm10);
+  const source = await profileStreamFile(arm10);
   const alone = explainError(source, 'qemu-system-aarch64: something nobody has seen');
   assert.equal(alone.recognised, false);
   assert.equal(alone.stoppedAt, null);
   assert.match(formatExplanation(alone), /^the error text is not recognised\n.*\(not recognised\)\n.*--dest/s);
-  const withDest = explainError(source, 'qemu-system-aarch64: something nobody has seen', await profile(arm72));
+  const withDest = explainError(source, 'qemu-system-aarch64: something nobody has seen', await profileStreamFile(arm72));
   assert.equal(withDest.compat?.verdict, 'will fail');
   assert.match(formatExplanation(withDest), /compat's verdict: will fail at configuration/);
 });

@@ -73,3 +73,24 @@ test('compat --dumps: exit 1 on a break, 0 without, and a dump that is not one i
   assert.match(bad.stderr, /^vmstate: cannot read .*missing\.json/);
   assert.equal(bad.stderr.trim().split('\n').length, 1);
 });
+
+test('compat SOURCE DEST.json: a dump as the destination, alone or with its stream (either order)', async () => {
+  const { mkdtempSync, writeFileSync } = await import('node:fs');
+  const os = await import('node:os');
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'vmstate-dump-dest-'));
+  // A destination whose hpet takes versions 3 and 4 only: the 10.0 stream's hpet (version 2) is too old.
+  const dumpFile = path.join(dir, 'dest.json');
+  const hpet = { name: 'hpet', version_id: 4, minimum_version_id: 3, Fields: [] };
+  writeFileSync(dumpFile, JSON.stringify({ vmschkmachine: { Name: 'pc-q35-7.2' }, hpet: { Name: 'hpet', version_id: 4, minimum_version_id: 3, Description: hpet } }));
+  const alone = runCli(['compat', from10, dumpFile]);
+  assert.equal(alone.status, 1);
+  assert.match(alone.stdout, /^fail  machine-type +configuration @8: Machine type received is 'pc-q35-10.0' and local is 'pc-q35-7.2'\n/);
+  assert.match(alone.stdout, /\nfail  version-too-old +hpet 0 @\d+: hpet: version 2 is older than the oldest the destination loads \(3\)\n/);
+  assert.match(alone.stdout, /no destination stream tells its release/);
+  for (const order of [[dumpFile, from72], [from72, dumpFile]]) {
+    const both = runCli(['compat', from10, ...order]);
+    assert.equal(both.status, 1);
+    assert.match(both.stdout, /\nfail  unknown-section +slirp 1 /);
+    assert.match(both.stdout, /\nfail  version-too-old +hpet 0 /);
+  }
+});
