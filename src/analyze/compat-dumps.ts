@@ -64,6 +64,11 @@ export function compareDumps(old: VmstateDump, neu: VmstateDump): DumpCompatRepo
     // A field one side sends only when a test function says so is how QEMU keeps old machine types
     // compatible (a compat property turns it off): added or missing, it may not be on the wire at all.
     for (const f of here) {
+      if (f.kind === 'subsection-unknown') {
+        // A dump lists every subsection its build knows: unknown there, it fails whenever it is sent.
+        findings.push({ ...f, message: `${f.field}: the old build may send this subsection, which the new one does not know: the load fails whenever it is sent (its needed() decides, which a dump cannot run)` });
+        continue;
+      }
       const behindTest = (f.kind === 'field-added' && theirsConditional.includes(f.field ?? '')) || (f.kind === 'field-missing' && conditional.includes(f.field ?? ''));
       findings.push(behindTest && f.severity === 'fail' ? { ...f, severity: 'risk', message: `${f.message} (it is sent only when a test function says so, as for a machine type's compat property)` } : f);
     }
