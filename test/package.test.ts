@@ -70,13 +70,13 @@ const ENTRY_POINTS: Readonly<Record<string, EntryPoint>> = {
   'vmstate/migration': {
     values: [
       'AuthzList', 'AuthzSimple', 'DEFAULT_PARAMETERS', 'IncomingMigration', 'MIGRATION_TRANSITIONS', 'MigrationError', 'MigrationStateMachine',
-      'OutgoingMigration', 'RpMessage', 'SourceReturnPath', 'TLS_FILES', 'TlsCredsX509', 'canTransition', 'connectOutgoing', 'distinguishedName',
+      'OutgoingMigration', 'ProxyError', 'RpMessage', 'SourceReturnPath', 'TLS_FILES', 'TlsCredsX509', 'canTransition', 'connectOutgoing', 'distinguishedName',
       'encodePong', 'encodeShut', 'formatMigrationUri', 'globMatches', 'isFinal', 'listenAt', 'listenIncoming', 'parseMigrationUri',
-      'readReturnPathMessage',
+      'readReturnPathMessage', 'runProxy',
     ],
     types: [
       'Authz', 'AuthzPolicy', 'AuthzRule', 'ByteTransport', 'IncomingConnection', 'IncomingEndpoint', 'IncomingOptions', 'MigratableVm',
-      'MigrationCapabilities', 'MigrationParameters', 'MigrationPhase', 'MigrationStatus', 'MigrationUri', 'OutgoingTls', 'ReturnPathMessage',
+      'MigrationCapabilities', 'MigrationParameters', 'MigrationPhase', 'MigrationStatus', 'MigrationUri', 'OutgoingTls', 'ProxyOptions', 'ProxyResult', 'ReturnPathMessage',
       'TlsClientOptions', 'TlsCredsX509Options', 'TlsEndpoint', 'TlsServerOptions',
     ],
     internals: ['warmUp', 'parseSocketAddress'],

@@ -76,6 +76,10 @@ commands:
     --tls-hostname NAME        the name the destination's certificate must carry (default: the URI's host)
     --return-path              completed only once the destination reports it loaded everything
                                (tcp: and unix:)
+  proxy --listen ADDR --to ADDR   stand between a source QEMU (migrating to ADDR) and its destination,
+                               relaying the stream and the return path byte for byte; exit 1 naming the
+                               side that failed (ADDR: tcp:HOST:PORT or unix:PATH)
+    --capture FILE             also write the stream to FILE
   demo                         live-migrate the default machine between two processes and verify it
   help                         this text
 `;
@@ -94,6 +98,7 @@ const COMMANDS: Readonly<Record<string, () => Promise<(argv: readonly string[], 
   restore: async () => (await import('./machine-commands.js')).restoreCommand,
   vm: async () => (await import('./vm-command.js')).vmCommand,
   migrate: async () => (await import('./migrate-command.js')).migrateCommand,
+  proxy: async () => (await import('./proxy-command.js')).proxyCommand,
   demo: async () => (await import('./demo-command.js')).demoCommand,
 };
 

@@ -24,3 +24,6 @@ export type { MigrationPhase } from './migration-error.js';
 // Migration URIs (tcp:, unix:, exec:, file:), as QEMU takes them
 export { formatMigrationUri, parseMigrationUri } from '../stream/index.js';
 export type { MigrationUri } from '../stream/index.js';
+// Standing between a source QEMU and its destination
+export { ProxyError, runProxy } from './proxy.js';
+export type { ProxyOptions, ProxyResult } from './proxy.js';

@@ -93,11 +93,13 @@ test('--dirty 5000: the guest writes about 5,000 pages/s, query-migrate sees it,
     const { vm, uri } = await scope.spawnDestination('destination', machine, 'tcp', ['--paused']);
     const [src, dst] = await Promise.all([scope.monitor(source), scope.monitor(vm)]);
     const dirtied = async () => (await src.client.execute<{ 'dirtied-pages': number }>('x-vmstate-query-workload'))['dirtied-pages'];
-    // A count is read after the RAM hash the same reply carries, so time runs from reply to reply.
-    await new Promise((r) => setTimeout(r, 500));
+    // A count is read after the RAM hash the same reply carries, so time runs from reply to reply. The
+    // workload catches up to its schedule after a stall (up to 1 s of writes at once): a window that opens
+    // behind it sees the catch-up too, so the window is long enough for that to weigh little.
+    await new Promise((r) => setTimeout(r, 1000));
     const d0 = await dirtied();
     const t0 = performance.now();
-    await new Promise((r) => setTimeout(r, 2000));
+    await new Promise((r) => setTimeout(r, 3000));
     const d1 = await dirtied();
     const rate = (d1 - d0) / ((performance.now() - t0) / 1000);
     // Timers on a busy machine fire late, but the workload catches up: the rate holds on average.
