@@ -49,6 +49,9 @@ export class ProxyError extends IoError {
   }
 }
 
+/** Bytes that may wait to go to the destination (or the capture file) before the source is held. */
+const QUEUED_BYTES = 4 << 20;
+
 /** The most of a stream's end kept to find its trailer (the VMDESCRIPTION is at most 256 MiB, usually KiB). */
 const TAIL_BYTES = 16 << 20;
 
@@ -116,8 +119,12 @@ function relay(source: Socket, dest: Socket, capture: WriteStream | null): Promi
     tail.push(chunk);
     tailBytes += chunk.length;
     while (tailBytes - tail[0].length >= TAIL_BYTES) tailBytes -= (tail.shift() as Buffer).length;
-    if (capture && !capture.write(chunk)) hold('capture');
-    if (!dest.write(chunk)) hold('dest');
+    // Node's streams ask for a pause past 16 KiB queued, which for 64 KiB socket reads is every chunk:
+    // a few MiB may wait before the source is held.
+    capture?.write(chunk);
+    if (capture && capture.writableLength > QUEUED_BYTES) hold('capture');
+    dest.write(chunk);
+    if (dest.writableLength > QUEUED_BYTES) hold('dest');
   });
   dest.on('drain', () => release('dest'));
   capture?.on('drain', () => release('capture'));
