@@ -142,24 +142,11 @@ export class ChunkedSource {
     }
   }
 
-  /** Makes the window the unconsumed bytes followed by `more`, in this.own (grown if it must be). */
+  /** Makes the window the unconsumed bytes followed by `more`, in this.own. */
   private join(more: Uint8Array): void {
-    const live = this.end - this.start;
-    const need = live + more.length;
-    if (need > this.own.length) {
-      const grown = new Uint8Array(Math.min(Math.max(need, this.own.length * 2), this.maxWindow + this.chunkSize));
-      grown.set(this.buf.subarray(this.start, this.end));
-      this.own = grown;
-    } else if (this.buf === this.own) {
-      this.own.copyWithin(0, this.start, this.end);
-    } else {
-      this.own.set(this.buf.subarray(this.start, this.end));
-    }
-    this.own.set(more, live);
-    this.buf = this.own;
-    this.base += this.start;
-    this.start = 0;
-    this.end = need;
+    this.compact(more.length);
+    this.own.set(more, this.end);
+    this.end += more.length;
   }
 
   /** Bytes to make room for before the next read: a chunk, or what the size hint says is left plus one (to see the end). */
@@ -169,14 +156,23 @@ export class ChunkedSource {
     return Math.min(this.chunkSize, Math.max(left, 0) + 1);
   }
 
-  /** Moves the unconsumed bytes to the front so that `room` bytes fit after them, growing the buffer if they cannot. */
+  /**
+   * Makes this.own the window, the unconsumed bytes at its front and `room` bytes free after them: moved
+   * within it, copied from a chunk read in place, or into a larger one when they do not fit.
+   */
   private compact(room: number): void {
     const live = this.end - this.start;
     const need = live + room;
-    const target = need > this.buf.length ? new Uint8Array(Math.min(Math.max(need, this.buf.length * 2), this.maxWindow + this.chunkSize)) : this.buf;
-    if (target === this.buf) this.buf.copyWithin(0, this.start, this.end);
-    else target.set(this.buf.subarray(this.start, this.end));
-    this.buf = this.own = target;
+    if (need > this.own.length) {
+      const grown = new Uint8Array(Math.min(Math.max(need, this.own.length * 2), this.maxWindow + this.chunkSize));
+      grown.set(this.buf.subarray(this.start, this.end));
+      this.own = grown;
+    } else if (this.buf === this.own) {
+      this.own.copyWithin(0, this.start, this.end);
+    } else {
+      this.own.set(this.buf.subarray(this.start, this.end));
+    }
+    this.buf = this.own;
     this.base += this.start;
     this.start = 0;
     this.end = live;
