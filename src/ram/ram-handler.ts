@@ -191,7 +191,6 @@ export class RamHandler implements IterativeHandler {
       const b = this.blocks[this.blockIndex];
       const bits = this.toSend[this.blockIndex];
       const words = this.words[this.blockIndex];
-      const written = b.written;
       const pages = b.data.length / ps;
       let p = this.page;
       const bitWords = this.toSendWords[this.blockIndex];
@@ -206,7 +205,7 @@ export class RamHandler implements IterativeHandler {
         const offset = p * ps;
         const named = this.lastBlock !== b.name;
         const zero =
-          (written !== undefined && (written[p >> 3] & (1 << (p & 7))) === 0) ||
+          !mayHoldData(b, p) ||
           (words ? zeroWords(words, offset >> 2, ps >> 2) : isZeroPage(b.data.subarray(offset, offset + ps)));
         if (zero) {
           enc.zeroPage(b.name, offset, 0, named);
@@ -262,9 +261,9 @@ export class RamHandler implements IterativeHandler {
     if (log.kept[page] !== 0) return;
     log.kept[page] = 1;
     // A native scan (a load that fails late has looked at every page of RAM), or none for a page never written.
-    const { data, written } = this.blocks[i];
+    const data = this.blocks[i].data;
     let zero = true;
-    if (written === undefined || (written[page >> 3] & (1 << (page & 7))) !== 0) forEachNonZeroRun(data, offset, offset + ps, () => (zero = false));
+    if (mayHoldData(this.blocks[i], page)) forEachNonZeroRun(data, offset, offset + ps, () => (zero = false));
     log.pages.push(page);
     log.before.push(zero ? null : data.slice(offset, offset + ps));
   }
@@ -281,9 +280,8 @@ export class RamHandler implements IterativeHandler {
       if (offset + ps() > b.data.length) throw new LoadError(`RAM page at 0x${offset.toString(16)} lies outside block "${name}" (${b.data.length} bytes)`, 'ram');
       return i;
     };
-    /** The block's bytes, about to be written at `offset`: the old page kept for undo, the page marked written. */
-    const target = (name: string, offset: number): Uint8Array => {
-      const i = blockOf(name, offset);
+    /** Block i's bytes, about to be written at `offset`: the old page kept for undo, the page marked written. */
+    const writeAt = (i: number, offset: number): Uint8Array => {
       this.keepPage(i, offset);
       const { data, written } = this.blocks[i];
       if (written) {
@@ -292,12 +290,12 @@ export class RamHandler implements IterativeHandler {
       }
       return data;
     };
+    const target = (name: string, offset: number): Uint8Array => writeAt(blockOf(name, offset), offset);
     /** A page never written is zero already: clearing it would only fault it in. */
     const zeroPage = (name: string, offset: number, fill: number): void => {
-      const written = this.blocks[blockOf(name, offset)].written;
-      const page = offset / ps();
-      if (fill === 0 && written && (written[page >> 3] & (1 << (page & 7))) === 0) return;
-      target(name, offset).fill(fill, offset, offset + ps());
+      const i = blockOf(name, offset);
+      if (fill === 0 && !mayHoldData(this.blocks[i], offset / ps())) return;
+      writeAt(i, offset).fill(fill, offset, offset + ps());
     };
     return new RamDecoder(this.layout, {
       blockList: (_total, list) => {
@@ -316,6 +314,11 @@ export class RamHandler implements IterativeHandler {
       compressedPage: (name, offset, deflated) => inflatePage(deflated, target(name, offset).subarray(offset, offset + ps())),
     });
   }
+}
+
+/** False only for a page the block's written bitmap says was never written (all zero since allocation). */
+function mayHoldData(b: RamBlock, page: number): boolean {
+  return b.written === undefined || (b.written[page >> 3] & (1 << (page & 7))) !== 0;
 }
 
 function popcount8(x: number): number {
