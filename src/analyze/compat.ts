@@ -421,7 +421,7 @@ function compareSubsections(src: VmdescStruct, dst: VmdescStruct, path: string, 
 }
 
 /** Bytes one field takes on the wire (all its elements). */
-function wireSize(f: VmdescField): number {
+export function wireSize(f: VmdescField): number {
   return f.size * (f.array_len ?? 1);
 }
 

@@ -15,9 +15,9 @@
  *   %x != %x (an _EQUAL field)                         Unknown ramblock "%s", cannot accept migration
  *   Length mismatch: %s: 0x%x in != 0x%x               load of migration failed: %s
  */
-import { compareStreams, type CompatFinding, type CompatReport, type StreamProfile } from './compat.js';
+import { compareStreams, wireSize, type CompatFinding, type CompatReport, type StreamProfile } from './compat.js';
 import type { SectionRow } from './section-table.js';
-import type { VmdescField, VmdescStruct } from './vmdesc.js';
+import type { VmdescStruct } from './vmdesc.js';
 
 /** One line of the error text and what it says, or null where it is not recognised. */
 export interface ExplainedLine {
@@ -180,10 +180,6 @@ function findField(s: VmdescStruct, name: string, base: number, prefix = ''): { 
     offset += wireSize(f);
   }
   return null;
-}
-
-function wireSize(f: VmdescField): number {
-  return f.size * (f.array_len ?? 1);
 }
 
 /** The explanation as text: where it stopped, each line's meaning, and compat's findings there. */
