@@ -99,6 +99,19 @@ export function prefixStreamError(e: unknown, prefix: string): unknown {
   return e;
 }
 
+/** A stream error found in bytes read apart from the stream they stand at `delta` in: the same failure at its real offset. */
+export function shiftStreamError(e: unknown, delta: number): unknown {
+  if (e instanceof StreamTruncatedError) {
+    const d = e.data as { wanted: number; available: number };
+    return new StreamTruncatedError(d.wanted, d.available, { offset: e.offset + delta, path: e.path });
+  }
+  if (e instanceof StreamFormatError) {
+    const { reason, offset: _o, path: _p, ...rest } = e.data as { reason: string; offset: number; path: string };
+    return new StreamFormatError(reason, { offset: e.offset + delta, path: e.path }, rest);
+  }
+  return e;
+}
+
 /**
  * A request that cannot be carried out as asked: a bad `--set` path, a value out of range (a counted
  * string over 255 bytes, a RAM block that is not whole pages), a machine that cannot be built.

@@ -1,7 +1,7 @@
 // Read-only inspection of streams (JSON dump, section table) and value-level rewriting.
 export { analyzeStream, analyzeStreamJson, formatAnalysis } from './analyze.js';
 export type { AnalyzeOptions } from './analyze.js';
-export { decodeStream, RAM_IDSTR } from './decode-stream.js';
+export { decodeStream, RAM_IDSTR, ramLayoutOf } from './decode-stream.js';
 export type { DecodedStreamHandler } from './decode-stream.js';
 export { decodeStruct, encodeStruct, readValueTree } from './value-tree.js';
 export type { StructPlan } from './field-plan.js';
@@ -18,6 +18,8 @@ export { SCRIPT_10_0 } from './script-10.0.js';
 export { ANALYZE_SCRIPTS, DEFAULT_SCRIPT } from './scripts.js';
 export type { AnalyzeScript, LeafRule } from './script-7.2.js';
 export { rewriteStream } from './rewrite.js';
+export { parseInstanceMapping, parseReorder, rewriteDevicePhase, sectionMatches } from './device-phase.js';
+export type { DevicePhaseEdits, DevicePhaseResult, InstanceMapping, PhaseSection, ReorderRequest } from './device-phase.js';
 export type { ByteSink, RewriteResult } from './rewrite.js';
 export { formatIdentity, identifyStream, identityWatcher } from './identify.js';
 export type { IdentityWatcher, StreamIdentity, Told, VersionMarker } from './identify.js';
