@@ -79,7 +79,18 @@ commands:
   proxy --listen ADDR --to ADDR   stand between a source QEMU (migrating to ADDR) and its destination,
                                relaying the stream and the return path byte for byte; exit 1 naming the
                                side that failed (ADDR: tcp:HOST:PORT or unix:PATH)
-    --capture FILE             also write the stream to FILE
+    --capture FILE             also write the stream to FILE (as the source sent it)
+    --check                    decode the stream as it passes: passes, pages, pages sent again, and the
+                               device sections' order by QEMU's rules, each misorder named as it passes;
+                               exit 1 if what went on breaks a rule
+    --fix-order                re-send the device sections in an order the rules accept (they are held
+                               from the switch-over to the end of the stream; RAM never is)
+    --reorder 'A<B'            send the sections A names just before the first B names (a misorder on
+                               purpose); A, B: an idstr, its last /part (the VMSD name), with #N an instance
+    --map 'IDSTR#N=IDSTR#M'    send instance N of IDSTR as instance M
+    --set IDSTR[#N]:FIELD=V    change a field, as rewrite does
+    --qemu VERSION             the release whose rules --check and --fix-order follow (default 7.2, whose
+                               rules 8.0 to 10.0 share)
   demo                         live-migrate the default machine between two processes and verify it
   help                         this text
 `;

@@ -15,7 +15,7 @@ interface Placed extends EntryInfo {
 }
 
 /** The release whose rules are used, and why, as printed. */
-interface Choice {
+export interface Choice {
   readonly release: QemuRelease;
   readonly why: string;
 }
@@ -74,7 +74,7 @@ export async function orderCommand(argv: readonly string[], out: Output): Promis
 }
 
 /** `--qemu VERSION`: a known release, or an X.Y.Z of one. */
-function askedRelease(asked: string): Choice {
+export function askedRelease(asked: string): Choice {
   const release = QEMU_RELEASES.find((r) => asked === r || asked.startsWith(`${r}.`));
   if (release === undefined || !/^\d+\.\d+(\.\d+)?$/.test(asked)) throw new UsageError(`--qemu ${asked}: expected one of ${QEMU_RELEASES.join(', ')}`);
   return { release, why: `--qemu ${asked}` };

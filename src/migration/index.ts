@@ -26,4 +26,5 @@ export { formatMigrationUri, parseMigrationUri } from '../stream/index.js';
 export type { MigrationUri } from '../stream/index.js';
 // Standing between a source QEMU and its destination
 export { ProxyError, runProxy } from './proxy.js';
-export type { ProxyOptions, ProxyResult } from './proxy.js';
+export type { ProxyOptions, ProxyResult, ProxyWatch } from './proxy.js';
+export type { LiveStreamStats } from './stream-watch.js';
