@@ -1,6 +1,7 @@
-# Sourced by scripts/qemu-source.sh and scripts/qemu-10.sh, not run on its own: fetching Debian's QEMU
-# packages and source into a cache folder outside the repository, without root and without touching
-# the system's apt configuration. Nothing fetched here is copied into the repository.
+# Sourced by scripts/qemu-source.sh, qemu-10.sh and linux-guest.sh, not run on its own: fetching Debian
+# packages and sources (QEMU's, the test guest's kernel and busybox) into a cache folder outside the
+# repository, without root and without touching the system's apt configuration. Nothing fetched here
+# is copied into the repository.
 #
 #   lock_cache DIR                creates DIR and holds DIR/.lock until the script exits (callers
 #                                 that run at once wait for each other)

@@ -5,14 +5,13 @@
 // unless VMSTATE_REQUIRE_QEMU=1.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { freePort, waitFor, withScope } from './migration/harness.js';
 import { runCli } from './support/cli.js';
-import { cliPath } from './support/paths.js';
+import { migrationEnd, startProxy } from './support/proxy.js';
 import { analyzeScriptOrSkip, runAnalyzeScript } from './support/peer.js';
-import { allPciDevices, qemu10OrSkip, qemuOrSkip, queryMigrate, queryPci, queryStatus, startQemu, type QemuHandle } from './support/qemu.js';
+import { allPciDevices, qemu10OrSkip, qemuOrSkip, queryMigrate, queryPci, queryStatus, startQemu } from './support/qemu.js';
 
 /** A small q35 guest, paused from the start: both sides hold the same devices. */
 const ARGS = ['-machine', 'pc-q35-7.2', '-accel', 'tcg', '-m', '64M', '-nodefaults', '-display', 'none', '-S', '-device', 'virtio-rng-pci'];
@@ -21,17 +20,6 @@ const ARGS = ['-machine', 'pc-q35-7.2', '-accel', 'tcg', '-m', '64M', '-nodefaul
 function transferred(m: Record<string, unknown>): number {
   const ram = m.ram as { transferred?: number } | undefined;
   return ram?.transferred ?? 0;
-}
-
-/** Starts `vmstate proxy` with `extra` options; resolves once it listens, with its exit (code and stderr). */
-async function startProxy(listen: string, to: string, capture: string, ...extra: string[]) {
-  const child = spawn(process.execPath, [cliPath, 'proxy', '--listen', listen, '--to', to, '--capture', capture, ...extra], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  child.stderr.setEncoding('utf8');
-  const listening = new Promise<void>((resolve) => child.stderr.on('data', (d: string) => ((stderr += d), /listening on/.test(stderr) && resolve())));
-  const exited = new Promise<{ code: number | null; stderr: string }>((resolve) => child.once('exit', (code) => resolve({ code, stderr })));
-  await Promise.race([listening, exited.then((e) => Promise.reject(new Error(`the proxy exited: ${e.stderr}`)))]);
-  return { child, exited };
 }
 
 test('QEMU 7.2 -> proxy -> QEMU 7.2: completes, and the capture is the stream, as analyze-migration.py reads it', { timeout: 90_000 }, async (t) => {
@@ -100,14 +88,6 @@ test('a side that dies is passed on: destination killed -> the source fails; sou
     });
   }
 });
-
-/** Waits until `vm`'s migration ends; returns its query-migrate. */
-function migrationEnd(vm: QemuHandle, what: string, timeoutMs = 30_000) {
-  return waitFor(what, async () => {
-    const m = await queryMigrate(vm.qmp);
-    return m.status === 'completed' || m.status === 'failed' || m.status === 'cancelled' ? m : undefined;
-  }, timeoutMs);
-}
 
 /** VT-d with two root ports at 00:03.0 and 00:04.0, a device behind the first; paused from the start. */
 const IOMMU_ARGS = [
