@@ -47,10 +47,11 @@ const ENTRY_POINTS: Readonly<Record<string, EntryPoint>> = {
       'ANALYZE_SCRIPTS', 'DEFAULT_SCRIPT', 'RAM_IDSTR', 'SCRIPT_10_0', 'SCRIPT_7_2', 'analyzeStream', 'analyzeStreamJson', 'applyEdit', 'compareDumps', 'compareStreamToDump', 'compareStreams', 'decodeStream', 'decodeStruct', 'encodeStruct',
       'explainError', 'formatAnalysis', 'formatCompat', 'formatDumpCompat', 'formatExplanation', 'formatIdentity', 'formatSectionTable', 'hexBytes', 'identifyStream', 'identityWatcher', 'listRecords', 'listSections', 'openStreamFile', 'parseEdit', 'parseVmdesc', 'parseVmstateDump', 'pyDumps', 'readValueTree', 'readVmdescFromFile',
       'profileStream', 'profileStreamFile', 'renderStruct', 'requireVmdesc', 'rewriteStream',
+      'parseInstanceMapping', 'parseReorder', 'ramLayoutOf', 'rewriteDevicePhase', 'sectionMatches',
     ],
     types: [
       'AnalyzeOptions', 'AnalyzeScript', 'ByteSink', 'CompatFinding', 'CompatKind', 'CompatReport', 'CompatSeverity', 'DecodedStreamHandler', 'DumpCompatReport', 'DumpDescription', 'DumpEntry', 'DumpField', 'ExplainedLine', 'Explanation', 'FieldEdit', 'FieldEntry', 'FieldValue', 'FoundVmdesc', 'IdentityWatcher', 'LeafRule', 'PyJson',
-      'OtherRecordRow', 'RecordRow', 'RewriteResult', 'SectionRow', 'StopPlace', 'StreamFile', 'StreamIdentity', 'StreamProfile', 'Told', 'VersionMarker', 'StructPlan', 'StructValue', 'SubsectionEntry', 'Vmdesc', 'VmdescDevice', 'VmdescField', 'VmdescStruct', 'VmstateDump',
+      'OtherRecordRow', 'RecordRow', 'RewriteResult', 'SectionRow', 'StopPlace', 'DevicePhaseEdits', 'DevicePhaseResult', 'InstanceMapping', 'PhaseSection', 'ReorderRequest', 'StreamFile', 'StreamIdentity', 'StreamProfile', 'Told', 'VersionMarker', 'StructPlan', 'StructValue', 'SubsectionEntry', 'Vmdesc', 'VmdescDevice', 'VmdescField', 'VmdescStruct', 'VmstateDump',
     ],
     internals: ['structPlan', 'readStruct', 'skipStruct', 'writeBodyJson', 'writeDeviceJson', 'PyJsonWriter', 'BodySink'],
   },
@@ -76,7 +77,7 @@ const ENTRY_POINTS: Readonly<Record<string, EntryPoint>> = {
     ],
     types: [
       'Authz', 'AuthzPolicy', 'AuthzRule', 'ByteTransport', 'IncomingConnection', 'IncomingEndpoint', 'IncomingOptions', 'MigratableVm',
-      'MigrationCapabilities', 'MigrationParameters', 'MigrationPhase', 'MigrationStatus', 'MigrationUri', 'OutgoingTls', 'ProxyOptions', 'ProxyResult', 'ReturnPathMessage',
+      'MigrationCapabilities', 'MigrationParameters', 'MigrationPhase', 'MigrationStatus', 'MigrationUri', 'OutgoingTls', 'ProxyOptions', 'ProxyResult', 'ProxyWatch', 'LiveStreamStats', 'ReturnPathMessage',
       'TlsClientOptions', 'TlsCredsX509Options', 'TlsEndpoint', 'TlsServerOptions',
     ],
     internals: ['warmUp', 'parseSocketAddress'],

@@ -78,11 +78,6 @@ class SentPages {
   }
 }
 
-/** Thrown from inside the decoder to stop it at the first device section. */
-class DevicePhaseStarts {
-  constructor(readonly offset: number) {}
-}
-
 /**
  * Decodes `src` until its first device (FULL) section, counting into `stats` and calling `onSection` after
  * each section. Resolves to the offset of that section's header, or null if the stream ended without one.
@@ -103,11 +98,12 @@ export async function watchUntilDevices(src: ChunkedSource, stats: LiveStreamSta
     stats.pages++;
     if (sent.mark(b, p)) stats.resentPages++;
   };
+  let devicesAt: number | null = null;
   try {
     await decodeStream(src, null, {
       configuration: (c) => (pageSize = ramLayoutOf(c, { pageSize }).pageSize),
       sectionStart(ctx) {
-        if (ctx.header.kind === 'full') throw new DevicePhaseStarts(ctx.header.offset);
+        if (ctx.header.kind === 'full') devicesAt = ctx.header.offset;
       },
       ram: { page, zeroPage: page, xbzrlePage: page, compressedPage: page },
       sectionDone() {
@@ -117,7 +113,8 @@ export async function watchUntilDevices(src: ChunkedSource, stats: LiveStreamSta
     });
     return null;
   } catch (e) {
-    if (e instanceof DevicePhaseStarts) return e.offset;
+    // Without the VMDESCRIPTION the decoder stops at the first device section it is handed: as wanted.
+    if (devicesAt !== null) return devicesAt;
     throw e;
   }
 }
