@@ -16,7 +16,7 @@ import { existsSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { repoRoot } from './paths.js';
-import { orSkip, runFetchScript, shellQuote, type Skippable } from './qemu.js';
+import { fetchScriptValues, once, orSkip, shellQuote, type Skippable } from './qemu.js';
 
 /** Prints where the guest's kernel and initramfs are, building them into a cache outside the repo the first time. */
 export const linuxGuestScript = path.join(repoRoot, 'scripts', 'linux-guest.sh');
@@ -34,30 +34,11 @@ export interface LinuxGuest {
   initrd: string;
 }
 
-let built: { value: LinuxGuest } | { error: unknown } | undefined;
-
 /** The guest, built by scripts/linux-guest.sh the first time. Throws when it cannot be had; one try per process. */
-export function linuxGuest(): LinuxGuest {
-  built ??= (() => {
-    try {
-      const printed = new Map<string, string>();
-      for (const line of runFetchScript(linuxGuestScript, 'the Linux test guest').split('\n')) {
-        const eq = line.indexOf('=');
-        if (eq > 0) printed.set(line.slice(0, eq), line.slice(eq + 1));
-      }
-      const get = (key: string): string => {
-        const value = printed.get(key);
-        if (value === undefined || value === '') throw new Error(`${linuxGuestScript} printed no ${key}=`);
-        return value;
-      };
-      return { value: { kernel: get('kernel'), initrd: get('initrd') } };
-    } catch (error) {
-      return { error };
-    }
-  })();
-  if ('error' in built) throw built.error;
-  return built.value;
-}
+export const linuxGuest: () => LinuxGuest = once(() => {
+  const get = fetchScriptValues(linuxGuestScript, 'the Linux test guest');
+  return { kernel: get('kernel'), initrd: get('initrd') };
+});
 
 /** {@link linuxGuest}, or null after skipping the test when it cannot be built (fails under VMSTATE_REQUIRE_QEMU=1). */
 export function linuxGuestOrSkip(t: Skippable): LinuxGuest | null {

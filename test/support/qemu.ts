@@ -127,34 +127,43 @@ export interface Qemu10 {
   source: string;
 }
 
-let qemu10Fetched: { value: Qemu10 } | { error: unknown } | undefined;
-
 /**
  * QEMU 10.0 from Debian's bookworm-backports, which scripts/qemu-10.sh fetches into a cache folder
  * outside the repository the first time. Throws when it cannot be had; one try per process.
  */
-export function qemu10(): Qemu10 {
-  qemu10Fetched ??= (() => {
-    try {
-      const printed = new Map<string, string>();
-      for (const line of runFetchScript(qemu10Script, 'QEMU 10.0').split('\n')) {
-        const eq = line.indexOf('=');
-        if (eq > 0) printed.set(line.slice(0, eq), line.slice(eq + 1));
+export const qemu10: () => Qemu10 = once(() => {
+  const get = fetchScriptValues(qemu10Script, 'QEMU 10.0');
+  return { version: get('version'), bin: get('bin'), moduleDir: get('module_dir'), dataDir: get('data_dir'), source: get('source') };
+});
+
+/** `make`'s result, made on the first call and kept, a failure too: one try per process. */
+export function once<T>(make: () => T): () => T {
+  let kept: { value: T } | { error: unknown } | undefined;
+  return () => {
+    kept ??= (() => {
+      try {
+        return { value: make() };
+      } catch (error) {
+        return { error };
       }
-      const get = (key: string): string => {
-        const value = printed.get(key);
-        if (value === undefined || value === '') throw new Error(`${qemu10Script} printed no ${key}=`);
-        return value;
-      };
-      return {
-        value: { version: get('version'), bin: get('bin'), moduleDir: get('module_dir'), dataDir: get('data_dir'), source: get('source') },
-      };
-    } catch (error) {
-      return { error };
-    }
-  })();
-  if ('error' in qemu10Fetched) throw qemu10Fetched.error;
-  return qemu10Fetched.value;
+    })();
+    if ('error' in kept) throw kept.error;
+    return kept.value;
+  };
+}
+
+/** Runs a fetch script (see runFetchScript) and reads the KEY=VALUE lines it prints; a key it left out or empty throws. */
+export function fetchScriptValues(script: string, what: string): (key: string) => string {
+  const printed = new Map<string, string>();
+  for (const line of runFetchScript(script, what).split('\n')) {
+    const eq = line.indexOf('=');
+    if (eq > 0) printed.set(line.slice(0, eq), line.slice(eq + 1));
+  }
+  return (key) => {
+    const value = printed.get(key);
+    if (value === undefined || value === '') throw new Error(`${script} printed no ${key}=`);
+    return value;
+  };
 }
 
 /** The QEMU 10.0 binaries the tests run. */
