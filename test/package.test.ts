@@ -47,7 +47,7 @@ const ENTRY_POINTS: Readonly<Record<string, EntryPoint>> = {
       'ANALYZE_SCRIPTS', 'DEFAULT_SCRIPT', 'RAM_IDSTR', 'SCRIPT_10_0', 'SCRIPT_7_2', 'analyzeStream', 'analyzeStreamJson', 'applyEdit', 'compareDumps', 'compareStreamToDump', 'compareStreams', 'decodeStream', 'decodeStruct', 'encodeStruct',
       'explainError', 'formatAnalysis', 'formatCompat', 'formatDumpCompat', 'formatExplanation', 'formatIdentity', 'formatSectionTable', 'hexBytes', 'identifyStream', 'identityWatcher', 'listRecords', 'listSections', 'openStreamFile', 'parseEdit', 'parseVmdesc', 'parseVmstateDump', 'pyDumps', 'readValueTree', 'readVmdescFromFile',
       'profileStream', 'profileStreamFile', 'renderStruct', 'requireVmdesc', 'rewriteStream',
-      'parseInstanceMapping', 'parseReorder', 'ramLayoutOf', 'rewriteDevicePhase', 'sectionMatches',
+      'asksForChanges', 'parseInstanceMapping', 'parseReorder', 'ramLayoutOf', 'rewriteDevicePhase', 'sectionMatches',
     ],
     types: [
       'AnalyzeOptions', 'AnalyzeScript', 'ByteSink', 'CompatFinding', 'CompatKind', 'CompatReport', 'CompatSeverity', 'DecodedStreamHandler', 'DumpCompatReport', 'DumpDescription', 'DumpEntry', 'DumpField', 'ExplainedLine', 'Explanation', 'FieldEdit', 'FieldEntry', 'FieldValue', 'FoundVmdesc', 'IdentityWatcher', 'LeafRule', 'PyJson',

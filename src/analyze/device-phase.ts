@@ -19,6 +19,7 @@ import {
   planOrder,
   qemuOrderRules,
   writeHeader,
+  writeVmdesc,
   type EntryInfo,
   type OrderViolation,
   type PlanEdge,
@@ -81,6 +82,11 @@ export interface DevicePhaseResult {
   readonly edited: number;
 }
 
+/** True if `edits` ask for any change to the stream (the rules alone, for a check, change nothing). */
+export function asksForChanges(edits: DevicePhaseEdits): boolean {
+  return (edits.set?.length ?? 0) + (edits.map?.length ?? 0) + (edits.reorder?.length ?? 0) > 0 || edits.fixOrder === true;
+}
+
 /** Parses `IDSTR#N=IDSTR#M` (the same IDSTR on both sides). */
 export function parseInstanceMapping(spec: string): InstanceMapping {
   const m = /^(.+)#(\d+)=(.+)#(\d+)$/.exec(spec);
@@ -141,24 +147,32 @@ export async function rewriteDevicePhase(phase: Uint8Array, offset: number, edit
   // --set first, as `rewrite` does it: the output equals the input when no edit applies.
   let stream: Uint8Array = own;
   if (edits.set && edits.set.length > 0) {
-    const parts: Uint8Array[] = [];
-    await atOffset(() => rewriteStream(ChunkedSource.fromBytes(own), vmdesc, (chunk) => parts.push(chunk.slice()), edits.set));
-    stream = concat(parts);
+    const edited = new ByteWriter(own.length);
+    await atOffset(() => rewriteStream(ChunkedSource.fromBytes(own), vmdesc, (chunk) => edited.putBuffer(chunk), edits.set));
+    stream = edited.take();
   }
   const rows = await atOffset(() => listRecords(ChunkedSource.fromBytes(stream), vmdesc));
 
-  const unused = new Set(vmdesc.devices.keys());
+  // Each section takes the first entry of its idstr and instance not taken yet.
+  const entries = new Map<string, number[]>();
+  vmdesc.devices.forEach((d, k) => {
+    const key = `${d.name}\u0000${d.instance_id}`;
+    entries.set(key, [...(entries.get(key) ?? []), k]);
+  });
   const pieces: Piece[] = [];
   const slots: (Piece | RecordRow)[] = [];
+  let trailerRow: RecordRow | undefined;
   for (const row of rows) {
-    if (row.type === 'vmdesc') continue;
+    if (row.type === 'vmdesc') {
+      trailerRow = row;
+      continue;
+    }
     if (row.type !== 'full') {
       slots.push(row);
       continue;
     }
     const s = row as SectionRow;
-    const at = [...unused].find((k) => vmdesc.devices[k].name === s.idstr && vmdesc.devices[k].instance_id === s.instanceId);
-    if (at !== undefined) unused.delete(at);
+    const at = entries.get(`${s.idstr}\u0000${s.instanceId}`)?.shift();
     const vmsdName = at === undefined ? undefined : vmdesc.devices[at].vmsd_name;
     const piece: Piece = { idstr: s.idstr, instanceId: s.instanceId, sectionId: s.sectionId, vmsdName, entry: at, bytes: stream.subarray(s.offset, s.offset + s.size) };
     pieces.push(piece);
@@ -182,10 +196,10 @@ export async function rewriteDevicePhase(phase: Uint8Array, offset: number, edit
     else out.putBuffer(stream.subarray(slot.offset, slot.offset + slot.size));
   }
   const sent = order.map((i) => phaseSection(pieces[i]));
-  const json = moved === 0 && renumbered === 0 ? stream.subarray(header.length + trailer + 5) : rewrittenVmdesc(vmdesc, order.map((i) => pieces[i]));
-  out.putByte(0x06);
-  out.putBe32(json.length);
-  out.putBuffer(json);
+  // The trailer was found above, so the walk read it.
+  const t = trailerRow as RecordRow;
+  if (moved === 0 && renumbered === 0) out.putBuffer(stream.subarray(t.offset, t.offset + t.size));
+  else writeVmdesc(out, rewrittenVmdesc(vmdesc, order.map((i) => pieces[i])));
   return {
     bytes: out.take(),
     vmdesc,
@@ -205,16 +219,6 @@ function phaseSection(p: Piece): PhaseSection {
 
 function entryOf(p: PhaseSection, priorityOf: (vmsd: string | undefined) => number): EntryInfo {
   return { idstr: p.idstr, instanceId: p.instanceId, vmsdName: p.vmsdName, priority: priorityOf(p.vmsdName), tags: {} };
-}
-
-function concat(parts: readonly Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
 }
 
 /** Applies the mappings (each to the instance ids as received) to the pieces' headers; returns how many sections changed. */

@@ -18,7 +18,7 @@ export { SCRIPT_10_0 } from './script-10.0.js';
 export { ANALYZE_SCRIPTS, DEFAULT_SCRIPT } from './scripts.js';
 export type { AnalyzeScript, LeafRule } from './script-7.2.js';
 export { rewriteStream } from './rewrite.js';
-export { parseInstanceMapping, parseReorder, rewriteDevicePhase, sectionMatches } from './device-phase.js';
+export { asksForChanges, parseInstanceMapping, parseReorder, rewriteDevicePhase, sectionMatches } from './device-phase.js';
 export type { DevicePhaseEdits, DevicePhaseResult, InstanceMapping, PhaseSection, ReorderRequest } from './device-phase.js';
 export type { ByteSink, RewriteResult } from './rewrite.js';
 export { formatIdentity, identifyStream, identityWatcher } from './identify.js';

@@ -4,7 +4,7 @@
  * destination (see src/migration/proxy.ts). Exit 0 once a whole stream went by (and, with --check, its
  * device sections went on in an order the rules accept), else 1 with one line saying why.
  */
-import { parseEdit, parseInstanceMapping, parseReorder, type DevicePhaseEdits, type DevicePhaseResult, type PhaseSection } from '../analyze/index.js';
+import { asksForChanges, parseEdit, parseInstanceMapping, parseReorder, type DevicePhaseEdits, type DevicePhaseResult, type PhaseSection } from '../analyze/index.js';
 import { runProxy, type ProxyWatch } from '../migration/index.js';
 import { UsageError } from '../errors.js';
 import type { OrderViolation } from '../savevm/index.js';
@@ -29,7 +29,7 @@ export async function proxyCommand(argv: readonly string[], out: Output): Promis
     fixOrder: args.flags.has('fix-order'),
   };
   const check = args.flags.has('check');
-  const changing = edits.fixOrder || edits.set!.length + edits.map!.length + edits.reorder!.length > 0;
+  const changing = asksForChanges(edits);
   let misordered = false;
   const tty = process.stderr.isTTY === true;
   // On a terminal the live summary holds the last line: what follows it starts a line of its own.

@@ -20,7 +20,7 @@
  */
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { connect, createServer, type Socket } from 'node:net';
-import { rewriteDevicePhase, type DevicePhaseEdits, type DevicePhaseResult } from '../analyze/index.js';
+import { asksForChanges, rewriteDevicePhase, type DevicePhaseEdits, type DevicePhaseResult } from '../analyze/index.js';
 import { IoError, StreamTruncatedError } from '../errors.js';
 import { findVmdescTrailer } from '../savevm/index.js';
 import { ChunkedSource, formatSocketAddress, type SocketAddress } from '../stream/index.js';
@@ -120,11 +120,6 @@ function connectTo(to: SocketAddress): Promise<Socket> {
     });
     s.once('error', reject);
   });
-}
-
-/** True if any change to the stream is asked for (a check alone changes nothing). */
-function changes(e: DevicePhaseEdits): boolean {
-  return (e.set?.length ?? 0) + (e.map?.length ?? 0) + (e.reorder?.length ?? 0) > 0 || e.fixOrder === true;
 }
 
 type Holder = 'dest' | 'capture' | 'decoder';
@@ -344,7 +339,7 @@ class Watcher {
 
   /** The decoder failed: without changes to make, the rest goes on as it comes. */
   private undecodable(e: Error): void {
-    if (changes(this.watch.edits)) {
+    if (asksForChanges(this.watch.edits)) {
       if (e instanceof StreamTruncatedError && this.onComplete !== null) return this.truncated();
       return this.fail(new ProxyError('proxy', this.received(), `cannot decode the stream to change it: ${e.message}`));
     }
