@@ -134,73 +134,72 @@ while :; do setsid cttyhack sh; done
 EOF
 }
 
-if ! out=$(report); then
+# Builds the guest into $dest.
+build() {
   command -v apt-get >/dev/null || die "apt-get not found: building the guest needs Debian 12 (bookworm)"
   command -v node >/dev/null || die "node not found: it writes the initramfs (scripts/make-initramfs.mjs)"
-  lock_cache "$dest"
-  if ! out=$(report); then # else another caller built it while we waited
-    scratch_dir "$dest"
-    work=$scratch
-    mkdir -p "$work/debs" "$work/pkg" "$work/initramfs"/{bin,etc,lib/modules}
-    # Running as root, apt would hand the download to the _apt user, who cannot write here.
-    apt_opts=(-o "APT::Sandbox::User=$(id -un)")
-    if ! download "$work/debs"; then
-      echo "$(basename "$0"): the system's apt index cannot provide them; using an index of its own in $dest/apt" >&2
-      rm -f "$work"/debs/*
-      private_apt "$dest/apt" deb
-      download "$work/debs" || die "cannot download linux-image-amd64's kernel and busybox-static: this needs Debian 12 (bookworm)'s sources"
-    fi
-    for deb in "$work"/debs/*.deb; do dpkg -x "$deb" "$work/pkg"; done
-
-    kernels=("$work"/pkg/boot/vmlinuz-*)
-    kernel=${kernels[0]}
-    [[ -f $kernel ]] || die "the kernel package has no boot/vmlinuz-*"
-    version=${kernel##*/vmlinuz-}
-    tree=$work/pkg/lib/modules/$version
-    config=$work/pkg/boot/config-$version
-    [[ -d $tree && -f $config ]] || die "the kernel package has no lib/modules/$version or boot/config-$version"
-    [[ -x $work/pkg/bin/busybox ]] || die "busybox-static has no bin/busybox"
-    grep -q '^CONFIG_RD_GZIP=y' "$config" || die "kernel $version cannot unpack a gzip initramfs"
-    boot=$work/vmlinux
-    if ! grep -q '^CONFIG_PVH=y' "$config" || ! vmlinux_of "$kernel" > "$boot" ||
-      [[ $(od -An -c -N4 "$boot" | tr -d ' ') != 177ELF ]]; then
-      echo "$(basename "$0"): note: no PVH-bootable ELF kernel in $(basename "$kernel"); the guest boots the bzImage, ~3 s slower" >&2
-      boot=$kernel
-    fi
-
-    # Modules only where the kernel has them as modules (=m); built-in ones (=y) need nothing.
-    declare -A seen=()
-    wanted=()
-    for module in "${modules[@]}"; do
-      if grep -q "^CONFIG_${module^^}=m" "$config"; then wanted+=("$module")
-      elif ! grep -q "^CONFIG_${module^^}=y" "$config"; then die "kernel $version has no CONFIG_${module^^}"
-      fi
-    done
-    : > "$work/initramfs/etc/modules"
-    if (( ${#wanted[@]} > 0 )); then
-      order=$(with_dependencies "${wanted[@]}") # not in the for line, where set -e would miss a failure
-      for module in $order; do
-        file=$(module_file "$module" "$tree")
-        # Uncompressed, since busybox's insmod may not read .ko.xz.
-        if [[ $file == *.xz ]]; then xz -dc "$file"; else cat "$file"; fi > "$work/initramfs/lib/modules/$module.ko"
-        echo "$module" >> "$work/initramfs/etc/modules"
-      done
-    fi
-    echo "$(basename "$0"): kernel $version, modules: $(tr '\n' ' ' < "$work/initramfs/etc/modules")" >&2
-
-    cp "$work/pkg/bin/busybox" "$work/initramfs/bin/busybox"
-    init_sh > "$work/initramfs/init"
-    vmstate_sh > "$work/initramfs/etc/vmstate.sh"
-    chmod 755 "$work/initramfs/init"
-    node "$here/make-initramfs.mjs" "$work/initramfs" "$work/initrd.gz"
-
-    rm -f "$dest/done" "$dest/vmlinux" "$dest/vmlinuz"
-    mv -f "$work/initrd.gz" "$dest/initrd.gz"
-    if [[ $boot == "$kernel" ]]; then mv -f "$kernel" "$dest/vmlinuz"; else mv -f "$boot" "$dest/vmlinux"; fi
-    echo "$version" > "$dest/version"
-    rm -rf "$dest/apt"
-    echo "$recipe" > "$dest/done"
-    out=$(report) || die "$dest is incomplete after building"
+  scratch_dir "$dest"
+  work=$scratch
+  mkdir -p "$work/debs" "$work/pkg" "$work/initramfs"/{bin,etc,lib/modules}
+  # Running as root, apt would hand the download to the _apt user, who cannot write here.
+  apt_opts=(-o "APT::Sandbox::User=$(id -un)")
+  if ! download "$work/debs"; then
+    echo "$(basename "$0"): the system's apt index cannot provide them; using an index of its own in $dest/apt" >&2
+    rm -f "$work"/debs/*
+    private_apt "$dest/apt" deb
+    download "$work/debs" || die "cannot download linux-image-amd64's kernel and busybox-static: this needs Debian 12 (bookworm)'s sources"
   fi
-fi
+  for deb in "$work"/debs/*.deb; do dpkg -x "$deb" "$work/pkg"; done
+
+  kernels=("$work"/pkg/boot/vmlinuz-*)
+  kernel=${kernels[0]}
+  [[ -f $kernel ]] || die "the kernel package has no boot/vmlinuz-*"
+  version=${kernel##*/vmlinuz-}
+  tree=$work/pkg/lib/modules/$version
+  config=$work/pkg/boot/config-$version
+  [[ -d $tree && -f $config ]] || die "the kernel package has no lib/modules/$version or boot/config-$version"
+  [[ -x $work/pkg/bin/busybox ]] || die "busybox-static has no bin/busybox"
+  grep -q '^CONFIG_RD_GZIP=y' "$config" || die "kernel $version cannot unpack a gzip initramfs"
+  boot=$work/vmlinux
+  if ! grep -q '^CONFIG_PVH=y' "$config" || ! vmlinux_of "$kernel" > "$boot" ||
+    [[ $(od -An -c -N4 "$boot" | tr -d ' ') != 177ELF ]]; then
+    echo "$(basename "$0"): note: no PVH-bootable ELF kernel in $(basename "$kernel"); the guest boots the bzImage, ~3 s slower" >&2
+    boot=$kernel
+  fi
+
+  # Modules only where the kernel has them as modules (=m); built-in ones (=y) need nothing.
+  declare -A seen=()
+  wanted=()
+  for module in "${modules[@]}"; do
+    if grep -q "^CONFIG_${module^^}=m" "$config"; then wanted+=("$module")
+    elif ! grep -q "^CONFIG_${module^^}=y" "$config"; then die "kernel $version has no CONFIG_${module^^}"
+    fi
+  done
+  : > "$work/initramfs/etc/modules"
+  if (( ${#wanted[@]} > 0 )); then
+    order=$(with_dependencies "${wanted[@]}") # not in the for line, where set -e would miss a failure
+    for module in $order; do
+      file=$(module_file "$module" "$tree")
+      # Uncompressed, since busybox's insmod may not read .ko.xz.
+      if [[ $file == *.xz ]]; then xz -dc "$file"; else cat "$file"; fi > "$work/initramfs/lib/modules/$module.ko"
+      echo "$module" >> "$work/initramfs/etc/modules"
+    done
+  fi
+  echo "$(basename "$0"): kernel $version, modules: $(tr '\n' ' ' < "$work/initramfs/etc/modules")" >&2
+
+  cp "$work/pkg/bin/busybox" "$work/initramfs/bin/busybox"
+  init_sh > "$work/initramfs/init"
+  vmstate_sh > "$work/initramfs/etc/vmstate.sh"
+  chmod 755 "$work/initramfs/init"
+  node "$here/make-initramfs.mjs" "$work/initramfs" "$work/initrd.gz"
+
+  rm -f "$dest/done" "$dest/vmlinux" "$dest/vmlinuz"
+  mv -f "$work/initrd.gz" "$dest/initrd.gz"
+  if [[ $boot == "$kernel" ]]; then mv -f "$kernel" "$dest/vmlinuz"; else mv -f "$boot" "$dest/vmlinux"; fi
+  echo "$version" > "$dest/version"
+  rm -rf "$dest/apt"
+  echo "$recipe" > "$dest/done"
+}
+
+build_once "$dest" report build
 echo "$out"

@@ -62,38 +62,37 @@ check_libraries() {
   done
 }
 
-if ! out=$(report); then
+# Fetches QEMU 10.0 into $dest.
+fetch() {
   command -v apt-get >/dev/null || die "apt-get not found: fetching QEMU 10.0 needs Debian 12 (bookworm)"
   command -v xz >/dev/null || die "xz not found (apt-get install xz-utils)"
-  lock_cache "$dest"
-  if ! out=$(report); then # else another caller fetched it while we waited
-    private_apt "$dest/apt" "deb deb-src" "$suite"
-    scratch_dir "$dest"
-    work=$scratch
-    mkdir -p "$work/debs" "$work/root"
-    (cd "$work/debs" && apt-get "${apt_opts[@]}" download -qq -t "$suite" "${packages[@]}" >&2)
-    for deb in "$work"/debs/*.deb; do dpkg -x "$deb" "$work/root"; done
-    debian_version=$(dpkg-deb -f "$(ls "$work"/debs/qemu-system-x86_*.deb)" Version) # e.g. 1:10.0.2+ds-2+deb13u1~bpo12+1
-    version=${debian_version#*:}
-    version=${version%%[+~-]*}
-    [[ $version == 10.0.* ]] || die "$suite has QEMU $debian_version, not 10.0: this script and the tests that use it expect 10.0"
-    fetch_qemu_scripts "$work/src" -t "$suite"
-    [[ $(basename "$(qemu_tree "$work/src")") == "qemu-$version" ]] || die "the $suite source is not QEMU $version"
-    for binary in "${binaries[@]}"; do
-      [[ -x $work/root/usr/bin/$binary ]] || die "the $suite packages have no usr/bin/$binary"
-    done
-    # Modules that cannot load only matter when used (audio-pipewire needs libpipewire-0.3-0, which
-    # 7.2 does not bring; -audio none never loads it).
-    for module in "$work"/root/usr/lib/*/qemu/*.so; do
-      missing=$(missing_libraries "$module")
-      if [[ -n $missing ]]; then echo "$(basename "$0"): note: module $(basename "$module") cannot load here: $missing not found" >&2; fi
-    done
-    rm -rf "$dest/version" "$dest/root" "$dest/src"
-    mv "$work/root" "$work/src" "$dest/"
-    echo "$version" > "$dest/version"
-    rm -rf "$dest/apt"
-    out=$(report) || die "$dest is incomplete after fetching"
-  fi
-fi
+  private_apt "$dest/apt" "deb deb-src" "$suite"
+  scratch_dir "$dest"
+  work=$scratch
+  mkdir -p "$work/debs" "$work/root"
+  (cd "$work/debs" && apt-get "${apt_opts[@]}" download -qq -t "$suite" "${packages[@]}" >&2)
+  for deb in "$work"/debs/*.deb; do dpkg -x "$deb" "$work/root"; done
+  debian_version=$(dpkg-deb -f "$(ls "$work"/debs/qemu-system-x86_*.deb)" Version) # e.g. 1:10.0.2+ds-2+deb13u1~bpo12+1
+  version=${debian_version#*:}
+  version=${version%%[+~-]*}
+  [[ $version == 10.0.* ]] || die "$suite has QEMU $debian_version, not 10.0: this script and the tests that use it expect 10.0"
+  fetch_qemu_scripts "$work/src" -t "$suite"
+  [[ $(basename "$(qemu_tree "$work/src")") == "qemu-$version" ]] || die "the $suite source is not QEMU $version"
+  for binary in "${binaries[@]}"; do
+    [[ -x $work/root/usr/bin/$binary ]] || die "the $suite packages have no usr/bin/$binary"
+  done
+  # Modules that cannot load only matter when used (audio-pipewire needs libpipewire-0.3-0, which
+  # 7.2 does not bring; -audio none never loads it).
+  for module in "$work"/root/usr/lib/*/qemu/*.so; do
+    missing=$(missing_libraries "$module")
+    if [[ -n $missing ]]; then echo "$(basename "$0"): note: module $(basename "$module") cannot load here: $missing not found" >&2; fi
+  done
+  rm -rf "$dest/version" "$dest/root" "$dest/src"
+  mv "$work/root" "$work/src" "$dest/"
+  echo "$version" > "$dest/version"
+  rm -rf "$dest/apt"
+}
+
+build_once "$dest" report fetch
 check_libraries
 echo "$out"

@@ -6,6 +6,9 @@
 #   lock_cache DIR                creates DIR and holds DIR/.lock until the script exits (callers
 #                                 that run at once wait for each other)
 #   scratch_dir DIR               sets scratch to a fresh folder under DIR, removed when the script exits
+#   build_once DIR REPORT BUILD   sets out to what REPORT prints (a function that prints what a complete
+#                                 build in DIR holds, or fails); if it fails, takes DIR's lock and,
+#                                 unless another caller built it meanwhile, runs BUILD and REPORT again
 #   private_apt DIR TYPES [SUITE] an apt configuration of its own in DIR (sources, index, cache) built
 #                                 from the system's Debian or Ubuntu sources with their Types set to
 #                                 TYPES ("deb-src", "deb deb-src"); with SUITE, only the entries of
@@ -32,6 +35,14 @@ scratch_dir() {
   mkdir -p "$1"
   scratch=$(mktemp -d "$1/.fetch.XXXXXX")
   _scratch+=("$scratch")
+}
+
+build_once() {
+  out=$("$2") && return
+  lock_cache "$1"
+  out=$("$2") && return # another caller built it while we waited
+  "$3"
+  out=$("$2") || die "$1 is incomplete after building"
 }
 
 # deb822 stanzas (/etc/apt/sources.list.d/*.sources): Types replaced; with suite, only the stanzas

@@ -23,14 +23,15 @@ if [[ -n ${QEMU_SRC:-} ]]; then
 fi
 
 dest=${1:-${XDG_CACHE_HOME:-$HOME/.cache}/vmstate/qemu-src}
-qemu_tree "$dest" && exit 0
+report() { qemu_tree "$dest"; }
 
-command -v apt-get >/dev/null || die "apt-get not found: fetching needs Debian or Ubuntu; or set QEMU_SRC to a QEMU source tree"
-command -v xz >/dev/null || die "xz not found (apt-get install xz-utils); or set QEMU_SRC to a QEMU source tree"
-lock_cache "$dest"
-qemu_tree "$dest" && exit 0 # another caller fetched it while we waited
+fetch() {
+  command -v apt-get >/dev/null || die "apt-get not found: fetching needs Debian or Ubuntu; or set QEMU_SRC to a QEMU source tree"
+  command -v xz >/dev/null || die "xz not found (apt-get install xz-utils); or set QEMU_SRC to a QEMU source tree"
+  private_apt "$dest/apt" deb-src
+  fetch_qemu_scripts "$dest"
+  rm -rf "$dest/apt"
+}
 
-private_apt "$dest/apt" deb-src
-fetch_qemu_scripts "$dest"
-rm -rf "$dest/apt"
-qemu_tree "$dest"
+build_once "$dest" report fetch
+echo "$out"
