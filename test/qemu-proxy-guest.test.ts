@@ -48,8 +48,7 @@ async function migrateThrough(scope: Scope, binary: string, guest: LinuxGuest, d
   const [front, back] = [await freePort(), await freePort()];
   const to = await startGuest(scope, binary, guest, disk, name, `tcp:127.0.0.1:${back}`);
   const capture = path.join(scope.dir, `${name}.mig`);
-  const proxy = await startProxy(`tcp:127.0.0.1:${front}`, `tcp:127.0.0.1:${back}`, capture, ...options);
-  scope.defer(async () => void proxy.child.kill());
+  const proxy = await startProxy(scope, `tcp:127.0.0.1:${front}`, `tcp:127.0.0.1:${back}`, capture, ...options);
   await from.vm.qmp.execute('migrate-set-parameters', { 'max-bandwidth': 1 << 30 });
   await from.vm.qmp.execute('migrate', { uri: `tcp:127.0.0.1:${front}` });
   assert.equal((await migrationEnd(from.vm, `the migration to ${name}`)).status, 'completed');

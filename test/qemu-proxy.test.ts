@@ -31,8 +31,7 @@ test('QEMU 7.2 -> proxy -> QEMU 7.2: completes, and the capture is the stream, a
     const dest = await startQemu({ binary, args: [...ARGS, '-incoming', `tcp:127.0.0.1:${back}`] });
     scope.defer(() => dest.stop());
     const capture = path.join(scope.dir, 'capture.mig');
-    const proxy = await startProxy(`tcp:127.0.0.1:${front}`, `tcp:127.0.0.1:${back}`, capture);
-    scope.defer(async () => void proxy.child.kill());
+    const proxy = await startProxy(scope, `tcp:127.0.0.1:${front}`, `tcp:127.0.0.1:${back}`, capture);
     const source = await startQemu({ binary, args: ARGS });
     scope.defer(() => source.stop());
     await source.qmp.execute('migrate', { uri: `tcp:127.0.0.1:${front}` });
@@ -64,8 +63,7 @@ test('a side that dies is passed on: destination killed -> the source fails; sou
       const [front, back] = [await freePort(), await freePort()];
       const dest = await startQemu({ binary, args: [...ARGS, '-incoming', `tcp:127.0.0.1:${back}`] });
       scope.defer(() => dest.stop());
-      const proxy = await startProxy(`tcp:127.0.0.1:${front}`, `tcp:127.0.0.1:${back}`, path.join(scope.dir, 'capture.mig'));
-      scope.defer(async () => void proxy.child.kill());
+      const proxy = await startProxy(scope, `tcp:127.0.0.1:${front}`, `tcp:127.0.0.1:${back}`, path.join(scope.dir, 'capture.mig'));
       const source = await startQemu({ binary, args: ARGS });
       scope.defer(() => source.stop());
       // Slow enough to be cut in the middle: 64 MiB of RAM at 256 KiB/s.
@@ -107,11 +105,9 @@ test("--check --reorder 'iommu-intel<pcie-root-port' --set makes the misorder an
     const dest = await startQemu({ binary, args: [...IOMMU_ARGS, '-incoming', `tcp:127.0.0.1:${back}`] });
     scope.defer(() => dest.stop());
     const [sent, misordered] = [path.join(scope.dir, 'sent.mig'), path.join(scope.dir, 'misordered.mig')];
-    const fixer = await startProxy(`tcp:127.0.0.1:${middle}`, `tcp:127.0.0.1:${back}`, misordered, '--check', '--fix-order');
-    scope.defer(async () => void fixer.child.kill());
-    const breaker = await startProxy(`tcp:127.0.0.1:${front}`, `tcp:127.0.0.1:${middle}`, sent, '--check', '--reorder', 'iommu-intel<pcie-root-port',
+    const fixer = await startProxy(scope, `tcp:127.0.0.1:${middle}`, `tcp:127.0.0.1:${back}`, misordered, '--check', '--fix-order');
+    const breaker = await startProxy(scope, `tcp:127.0.0.1:${front}`, `tcp:127.0.0.1:${middle}`, sent, '--check', '--reorder', 'iommu-intel<pcie-root-port',
       '--set', `${ROOT_PORT_CONFIG}[0x19]=5`, '--set', `${ROOT_PORT_CONFIG}[0x1a]=5`);
-    scope.defer(async () => void breaker.child.kill());
     const source = await startQemu({ binary, args: IOMMU_ARGS });
     scope.defer(() => source.stop());
     await source.qmp.execute('migrate', { uri: `tcp:127.0.0.1:${front}` });
@@ -163,8 +159,7 @@ test("QEMU 10.0 (pc-q35-7.2, two user netdevs) -> QEMU 7.2 fails on 'slirp' 1; t
       scope.defer(() => dest.stop());
       await dest.qmp.execute('migrate-set-capabilities', { capabilities });
       await dest.qmp.execute('migrate-incoming', { uri: `tcp:127.0.0.1:${back}` });
-      const proxy = await startProxy(`tcp:127.0.0.1:${front}`, `tcp:127.0.0.1:${back}`, path.join(scope.dir, 'capture.mig'), ...map);
-      scope.defer(async () => void proxy.child.kill());
+      const proxy = await startProxy(scope, `tcp:127.0.0.1:${front}`, `tcp:127.0.0.1:${back}`, path.join(scope.dir, 'capture.mig'), ...map);
       const source = await startQemu({ binary: q10.binary, args: [...q10.args, ...TWO_NICS], env: q10.env });
       scope.defer(() => source.stop());
       await source.qmp.execute('migrate-set-capabilities', { capabilities });
@@ -200,8 +195,7 @@ test('QEMU 10.0 -> proxy --check -> QEMU 10.0 with return-path and switchover-ac
     scope.defer(() => dest.stop());
     await dest.qmp.execute('migrate-set-capabilities', { capabilities });
     await dest.qmp.execute('migrate-incoming', { uri: `tcp:127.0.0.1:${back}` });
-    const proxy = await startProxy(`tcp:127.0.0.1:${front}`, `tcp:127.0.0.1:${back}`, path.join(scope.dir, 'capture.mig'), '--check', '--qemu', '10.0');
-    scope.defer(async () => void proxy.child.kill());
+    const proxy = await startProxy(scope, `tcp:127.0.0.1:${front}`, `tcp:127.0.0.1:${back}`, path.join(scope.dir, 'capture.mig'), '--check', '--qemu', '10.0');
     const source = await startQemu({ binary: q10.binary, args, env: q10.env });
     scope.defer(() => source.stop());
     await source.qmp.execute('migrate-set-capabilities', { capabilities });
