@@ -23,7 +23,7 @@ import { connect, createServer, type Socket } from 'node:net';
 import { asksForChanges, rewriteDevicePhase, type DevicePhaseEdits, type DevicePhaseResult } from '../analyze/index.js';
 import { IoError, StreamTruncatedError } from '../errors.js';
 import { findVmdescTrailer } from '../savevm/index.js';
-import { ChunkedSource, formatSocketAddress, type SocketAddress } from '../stream/index.js';
+import { ByteWriter, ChunkedSource, formatSocketAddress, type SocketAddress } from '../stream/index.js';
 import { listenAt } from './listen-socket.js';
 import { StreamTap, watchUntilDevices, type LiveStreamStats } from './stream-watch.js';
 
@@ -224,8 +224,7 @@ class Watcher {
   private pendingBytes = 0;
   /** The device phase, from the offset of its first section, while it comes in. */
   private phaseAt: number | null = null;
-  private phase: Uint8Array[] = [];
-  private phaseBytes = 0;
+  private readonly phase = new ByteWriter();
   private rewriting = false;
   private onComplete: (() => void) | null = null;
   readonly stats: LiveStreamStats = { pages: 0, resentPages: 0, passes: 0, sections: 0 };
@@ -303,19 +302,17 @@ class Watcher {
 
   private phasePart(chunk: Uint8Array): void {
     if (this.complete) return this.send(chunk);
-    this.phase.push(chunk);
-    this.phaseBytes += chunk.length;
-    if (this.phaseBytes > DEVICE_PHASE_BYTES) {
+    this.phase.putBuffer(chunk);
+    if (this.phase.length > DEVICE_PHASE_BYTES) {
       return this.fail(new ProxyError('source', this.received(), `sent a device phase over ${DEVICE_PHASE_BYTES} bytes without its VMDESCRIPTION`));
     }
     if (!this.rewriting) this.tryRewrite();
   }
 
-  /** Rewrites and sends the device phase if it has ended (EOF and the VMDESCRIPTION). */
+  /** Rewrites and sends the device phase if it has ended (EOF and the VMDESCRIPTION, whose JSON ends in '}'). */
   private tryRewrite(): void {
-    const phase = Buffer.concat(this.phase);
-    this.phase = [phase];
-    if (findVmdescTrailer(phase, 0, phase.length) < 0) return;
+    const phase = this.phase.peek();
+    if (phase[phase.length - 1] !== 0x7d || findVmdescTrailer(phase, 0, phase.length) < 0) return;
     this.rewriting = true;
     rewriteDevicePhase(phase, this.phaseAt as number, this.watch.edits).then(
       (r) => {
