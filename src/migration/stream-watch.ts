@@ -64,11 +64,13 @@ const PIECE_PAGES = 1 << 18;
 
 /** Which pages of each RAM block were sent, in pieces allocated as pages arrive (never by a block's claimed size). */
 class SentPages {
-  private readonly pieces = new Map<string, Uint8Array>();
+  private readonly pieces = new Map<number, Uint8Array>();
 
   /** Marks the page; true if it was sent before. */
   mark(block: number, page: number): boolean {
-    const key = `${block}:${Math.floor(page / PIECE_PAGES)}`;
+    // A number, not a string, per page: block, then piece. Past 2^41 pages a block shares keys with the
+    // next, which only miscounts pages sent again.
+    const key = block * 2 ** 23 + Math.floor(page / PIECE_PAGES);
     let bits = this.pieces.get(key);
     if (!bits) this.pieces.set(key, (bits = new Uint8Array(PIECE_PAGES / 8)));
     const i = page % PIECE_PAGES;
