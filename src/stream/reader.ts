@@ -24,7 +24,9 @@ export class ByteReader {
 
   constructor(bytes: Uint8Array, base = 0, pos = 0, final = true) {
     this.final = final;
-    this.bytes = bytes;
+    // A plain view even of a Node Buffer: a Buffer's slice() is a view, not a copy, and what getBuffer
+    // returns must copy with slice() like any Uint8Array.
+    this.bytes = bytes.constructor === Uint8Array ? bytes : new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     this.base = base;
     this.pos = pos;
     this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);

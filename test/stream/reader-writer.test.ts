@@ -122,3 +122,10 @@ test('a chunked source reports real truncation at the end of the source', async 
   await assert.rejects(src.read((r) => r.getBe32()), StreamTruncatedError);
   await assert.rejects(src.step(4, (r) => r.getBe32()), StreamTruncatedError);
 });
+
+test('getBuffer of a reader over a Node Buffer copies with slice(), as over any Uint8Array', () => {
+  const source = Buffer.from([1, 2, 3, 4]);
+  const kept = new ByteReader(source).getBuffer(4).slice();
+  source.fill(0);
+  assert.deepEqual([...kept], [1, 2, 3, 4]);
+});
