@@ -1,7 +1,7 @@
-# Sourced by scripts/qemu-source.sh, qemu-10.sh and linux-guest.sh, not run on its own: fetching Debian
-# packages and sources (QEMU's, the test guest's kernel and busybox) into a cache folder outside the
-# repository, without root and without touching the system's apt configuration. Nothing fetched here
-# is copied into the repository.
+# Sourced by scripts/qemu-source.sh, qemu-10.sh, linux-guest.sh and v86-guest.sh, not run on its own:
+# fetching Debian packages and sources (QEMU's, the test guests' kernels and busybox) into a cache
+# folder outside the repository, without root and without touching the system's apt configuration.
+# Nothing fetched here is copied into the repository.
 #
 #   lock_cache DIR                creates DIR and holds DIR/.lock until the script exits (callers
 #                                 that run at once wait for each other)
@@ -9,11 +9,14 @@
 #   build_once DIR REPORT BUILD   sets out to what REPORT prints (a function that prints what a complete
 #                                 build in DIR holds, or fails); if it fails, takes DIR's lock and,
 #                                 unless another caller built it meanwhile, runs BUILD and REPORT again
-#   private_apt DIR TYPES [SUITE] an apt configuration of its own in DIR (sources, index, cache) built
+#   private_apt DIR TYPES [SUITE [ARCH]]
+#                                 an apt configuration of its own in DIR (sources, index, cache) built
 #                                 from the system's Debian or Ubuntu sources with their Types set to
 #                                 TYPES ("deb-src", "deb deb-src"); with SUITE, only the entries of
-#                                 the system's release, pointed at SUITE (e.g. bookworm-backports).
-#                                 Fetches the index and sets apt_opts for apt-get
+#                                 the system's release, pointed at SUITE (e.g. bookworm-backports);
+#                                 with ARCH (e.g. i386; SUITE "" for none), packages of that
+#                                 architecture only, which dpkg need not know. Fetches the index and
+#                                 sets apt_opts for apt-get
 #   qemu_tree DIR                 prints DIR/qemu-*/ that holds scripts/analyze-migration.py, or fails
 #   fetch_qemu_scripts DIR [ARG]  apt-get source --download-only [ARG...] qemu, then unpacks the
 #                                 upstream tarball's scripts/ folder as DIR/qemu-VERSION/scripts
@@ -73,7 +76,7 @@ $1 == "deb" {
 }'
 
 private_apt() {
-  local dir=$1 types=$2 suite=${3:-} release= f
+  local dir=$1 types=$2 suite=${3:-} arch=${4:-} release= f
   if [[ -n $suite ]]; then
     release=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
     [[ -n $release ]] || die "/etc/os-release names no VERSION_CODENAME, so $suite cannot be added"
@@ -97,6 +100,12 @@ private_apt() {
     -o "Dir::Cache=$dir/cache"
     -o "APT::Sandbox::User=$(id -un)"
   )
+  # Setting APT::Architectures keeps apt from asking dpkg which architectures it has; an empty status
+  # file of its own keeps it from reading what the system has installed (of another architecture).
+  if [[ -n $arch ]]; then
+    : > "$dir/status"
+    apt_opts+=(-o "APT::Architecture=$arch" -o "APT::Architectures::=$arch" -o "Dir::State::status=$dir/status")
+  fi
   apt-get "${apt_opts[@]}" update -qq >&2
 }
 
