@@ -14,6 +14,7 @@ const ALLOWED: Record<string, readonly string[]> = {
   savevm: ['stream', 'vmstate'],
   ram: ['stream', 'savevm'],
   machine: ['stream', 'vmstate', 'savevm', 'ram'],
+  v86: ['stream', 'vmstate', 'savevm', 'ram'],
   analyze: ['stream', 'vmstate', 'savevm', 'ram'],
   migration: ['stream', 'vmstate', 'savevm', 'ram', 'machine', 'analyze'],
   qmp: ['stream', 'vmstate', 'savevm', 'ram', 'machine', 'analyze', 'migration'],
