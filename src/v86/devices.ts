@@ -2,8 +2,12 @@
  * The state of each v86 device (npm v86 0.5.462), described: slot indices and names are those of the
  * device's get_state() in v86's source (src/rtc.js, src/pit.js, ...), the wasm struct layouts those of
  * src/rust/cpu/apic.rs and ioapic.rs (#[repr(C)]). Each description is version 1: v86 versions its
- * whole state file (state version 6), not its devices.
+ * whole state file (state version 6), not its devices. Links (links.ts) say what each device needs of
+ * the interrupt controllers and the PCI host; the PCI functions are v86's (ne2k 00:05.0, ACPI 00:07.0,
+ * VGA 00:12.0, IDE 00:1e.0), the fixed IRQs its ISA devices' (PIT 0, keyboard 1 and mouse 12, FDC 6,
+ * RTC 8, ACPI's SCI 9).
  */
+import { APIC_IDSTR, pciFunction, raisesIrqs } from './links.js';
 import { anyValue, byte, flag, nested, num, optional, text, typed, v86Device, wasmStruct, type Slot, type V86Device } from './slots.js';
 
 /** `names` as consecutive number slots from `first` on. */
@@ -76,7 +80,7 @@ export const ioapicDevice = wasmStruct('v86-ioapic', 1, 208, [
   { name: 'ioapic_id', offset: 196, type: 'u32' },
   { name: 'irr', offset: 200, type: 'u32' },
   { name: 'irq_value', offset: 204, type: 'u32' },
-]);
+], [{ idstr: APIC_IDSTR, reason: 'the IOAPIC delivers its interrupts to the local APIC' }]);
 
 /**
  * One 8259 PIC: the 13 bytes of struct Pic0 (src/rust/cpu/pic.rs) as CPU.get_state_pic lists them.
@@ -99,7 +103,7 @@ export const rtcDevice = v86Device('v86-rtc', 1, 15, [
   flag(12, 'update_interrupt'),
   num(13, 'update_interrupt_time'),
   num(14, 'cmos_diag_status'),
-]);
+], [raisesIrqs('v86-rtc', () => [8])]);
 
 /** The PCI host: config space of each of 256 device slots (null where none), then the address latch. */
 export const pciDevice = v86Device('v86-pci', 1, 260, [
@@ -124,7 +128,10 @@ export const dmaDevice = v86Device('v86-dma', 1, 9, [
 ]);
 
 /** ACPI power management (src/acpi.js). */
-export const acpiDevice = v86Device('v86-acpi', 1, 4, [...nums(0, ['status', 'pm1_status', 'pm1_enable']), typed(3, 'gpe', 'Uint8Array', 4)]);
+export const acpiDevice = v86Device('v86-acpi', 1, 4, [...nums(0, ['status', 'pm1_status', 'pm1_enable']), typed(3, 'gpe', 'Uint8Array', 4)], [
+  pciFunction('v86-acpi', 0x38),
+  raisesIrqs('v86-acpi', () => [9]), // SCI
+]);
 
 /** VGA with Bochs VBE (src/vga.js); its memories are as large as v86 was configured with. */
 export const vgaDevice = v86Device('v86-vga', 1, 65, [
@@ -148,7 +155,7 @@ export const vgaDevice = v86Device('v86-vga', 1, 65, [
   num(62, 'dac_mask'),
   num(63, 'character_map_select'),
   flag(64, 'font_page_ab_enabled'),
-]);
+], [pciFunction('v86-vga', 0x90)]);
 
 /** The 8042 keyboard controller with keyboard and mouse (src/ps2.js). */
 export const ps2Device = v86Device('v86-ps2', 1, 28, [
@@ -167,7 +174,7 @@ export const ps2Device = v86Device('v86-ps2', 1, 28, [
   num(25, 'mouse_id'),
   num(26, 'mouse_detect_state'),
   flag(27, 'mouse_reset_workaround'),
-]);
+], [raisesIrqs('v86-ps2', () => [1, 12])]);
 
 /** A 16550 UART (src/uart.js); v86 has four, each a section of this description. */
 export const uartDevice = v86Device(
@@ -175,6 +182,7 @@ export const uartDevice = v86Device(
   1,
   11,
   nums(0, ['ints', 'baud_rate', 'line_control', 'lsr', 'fifo_control', 'ier', 'iir', 'modem_control', 'modem_status', 'scratch_register', 'irq']),
+  [raisesIrqs('v86-uart', (s) => [s.irq])],
 );
 
 /** A floppy drive (src/floppy.js FloppyDrive); its buffer is the disk image's own state, or null. */
@@ -197,7 +205,7 @@ export const fdcDevice = v86Device('v86-fdc', 1, 46, [
   ...nums(39, ['step_rate_interval', 'head_load_time', 'fdc_config', 'precomp_trk', 'eot']),
   nested(44, 'drive0', floppyDrive),
   nested(45, 'drive1', floppyDrive),
-]);
+], [raisesIrqs('v86-fdc', () => [6])]);
 
 /** One IDE drive (src/ide.js IDEInterface); indices 5 to 8 are zeros v86 still writes. */
 const ideInterface = v86Device('v86-ide-interface', 1, 29, [
@@ -224,7 +232,10 @@ const ideChannel = v86Device('v86-ide-channel', 1, 13, [
 ]);
 
 /** The IDE controller (src/ide.js IDEController): a primary and a secondary channel, either absent. */
-export const ideDevice = v86Device('v86-ide', 1, 2, [optional(nested(0, 'primary', ideChannel)), optional(nested(1, 'secondary', ideChannel))]);
+export const ideDevice = v86Device('v86-ide', 1, 2, [optional(nested(0, 'primary', ideChannel)), optional(nested(1, 'secondary', ideChannel))], [
+  pciFunction('v86-ide', 0xf0),
+  raisesIrqs('v86-ide', (s) => (['primary', 'secondary'] as const).flatMap((c) => (s[`${c}_present`] === true ? [(s[c] as Record<string, unknown>).irq] : []))),
+]);
 
 /** The 8254 PIT (src/pit.js): three counters. */
 export const pitDevice = v86Device('v86-pit', 1, 9, [
@@ -237,14 +248,14 @@ export const pitDevice = v86Device('v86-pit', 1, 9, [
   typed(6, 'counter_reload', 'Uint16Array', 3),
   typed(7, 'counter_start_time', 'Float64Array', 3),
   typed(8, 'counter_start_value', 'Uint16Array', 3),
-]);
+], [raisesIrqs('v86-pit', () => [0])]);
 
 /** The NE2000 network card (src/ne2k.js). */
 export const ne2kDevice = v86Device('v86-ne2k', 1, 17, [
   ...nums(0, ['isr', 'imr', 'cr', 'dcfg', 'rcnt', 'tcnt', 'tpsr', 'rsar', 'pstart', 'curpg', 'boundary', 'pstop', 'rxcr', 'txcr', 'tsr']),
   typed(15, 'mac', 'Uint8Array', 6),
   typed(16, 'memory', 'Uint8Array'),
-]);
+], [pciFunction('v86-ne2k', 0x28)]);
 
 /** The Sound Blaster 16 (src/sb16.js). */
 export const sb16Device = v86Device('v86-sb16', 1, 36, [
@@ -263,7 +274,7 @@ export const sb16Device = v86Device('v86-sb16', 1, 36, [
   anyValue(33, 'mpu_read_buffer_last_value'), // never set until the MPU is read
   num(34, 'irq'),
   typed(35, 'irq_triggered', 'Uint8Array', 16),
-]);
+], [raisesIrqs('v86-sb16', (s) => [s.irq])]);
 
 /** The VMware mouse backdoor (src/vmware.js). */
 export const vmwareMouseDevice = v86Device('v86-vmware-mouse', 1, 2, [flag(0, 'enabled'), flag(1, 'absolute')]);

@@ -28,10 +28,12 @@ import {
   vbuffer,
   type AnyVmsd,
   type CustomCodec,
+  type LoadContext,
   type Field,
   type Vmsd,
 } from '../vmstate/index.js';
 import { decodeV86Value, encodeV86Value } from './value-codec.js';
+import type { V86Link, V86Supplier } from './links.js';
 import type { V86TypedArray, V86Value } from './state-file.js';
 
 /** QEMU's vmstate_info_float64: a double as big-endian IEEE 754 bits. */
@@ -66,6 +68,8 @@ const TYPED: Readonly<Record<TypedName, { readonly ctor: new (n: number) => V86T
 /** A v86 device (or a nested object's get_state) described: its Vmsd and the two conversions. */
 export interface V86Device {
   readonly vmsd: AnyVmsd;
+  /** The entries that must be loaded before this device's (interrupt controllers, the PCI host). */
+  readonly suppliers: readonly V86Supplier[];
   /** v86's array -> the description's state object; SaveError when a value does not fit its slot. */
   toState(value: V86Value, path: string): Record<string, unknown>;
   /** The state object -> v86's value (its array, as long as v86's get_state makes it). */
@@ -227,11 +231,13 @@ export function optional(slot: Slot): Slot {
  * A device whose get_state() array is `length` long (indices past the last slot are still written, as
  * null), with a slot per index that holds a value.
  */
-export function v86Device(name: string, version: number, length: number, slots: readonly Slot[], subsections: readonly AnyVmsd[] = []): V86Device {
+export function v86Device(name: string, version: number, length: number, slots: readonly Slot[], links: readonly V86Link[] = []): V86Device {
   const sorted = [...slots].sort((a, b) => a.index - b.index);
-  const vmsd = defineVmsd({ name, version, fields: sorted.flatMap((s) => s.fields), subsections });
+  const postLoad = links.length ? (s: Record<string, unknown>, ctx: LoadContext) => links.forEach((l) => l.postLoad(s, ctx)) : undefined;
+  const vmsd = defineVmsd({ name, version, fields: sorted.flatMap((s) => s.fields), ...(postLoad ? { postLoad } : {}) });
   return {
     vmsd,
+    suppliers: links.flatMap((l) => l.suppliers),
     toState(value, path) {
       if (!Array.isArray(value) || value.length !== length) throw misfit(path, value, `an array of ${length}`);
       const out: Record<string, unknown> = {};
@@ -262,7 +268,7 @@ export interface WasmField {
  * field: the stream carries the fields, and the bytes are written back little-endian at their offsets.
  * Bytes no field covers (padding) must be zero, or saving refuses.
  */
-export function wasmStruct(name: string, version: number, size: number, layout: readonly WasmField[]): V86Device {
+export function wasmStruct(name: string, version: number, size: number, layout: readonly WasmField[], suppliers: readonly V86Supplier[] = []): V86Device {
   const fieldOf = (f: WasmField): Field => {
     if (f.type === 'u8') return u8(f.name);
     if (f.type === 'bool') return bool(f.name);
@@ -274,6 +280,7 @@ export function wasmStruct(name: string, version: number, size: number, layout: 
   const vmsd = defineVmsd({ name, version, fields: layout.map(fieldOf) });
   return {
     vmsd,
+    suppliers,
     toState(value, path) {
       if (!(value instanceof Uint8Array) || value.length !== size) throw misfit(path, value, `a Uint8Array of ${size}`);
       const dv = new DataView(value.buffer, value.byteOffset, value.byteLength);

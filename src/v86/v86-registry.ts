@@ -120,6 +120,12 @@ export function v86Entries(tree: readonly V86Value[]): V86Entries {
     registry.register({ idstr: slot.idstr, instanceId: slot.instance, vmsd: slot.device.vmsd, state });
     states.push({ slot, state });
   }
+  // What each device needs loaded before it (links.ts), among the entries this PC has.
+  for (const { slot } of states) {
+    for (const s of slot.device.suppliers) {
+      if (registry.find(s)) registry.addDependency(s, { idstr: slot.idstr, instanceId: slot.instance }, s.reason);
+    }
+  }
   registry.register({ idstr: 'ram', handler: new RamHandler([{ name: V86_RAM_BLOCK, data: ram }], { pagesPerIteration: 1024 }) });
   return {
     registry,

@@ -6,9 +6,10 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { SaveError, StreamFormatError } from '../../src/errors.js';
-import { loadSnapshot, saveSnapshot } from '../../src/savevm/index.js';
-import { ChunkedSource } from '../../src/stream/index.js';
+import { LoadError, LoadOrderError, SaveError, StreamFormatError } from '../../src/errors.js';
+import { listSections, parseVmdesc } from '../../src/analyze/index.js';
+import { findVmdescTrailer, loadSnapshot, readVmdesc, saveSnapshot } from '../../src/savevm/index.js';
+import { ByteReader, ChunkedSource } from '../../src/stream/index.js';
 import { readV86State, v86Entries, writeV86State, V86_DEVICES, V86_MACHINE_TYPE, type V86Value } from '../../src/v86/index.js';
 import { analyzeScriptOrSkip, runAnalyzeScript } from '../support/peer.js';
 import { bootedState, startV86, v86GuestOrSkip } from '../support/v86.js';
@@ -63,6 +64,47 @@ test('a booted Linux on v86: save_state -> QEMU stream -> save_state, byte for b
   assert.deepEqual(names.sort(), ['ram', 'v86-apic', 'v86-cpu', 'v86-dma', 'v86-fdc', 'v86-ide', 'v86-ioapic', 'v86-ne2k', 'v86-parallel', 'v86-pci', 'v86-pic', 'v86-pic', 'v86-pit', 'v86-ps2', 'v86-rtc', 'v86-sb16', 'v86-uart', 'v86-vga', 'v86-vmware-mouse']);
   const uart = Object.entries(analysis).find(([k]) => k.startsWith('v86-uart '))?.[1];
   assert.ok(uart && 'line_control' in uart && 'ier' in uart, 'the UART shows its registers by name');
+});
+
+test('v86 devices are saved after the interrupt controllers and the PCI host; a stream that loads one first is refused', { timeout: 240_000 }, async (t) => {
+  const guest = v86GuestOrSkip(t);
+  if (!guest) return;
+  const tree = readV86State(new Uint8Array(await bootedState(guest)));
+  const plan = v86Entries(tree).registry.plan();
+  const at = (label: string) => plan.entries.findIndex((e) => e.label === label);
+  for (const consumer of ['v86-rtc#0', 'v86-pit#0', 'v86-uart#0', 'v86-ps2#0', 'v86-fdc#0', 'v86-ide#0', 'v86-sb16#0']) {
+    for (const supplier of ['v86-pic#0', 'v86-pic#1', 'v86-ioapic#0']) assert.ok(at(supplier) < at(consumer), `${supplier} before ${consumer}`);
+  }
+  for (const consumer of ['v86-ide#0', 'v86-ne2k#0', 'v86-vga#0']) assert.ok(at('v86-pci#0') < at(consumer), `v86-pci#0 before ${consumer}`);
+  assert.ok(at('v86-apic#0') < at('v86-ioapic#0'));
+  assert.ok(plan.explain(at('v86-uart#0')).some((line) => /raises interrupts through the PICs and the IOAPIC/.test(line)), plan.explain(at('v86-uart#0')).join('\n'));
+
+  // The UART's section moved before the master PIC's: the load-order guard refuses it, naming both.
+  const stream = streamOf(tree);
+  const trailer = findVmdescTrailer(stream, 0, stream.length);
+  const rows = await listSections(ChunkedSource.fromBytes(stream), parseVmdesc(readVmdesc(new ByteReader(stream, 0, trailer)), trailer + 5));
+  const row = (idstr: string, instanceId: number) => rows.find((r) => r.idstr === idstr && r.instanceId === instanceId && r.type === 'full');
+  const uart = row('v86-uart', 0);
+  const pic = row('v86-pic', 0);
+  assert.ok(uart && pic && pic.offset < uart.offset);
+  const misordered = Buffer.concat([
+    stream.subarray(0, pic.offset),
+    stream.subarray(uart.offset, uart.offset + uart.size),
+    stream.subarray(pic.offset, uart.offset),
+    stream.subarray(uart.offset + uart.size),
+  ]);
+  await assert.rejects(
+    loadSnapshot(v86Entries(tree).registry, ChunkedSource.fromBytes(misordered), { machineName: V86_MACHINE_TYPE, checkLoadOrder: true }),
+    (e: unknown) => e instanceof LoadOrderError && /v86-uart#0/.test(e.message) && /v86-ioapic#0|v86-pic#0/.test(e.message),
+  );
+
+  // A UART on IRQ 99 (a hostile stream's, say) is refused at load, not left for v86 to trip on.
+  const hostile = tree.slice();
+  hostile[54] = (tree[54] as V86Value[]).map((v, i) => (i === 10 ? 99 : v));
+  await assert.rejects(
+    loadSnapshot(v86Entries(tree).registry, ChunkedSource.fromBytes(streamOf(hostile)), { machineName: V86_MACHINE_TYPE }),
+    (e: unknown) => e instanceof LoadError && /^v86-uart \(\d+\): IRQ 99 is not a line of the IOAPIC \(0 to 23\)$/.test(e.message),
+  );
 });
 
 test('v86 state files that are not one are refused with the byte offset', () => {
